@@ -1,0 +1,68 @@
+"""Reproduce vLLM's start-up memory logs (tests/data/vllm_memory_logs.yaml) and print
+predicted vs logged figures. Run: python benchmarks/validate_memory.py"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inferplan.capacity import MemoryPlan, plan_memory
+from inferplan.catalog import load_model
+from inferplan.hardware import get_gpu
+from inferplan.memory import EngineMemoryConfig, Parallelism
+from inferplan.precision import get_kv_dtype, get_precision
+from inferplan.units import GIB
+
+ROWS = Path(__file__).resolve().parents[1] / "tests" / "data" / "vllm_memory_logs.yaml"
+
+
+def predict(row: dict[str, Any]) -> MemoryPlan:
+    engine = EngineMemoryConfig(
+        gpu_memory_utilization=row["gpu_memory_utilization"],
+        max_num_batched_tokens=row["max_num_batched_tokens"],
+        non_torch_bytes=row["non_torch_gib"] * GIB if row["non_torch_gib"] is not None else None,
+    )
+    precision = get_precision(row["dtype"])
+    return plan_memory(
+        load_model(row["model"]),
+        get_gpu(row["gpu"]),
+        precision,
+        get_kv_dtype(row["dtype"]),
+        Parallelism(tp=row["tp"]),
+        engine,
+    )
+
+
+def comparisons(row: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(metric, predicted, logged) for every figure the log has."""
+    plan = predict(row)
+    got = {
+        "weights_gib": plan.weights_bytes / GIB,
+        "kv_cache_gib": plan.kv_cache_bytes / GIB,
+        "activation_gib": (plan.activation_bytes + plan.logits_bytes) / GIB,
+        "num_gpu_blocks": float(plan.num_blocks),
+        "kv_tokens": float(plan.kv_tokens),
+    }
+    return [(k, got[k], float(v)) for k, v in row["logged"].items()]
+
+
+def main() -> int:
+    rows = yaml.safe_load(ROWS.read_text())
+    print(
+        f"{'row':18s} {'model':14s} {'gpu':14s} {'metric':15s} "
+        f"{'predicted':>10s} {'logged':>10s} {'error':>8s}"
+    )
+    for row in rows:
+        for metric, pred, logged in comparisons(row):
+            print(
+                f"{row['id']:18s} {row['model']:14s} {row['gpu']:14s} {metric:15s} "
+                f"{pred:10.2f} {logged:10.2f} {(pred - logged) / logged * 100:+7.1f}%"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""The hardware catalog: GPUs and the links between them, loaded from YAML and validated.
+
+``GpuSpec`` holds SI values (bytes, bytes/s, FLOP/s). A MIG slice is a ``GpuSpec`` too:
+:func:`mig_slice` scales compute by the slice's GPCs (g/7) and memory capacity and
+bandwidth by its memory slices (the GB label over the whole card's).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from inferplan.errors import ConfigError, InputError, UnknownGpuError
+from inferplan.units import GB, GIB
+
+__all__ = [
+    "GpuSpec",
+    "LinkSpec",
+    "get_gpu",
+    "get_link",
+    "gpu_catalog",
+    "link_catalog",
+    "load_gpu_file",
+    "mig_slice",
+]
+
+#: Fraction of nominal memory visible to CUDA when no measurement is catalogued
+#: (ECC and driver reservations: 79.22 of 80 GiB on H100, 79.15 on A100 80GB = 0.990).
+DEFAULT_VISIBLE_MEMORY_FRACTION = 0.99
+_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
+
+
+class _GpuEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str
+    vendor: str
+    architecture: str
+    form_factor: str
+    memory_gib: float = Field(gt=0)
+    visible_memory_gib: float | None = Field(default=None, gt=0)
+    mem_bw_tb_s: float = Field(gt=0)
+    dense_tflops: dict[str, float]
+    measured_matmul_tflops: dict[str, float] = Field(default_factory=dict)
+    scale_up: str | None
+    max_scale_up_gpus: int = Field(default=8, ge=1)
+    pcie: str
+    tdp_w: float = Field(gt=0)
+    num_sms: int = Field(gt=0)
+    mig: list[str]
+    sources: str = Field(min_length=5)
+
+    @field_validator("dense_tflops", "measured_matmul_tflops")
+    @classmethod
+    def _known_dtypes(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, rate in value.items():
+            if key not in _DTYPES or rate <= 0:
+                raise ValueError(f"'{key}: {rate}' must be a positive rate for one of {_DTYPES}")
+        return value
+
+
+class _LinkEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str
+    kind: str
+    bw_gb_s_per_direction: float = Field(gt=0)
+    latency_us: float = Field(ge=0)
+    allreduce_bus_efficiency: float = Field(gt=0, le=1)
+    sharp_bus_gb_s: float | None = None
+    max_gpus: int = 1024
+    sources: str = Field(min_length=5)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSpec:
+    """One GPU (or MIG slice). Rates are dense tensor-core FLOP/s per dtype."""
+
+    id: str
+    name: str
+    vendor: str
+    architecture: str
+    form_factor: str
+    memory_bytes: float
+    visible_memory_bytes: float
+    mem_bw_bytes_per_s: float
+    peak_flops: dict[str, float]
+    measured_matmul_flops: dict[str, float]
+    scale_up: str | None
+    max_scale_up_gpus: int
+    pcie: str
+    tdp_w: float
+    num_sms: int
+    mig_profiles: tuple[str, ...]
+    sources: str
+    compute_fraction: float = 1.0  # < 1 for a MIG slice
+
+    def supports(self, dtype: str) -> bool:
+        """Whether the tensor cores run ``dtype`` natively (e.g. FP8 on Hopper, not Ampere)."""
+        return dtype in self.peak_flops
+
+    def flops_for(self, dtype: str) -> float:
+        """Dense peak FLOP/s for a GEMM in ``dtype``; BF16/FP16 when the dtype is unsupported."""
+        if dtype in self.peak_flops:
+            return self.peak_flops[dtype]
+        return self.peak_flops.get("bf16", self.peak_flops.get("fp16", 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    id: str
+    name: str
+    kind: str
+    bw_bytes_per_s: float  # per GPU, per direction
+    latency_s: float
+    allreduce_bus_efficiency: float
+    sharp_bus_bytes_per_s: float | None
+    max_gpus: int
+    sources: str
+
+
+def _load_yaml(path: Path | Any, what: str) -> list[dict[str, Any]]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what}: not valid YAML ({exc})") from exc
+    if not isinstance(data, list):
+        raise ConfigError(f"{what}: expected a list of entries")
+    return data
+
+
+def _validation_message(what: str, index: int, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    return f"{what}: entry {index + 1}, field '{field}': {err['msg']}"
+
+
+@cache
+def gpu_catalog() -> dict[str, GpuSpec]:
+    """Every catalog GPU by id."""
+    return load_gpu_file(resources.files("inferplan") / "data" / "gpus.yaml")
+
+
+def load_gpu_file(path: Path | Any) -> dict[str, GpuSpec]:
+    """Read and validate a GPU YAML file (the catalog's format); errors name entry and field."""
+    out: dict[str, GpuSpec] = {}
+    what = getattr(path, "name", str(path))
+    for i, raw in enumerate(_load_yaml(path, what)):
+        try:
+            e = _GpuEntry.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(_validation_message(what, i, exc)) from exc
+        memory = e.memory_gib * GIB
+        visible = (
+            e.visible_memory_gib * GIB
+            if e.visible_memory_gib
+            else memory * DEFAULT_VISIBLE_MEMORY_FRACTION
+        )
+        out[e.id] = GpuSpec(
+            id=e.id,
+            name=e.name,
+            vendor=e.vendor,
+            architecture=e.architecture,
+            form_factor=e.form_factor,
+            memory_bytes=memory,
+            visible_memory_bytes=visible,
+            mem_bw_bytes_per_s=e.mem_bw_tb_s * 1e12,
+            peak_flops={k: v * 1e12 for k, v in e.dense_tflops.items()},
+            measured_matmul_flops={k: v * 1e12 for k, v in e.measured_matmul_tflops.items()},
+            scale_up=e.scale_up,
+            max_scale_up_gpus=e.max_scale_up_gpus,
+            pcie=e.pcie,
+            tdp_w=e.tdp_w,
+            num_sms=e.num_sms,
+            mig_profiles=tuple(e.mig),
+            sources=e.sources,
+        )
+    return out
+
+
+@cache
+def link_catalog() -> dict[str, LinkSpec]:
+    """Every interconnect by id."""
+    path = resources.files("inferplan") / "data" / "interconnects.yaml"
+    out: dict[str, LinkSpec] = {}
+    for i, raw in enumerate(_load_yaml(path, "interconnects.yaml")):
+        try:
+            e = _LinkEntry.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(_validation_message("interconnects.yaml", i, exc)) from exc
+        out[e.id] = LinkSpec(
+            id=e.id,
+            name=e.name,
+            kind=e.kind,
+            bw_bytes_per_s=e.bw_gb_s_per_direction * GB,
+            latency_s=e.latency_us * 1e-6,
+            allreduce_bus_efficiency=e.allreduce_bus_efficiency,
+            sharp_bus_bytes_per_s=e.sharp_bus_gb_s * GB if e.sharp_bus_gb_s else None,
+            max_gpus=e.max_gpus,
+            sources=e.sources,
+        )
+    return out
+
+
+_ALIASES = {
+    "h100": "h100-sxm",
+    "h100-80gb": "h100-sxm",
+    "h100-sxm5": "h100-sxm",
+    "h200": "h200-sxm",
+    "a100": "a100-sxm-80gb",
+    "a100-80gb": "a100-sxm-80gb",
+    "a100-sxm": "a100-sxm-80gb",
+    "a100-40gb": "a100-sxm-40gb",
+    "a100-pcie": "a100-pcie-80gb",
+    "b200-sxm": "b200",
+    "4090": "rtx-4090",
+    "3090": "rtx-3090",
+    "mi300": "mi300x",
+    "gh200-144gb": "gh200",
+}
+
+
+def get_gpu(name: str) -> GpuSpec:
+    """A catalog GPU by id or alias, e.g. 'h100-sxm', 'H100', 'a100-80gb'; 'h100-sxm:3g.40gb'
+    names a MIG slice."""
+    base, _, profile = name.partition(":")
+    key = re.sub(r"[\s_]+", "-", base.strip().lower())
+    key = _ALIASES.get(key, key)
+    catalog = gpu_catalog()
+    if key not in catalog:
+        raise UnknownGpuError(name, catalog)
+    gpu = catalog[key]
+    return mig_slice(gpu, profile) if profile else gpu
+
+
+def get_link(link_id: str) -> LinkSpec:
+    links = link_catalog()
+    if link_id not in links:
+        raise InputError(f"unknown interconnect '{link_id}'; choose one of {', '.join(links)}")
+    return links[link_id]
+
+
+def mig_slice(gpu: GpuSpec, profile: str) -> GpuSpec:
+    """The GPU seen by a process in MIG profile ``profile`` (e.g. '3g.40gb').
+
+    Compute scales with the GPCs (g of 7); memory and bandwidth with the memory slices,
+    taken as the profile's GB label over the largest profile's label.
+    """
+    if profile not in gpu.mig_profiles:
+        offered = ", ".join(gpu.mig_profiles) or "none (this GPU has no MIG)"
+        raise InputError(f"{gpu.id} has no MIG profile '{profile}'; profiles: {offered}")
+    match = re.fullmatch(r"(\d)g\.(\d+)gb", profile)
+    full = re.fullmatch(r"(\d)g\.(\d+)gb", gpu.mig_profiles[-1])
+    if not match or not full:
+        raise InputError(f"cannot read MIG profile '{profile}'; expected the form 3g.40gb")
+    compute = int(match.group(1)) / 7.0
+    memory = int(match.group(2)) / int(full.group(2))
+    return replace(
+        gpu,
+        id=f"{gpu.id}:{profile}",
+        name=f"{gpu.name} MIG {profile}",
+        memory_bytes=gpu.memory_bytes * memory,
+        visible_memory_bytes=gpu.visible_memory_bytes * memory,
+        mem_bw_bytes_per_s=gpu.mem_bw_bytes_per_s * memory,
+        peak_flops={k: v * compute for k, v in gpu.peak_flops.items()},
+        measured_matmul_flops={k: v * compute for k, v in gpu.measured_matmul_flops.items()},
+        scale_up=None,
+        max_scale_up_gpus=1,
+        num_sms=max(1, round(gpu.num_sms * compute)),
+        mig_profiles=(),
+        compute_fraction=compute,
+    )
