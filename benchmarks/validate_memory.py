@@ -51,10 +51,7 @@ def comparisons(row: dict[str, Any]) -> list[tuple[str, float, float]]:
 
 def main() -> int:
     rows = yaml.safe_load(ROWS.read_text())
-    print(
-        f"{'row':18s} {'model':14s} {'gpu':14s} {'metric':15s} "
-        f"{'predicted':>10s} {'logged':>10s} {'error':>8s}"
-    )
+    print(f"{'row':18s} {'model':14s} {'gpu':14s} {'metric':15s} {'predicted':>10s} {'logged':>10s} {'error':>8s}")
     for row in rows:
         for metric, pred, logged in comparisons(row):
             print(

@@ -29,9 +29,7 @@ def write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int]]]) -> 
 
 
 def test_counts_and_dtypes(tmp_path: Path) -> None:
-    write_safetensors(
-        tmp_path / "model-00001.safetensors", {"a": ("BF16", [64, 32]), "b": ("F32", [10])}
-    )
+    write_safetensors(tmp_path / "model-00001.safetensors", {"a": ("BF16", [64, 32]), "b": ("F32", [10])})
     write_safetensors(tmp_path / "model-00002.safetensors", {"c": ("F8_E4M3", [4, 4])})
     info = read_checkpoint(tmp_path)
     assert info is not None

@@ -39,9 +39,7 @@ def test_fit_json_round_trips(runner: CliRunner) -> None:
     assert payload["schema"] == "inferplan.fit/1"
     assert json.loads(json.dumps(payload)) == payload
     g = payload["per_gpu"]
-    parts = (
-        g["weights_bytes"] + g["activation_peak_bytes"] + g["logits_bytes"] + g["non_torch_bytes"]
-    )
+    parts = g["weights_bytes"] + g["activation_peak_bytes"] + g["logits_bytes"] + g["non_torch_bytes"]
     assert abs(parts + g["kv_cache_bytes"] - g["budget_bytes"]) <= 4
     assert payload["verdict"]["fits"] is True
     contexts = [row["context_tokens"] for row in payload["context_growth"]]
@@ -79,9 +77,7 @@ def test_fit_config_file(runner: CliRunner, tiny_config_file: Path) -> None:
         (["fit", "llama-3.1-8b", "--gpu", "h100", "--non-torch", "lots"], 2, "cannot read size"),
     ],
 )
-def test_fit_errors_are_one_line(
-    runner: CliRunner, args: list[str], code: int, message: str
-) -> None:
+def test_fit_errors_are_one_line(runner: CliRunner, args: list[str], code: int, message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == code, result.output
     assert message in result.stderr

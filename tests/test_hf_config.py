@@ -112,9 +112,7 @@ def test_hub_id_without_network_is_clear(monkeypatch: pytest.MonkeyPatch) -> Non
         (
             {
                 "quant_method": "compressed-tensors",
-                "config_groups": {
-                    "g": {"weights": {"num_bits": 4, "type": "int", "group_size": 128}}
-                },
+                "config_groups": {"g": {"weights": {"num_bits": 4, "type": "int", "group_size": 128}}},
             },
             "int4",
             4,

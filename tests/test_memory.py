@@ -110,9 +110,7 @@ def test_activation_formula_matches_fitted_slope() -> None:
 
 
 def test_fits_answers() -> None:
-    plan = plan_memory(
-        load_model("llama-3.1-70b"), get_gpu("h100-sxm"), BF16, BF16KV, Parallelism(tp=4)
-    )
+    plan = plan_memory(load_model("llama-3.1-70b"), get_gpu("h100-sxm"), BF16, BF16KV, Parallelism(tp=4))
     assert plan.fits
     seqs = plan.max_sequences(8192)
     assert seqs == int(plan.kv_cache_bytes // plan.sequence_bytes(8192))
@@ -154,9 +152,7 @@ def test_parallelism_rejects_bad_values(tp: int) -> None:
 
 def test_tp_must_divide_heads() -> None:
     with pytest.raises(InputError, match="does not divide"):
-        plan_memory(
-            load_model("llama-3.1-8b"), get_gpu("h100-sxm"), BF16, BF16KV, Parallelism(tp=3)
-        )
+        plan_memory(load_model("llama-3.1-8b"), get_gpu("h100-sxm"), BF16, BF16KV, Parallelism(tp=3))
 
 
 MODELS = [
@@ -175,9 +171,7 @@ MODELS = [
 def test_kv_never_decreases_with_context(name: str, a: int, b: int) -> None:
     m = load_model(name)
     lo, hi = sorted((a, b))
-    assert kv_bytes_per_sequence(m, lo, BF16KV, Parallelism()) <= kv_bytes_per_sequence(
-        m, hi, BF16KV, Parallelism()
-    )
+    assert kv_bytes_per_sequence(m, lo, BF16KV, Parallelism()) <= kv_bytes_per_sequence(m, hi, BF16KV, Parallelism())
 
 
 @settings(max_examples=40, deadline=None)
@@ -187,9 +181,7 @@ def test_kv_never_decreases_with_context(name: str, a: int, b: int) -> None:
     c1=st.integers(1, 64),
     c2=st.integers(1, 64),
 )
-def test_memory_needed_never_decreases_with_concurrency(
-    name: str, ctx: int, c1: int, c2: int
-) -> None:
+def test_memory_needed_never_decreases_with_concurrency(name: str, ctx: int, c1: int, c2: int) -> None:
     m = load_model(name)
     lo, hi = sorted((c1, c2))
     per = kv_bytes_per_sequence(m, ctx, BF16KV, Parallelism())
@@ -225,8 +217,6 @@ def test_more_memory_never_fewer_sequences(util: float, ctx: int) -> None:
     m = load_model("llama-3.1-8b")
     gpu = get_gpu("h100-sxm")
     low = plan_memory(m, gpu, BF16, BF16KV, Parallelism(), EngineMemoryConfig(util))
-    high = plan_memory(
-        m, gpu, BF16, BF16KV, Parallelism(), EngineMemoryConfig(min(util + 0.04, 1.0))
-    )
+    high = plan_memory(m, gpu, BF16, BF16KV, Parallelism(), EngineMemoryConfig(min(util + 0.04, 1.0)))
     assert high.max_sequences(ctx) >= low.max_sequences(ctx)
     assert high.kv_cache_bytes / GIB > low.kv_cache_bytes / GIB

@@ -27,9 +27,7 @@ def test_total_params_match_published(name: str) -> None:
     assert abs(counts.total - expected) <= tol, (name, counts.total, expected)
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n, e in catalog_models().items() if e.published_active)
-)
+@pytest.mark.parametrize("name", sorted(n for n, e in catalog_models().items() if e.published_active))
 def test_active_params_match_published(name: str) -> None:
     entry = catalog_models()[name]
     assert entry.published_active is not None

@@ -59,8 +59,7 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "is the file truncated?"
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); is the file truncated?"
         ) from exc
 
 
@@ -82,11 +81,7 @@ def catalog_models() -> dict[str, CatalogModel]:
             published_active=pub.get("active_params"),
             published_source=pub.get("source", ""),
             config=doc["config"],
-            published_meta={
-                k: v
-                for k, v in pub.items()
-                if k in ("kind", "active_kind", "active_convention", "scope")
-            },
+            published_meta={k: v for k, v in pub.items() if k in ("kind", "active_kind", "active_convention", "scope")},
         )
     return out
 
@@ -111,9 +106,7 @@ def load_model(ref: str, *, allow_hub: bool = True) -> ModelSpec:
     """
     hit = _catalog_lookup(ref)
     if hit is not None:
-        return replace(
-            spec_from_config(hit.config, hit.name, f"catalog:{hit.name}"), source=hit.config_source
-        )
+        return replace(spec_from_config(hit.config, hit.name, f"catalog:{hit.name}"), source=hit.config_source)
     path = Path(ref).expanduser()
     if path.is_file():
         return spec_from_config(_read_json(path), path.parent.name or path.stem, str(path))
@@ -131,9 +124,7 @@ def _load_folder(path: Path) -> ModelSpec:
 
     config = path / "config.json"
     if not config.is_file():
-        raise ConfigError(
-            f"{path}: no config.json in this folder; pass a model folder or a config file"
-        )
+        raise ConfigError(f"{path}: no config.json in this folder; pass a model folder or a config file")
     spec = spec_from_config(_read_json(config), path.name, str(config))
     checkpoint = read_checkpoint(path)
     if checkpoint is None:

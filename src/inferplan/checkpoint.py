@@ -39,9 +39,7 @@ def read_safetensors_header(path: Path) -> dict[str, dict[str, object]]:
                 raise ConfigError(f"{path}: too short to be a safetensors file (truncated?)")
             (header_len,) = struct.unpack("<Q", raw_len)
             if header_len > _MAX_HEADER_BYTES:
-                raise ConfigError(
-                    f"{path}: header length {header_len} is implausible; not safetensors?"
-                )
+                raise ConfigError(f"{path}: header length {header_len} is implausible; not safetensors?")
             raw = fh.read(header_len)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
@@ -78,6 +76,4 @@ def read_checkpoint(folder: Path) -> CheckpointInfo | None:
             num_bytes += size
             num_tensors += 1
             by_dtype[dtype] = by_dtype.get(dtype, 0) + size
-    return CheckpointInfo(
-        len(files), num_tensors, num_params, num_bytes, frozenset(by_dtype), by_dtype
-    )
+    return CheckpointInfo(len(files), num_tensors, num_params, num_bytes, frozenset(by_dtype), by_dtype)

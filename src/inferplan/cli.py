@@ -10,6 +10,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -17,12 +18,30 @@ from rich.console import Console
 
 from inferplan.capacity import min_gpus, plan_memory
 from inferplan.catalog import catalog_models, load_model
-from inferplan.errors import DoesNotFitError, InferplanError
+from inferplan.cost import CostAssumptions, compare_costs
+from inferplan.engines import get_engine
+from inferplan.environment import get_environment
+from inferplan.errors import DoesNotFitError, InfeasibleError, InferplanError, InputError
 from inferplan.hardware import get_gpu, gpu_catalog
 from inferplan.memory import EngineMemoryConfig
+from inferplan.metrics import Slo
 from inferplan.options import resolve_kv_dtype, resolve_parallelism, resolve_precision
-from inferplan.units import GIB, parse_bytes
+from inferplan.planner import make_plan
+from inferplan.precision import get_precision
+from inferplan.prediction import predict as run_prediction
+from inferplan.prices import load_offers
+from inferplan.search import Candidate, Demand, Targets, evaluate
+from inferplan.units import GIB, parse_budget_usd_per_hour, parse_bytes, parse_duration_s
+from inferplan.validate import read_measurements, validate_rows
 from inferplan.views import gib, gpu_row, memory_plan_dict, model_row, table
+from inferplan.views_perf import (
+    prediction_dict,
+    print_prediction,
+    print_validation,
+    validation_dict,
+)
+from inferplan.views_plan import cost_dict, plan_dict, plan_markdown, print_cost, print_plan
+from inferplan.workload import Arrivals, LengthDist, Workload, load_trace
 
 app = typer.Typer(
     name="inferplan",
@@ -37,9 +56,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (schema in docs/json.md).")]
-GpuOpt = Annotated[
-    str, typer.Option("--gpu", help="GPU id, e.g. h100-sxm; 'h100-sxm:3g.40gb' for MIG.")
-]
+GpuOpt = Annotated[str, typer.Option("--gpu", help="GPU id, e.g. h100-sxm; 'h100-sxm:3g.40gb' for MIG.")]
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -75,30 +92,20 @@ def engine_config(
 @app.command()
 @handles_errors
 def fit(
-    model: Annotated[
-        str, typer.Argument(help="Catalog name, config.json path, model folder or hub id.")
-    ],
+    model: Annotated[str, typer.Argument(help="Catalog name, config.json path, model folder or hub id.")],
     gpu: GpuOpt,
-    count: Annotated[
-        int | None, typer.Option(help="Total GPUs (TP within a server, then PP).")
-    ] = None,
+    count: Annotated[int | None, typer.Option(help="Total GPUs (TP within a server, then PP).")] = None,
     tp: Annotated[int | None, typer.Option(help="Tensor-parallel size.")] = None,
     pp: Annotated[int | None, typer.Option(help="Pipeline-parallel size.")] = None,
-    dtype: Annotated[
-        str, typer.Option(help="Weights: auto, bf16, fp16, fp8, int8, int4, ...")
-    ] = "auto",
+    dtype: Annotated[str, typer.Option(help="Weights: auto, bf16, fp16, fp8, int8, int4, ...")] = "auto",
     kv_dtype: Annotated[str, typer.Option(help="KV cache: auto, bf16, fp16, fp8.")] = "auto",
-    context: Annotated[
-        int, typer.Option(min=1, max=10_000_000, help="Tokens per sequence.")
-    ] = 8192,
+    context: Annotated[int, typer.Option(min=1, max=10_000_000, help="Tokens per sequence.")] = 8192,
     concurrency: Annotated[int, typer.Option(min=1, max=1_000_000, help="Sequences at once.")] = 1,
     gpu_memory_utilization: Annotated[float, typer.Option(min=0.05, max=1.0)] = 0.9,
     max_num_batched_tokens: Annotated[int, typer.Option(min=1)] = 8192,
     max_num_seqs: Annotated[int, typer.Option(min=1)] = 256,
     block_size: Annotated[int, typer.Option(min=1)] = 16,
-    non_torch: Annotated[
-        str | None, typer.Option(help="Override CUDA context + NCCL memory, e.g. 1.5GiB.")
-    ] = None,
+    non_torch: Annotated[str | None, typer.Option(help="Override CUDA context + NCCL memory, e.g. 1.5GiB.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
@@ -107,9 +114,7 @@ def fit(
     precision = resolve_precision(spec, dtype)
     kv = resolve_kv_dtype(kv_dtype, precision)
     par = resolve_parallelism(g, count, tp, pp)
-    engine = engine_config(
-        gpu_memory_utilization, block_size, max_num_batched_tokens, max_num_seqs, non_torch
-    )
+    engine = engine_config(gpu_memory_utilization, block_size, max_num_batched_tokens, max_num_seqs, non_torch)
     plan = plan_memory(spec, g, precision, kv, par, engine)
     payload = memory_plan_dict(plan, context, concurrency)
     if not payload["verdict"]["fits"]:
@@ -144,10 +149,7 @@ def _print_fit(p: dict[str, Any]) -> None:
         ["CUDA context + communication buffers", gib(g["non_torch_bytes"])],
         [f"KV cache ({p['kv_dtype']})", gib(g["kv_cache_bytes"])],
     ]
-    title = (
-        f"{p['model']} on {par['num_gpus']} x {p['gpu']} (TP {par['tp']}, PP {par['pp']}): "
-        "memory per GPU"
-    )
+    title = f"{p['model']} on {par['num_gpus']} x {p['gpu']} (TP {par['tp']}, PP {par['pp']}): memory per GPU"
     out.print(table(title, ["component", "GiB"], rows))
     out.print(
         f"KV cache: {g['kv_bytes_per_token'] / 1024:,.1f} KiB per token per GPU, "
@@ -166,8 +168,7 @@ def _print_fit(p: dict[str, Any]) -> None:
         out.print(
             f"Smallest deployment that fits: {s}"
             if "error" in s
-            else f"Smallest deployment that fits: {s['num_gpus']} GPUs "
-            f"(TP {s['tp']}, PP {s['pp']})."
+            else f"Smallest deployment that fits: {s['num_gpus']} GPUs (TP {s['tp']}, PP {s['pp']})."
         )
     r = p["rule_of_thumb"]
     out.print(
@@ -191,8 +192,7 @@ def _print_fit(p: dict[str, Any]) -> None:
             "Memory growth with context (per GPU)",
             ["context", "KV GiB/seq", "max seqs", "scores GiB, flash", "scores GiB, eager"],
             rows,
-            caption="KV grows linearly; the L x L score matrix exists only without "
-            "FlashAttention-style kernels.",
+            caption="KV grows linearly; the L x L score matrix exists only without FlashAttention-style kernels.",
         )
     )
     for note in p["notes"]:
@@ -203,9 +203,7 @@ def _print_fit(p: dict[str, Any]) -> None:
 @handles_errors
 def models(
     search: Annotated[str, typer.Argument(help="Filter by substring.")] = "",
-    moe: Annotated[
-        bool | None, typer.Option("--moe/--dense", help="Only MoE or only dense.")
-    ] = None,
+    moe: Annotated[bool | None, typer.Option("--moe/--dense", help="Only MoE or only dense.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the model catalog."""
@@ -240,18 +238,12 @@ def models(
 @handles_errors
 def gpus(
     search: Annotated[str, typer.Argument(help="Filter by substring.")] = "",
-    min_memory: Annotated[
-        str | None, typer.Option(help="Only GPUs with at least this memory, e.g. 80GB.")
-    ] = None,
+    min_memory: Annotated[str | None, typer.Option(help="Only GPUs with at least this memory, e.g. 80GB.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the GPU catalog."""
     floor = parse_bytes(min_memory) if min_memory else 0.0
-    rows = [
-        gpu_row(g)
-        for g in gpu_catalog().values()
-        if search.lower() in g.id and g.memory_bytes >= floor
-    ]
+    rows = [gpu_row(g) for g in gpu_catalog().values() if search.lower() in g.id and g.memory_bytes >= floor]
     if as_json:
         emit_json({"schema": "inferplan.gpus/1", "gpus": rows})
         return
@@ -273,6 +265,286 @@ def gpus(
             ],
         )
     )
+
+
+def workload_from(
+    isl: int,
+    osl: int,
+    rate: float | None,
+    concurrency: int | None,
+    offline: int | None,
+    num_requests: int,
+    burstiness: float,
+    length_dist: str,
+    length_cv: float,
+    seed: int,
+) -> Workload:
+    """One workload from the mutually exclusive --rate / --concurrency / --offline options."""
+    chosen = [x for x in (rate, concurrency, offline) if x is not None]
+    if len(chosen) != 1:
+        raise InputError("give exactly one of --rate R, --concurrency C or --offline N")
+    if rate is not None:
+        arrivals = Arrivals("poisson" if burstiness == 1.0 else "gamma", rate_per_s=rate, cv=burstiness)
+    elif concurrency is not None:
+        arrivals = Arrivals("concurrency", concurrency=concurrency)
+    else:
+        arrivals = Arrivals("offline")
+        num_requests = offline or num_requests
+    spread_in, spread_out = int(isl * length_cv), int(osl * length_cv)
+    return Workload(
+        LengthDist(isl, length_dist, spread_in, length_cv),
+        LengthDist(osl, length_dist, spread_out, length_cv),
+        arrivals,
+        num_requests,
+        seed,
+    )
+
+
+def parse_settings(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--env-set '{item}': write NAME=NUMBER, e.g. jitter_loss=0.2") from None
+        if not sep:
+            raise InputError(f"--env-set '{item}': write NAME=NUMBER, e.g. jitter_loss=0.2")
+    return out
+
+
+def _slo(ttft: str | None, tpot: str | None, e2e: str | None) -> Slo:
+    return Slo(
+        parse_duration_s(ttft, default_unit="ms") if ttft else None,
+        parse_duration_s(tpot, default_unit="ms") if tpot else None,
+        parse_duration_s(e2e, default_unit="s") if e2e else None,
+    )
+
+
+@app.command()
+@handles_errors
+def predict(
+    model: Annotated[str, typer.Argument(help="Catalog name, config.json path, model folder or hub id.")],
+    gpu: GpuOpt,
+    isl: Annotated[int, typer.Option(min=1, max=10_000_000, help="Input tokens per request (mean).")] = 1000,
+    osl: Annotated[int, typer.Option(min=1, max=10_000_000, help="Output tokens per request (mean).")] = 200,
+    rate: Annotated[float | None, typer.Option(help="Requests per second (Poisson; gamma with --burstiness).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Closed loop: requests in flight.")] = None,
+    offline: Annotated[int | None, typer.Option(help="Offline: N requests queued at t=0.")] = None,
+    num_requests: Annotated[int, typer.Option(min=1, max=1_000_000)] = 1000,
+    burstiness: Annotated[
+        float,
+        typer.Option(min=0.01, max=100, help="Coefficient of variation of gaps (1 = Poisson)."),
+    ] = 1.0,
+    length_dist: Annotated[str, typer.Option(help="fixed, uniform or lognormal.")] = "fixed",
+    length_cv: Annotated[float, typer.Option(min=0.0, max=10.0, help="Spread of lengths (fraction).")] = 0.0,
+    count: Annotated[int | None, typer.Option(help="Total GPUs.")] = None,
+    tp: Annotated[int | None, typer.Option()] = None,
+    pp: Annotated[int | None, typer.Option()] = None,
+    dp: Annotated[int | None, typer.Option(help="Independent replicas.")] = None,
+    dtype: Annotated[str, typer.Option()] = "auto",
+    kv_dtype: Annotated[str, typer.Option()] = "auto",
+    engine: Annotated[str, typer.Option(help="vllm, sglang, trtllm, triton-trtllm, gpt-fast.")] = "vllm",
+    env: Annotated[str, typer.Option(help="bare-metal, vm, vgpu or mig:PROFILE.")] = "bare-metal",
+    env_set: Annotated[list[str] | None, typer.Option(help="Edit an assumption: jitter_loss=0.2 (repeatable).")] = None,
+    ttft: Annotated[str | None, typer.Option(help="Goodput target, e.g. 200ms.")] = None,
+    tpot: Annotated[str | None, typer.Option(help="Goodput target, e.g. 50ms.")] = None,
+    e2e: Annotated[str | None, typer.Option(help="Goodput target, e.g. 10s.")] = None,
+    trace: Annotated[Path | None, typer.Option(help="CSV: arrival_s,input_tokens,output_tokens.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Latency percentiles, throughput and a per-operator breakdown for a workload."""
+    spec = load_model(model)
+    g = get_gpu(gpu)
+    precision = resolve_precision(spec, dtype)
+    kv = resolve_kv_dtype(kv_dtype, precision)
+    par = resolve_parallelism(g, count, tp, pp, dp)
+    environment = get_environment(env, parse_settings(env_set or []))
+    requests = load_trace(trace) if trace else None
+    if requests is not None:
+        offline = offline if (rate or concurrency or offline) else len(requests)
+    wl = workload_from(isl, osl, rate, concurrency, offline, num_requests, burstiness, length_dist, length_cv, seed)
+    result = run_prediction(
+        spec,
+        g,
+        precision,
+        kv,
+        par,
+        get_engine(engine),
+        wl,
+        env=environment,
+        slo=_slo(ttft, tpot, e2e),
+        requests=requests,
+    )
+    payload = prediction_dict(result, wl)
+    if as_json:
+        emit_json(payload)
+        return
+    print_prediction(out, payload)
+
+
+@app.command("validate")
+@handles_errors
+def validate_cmd(
+    csv_path: Annotated[Path, typer.Argument(metavar="FILE.csv", help="Measurements (throughput.csv format).")],
+    show_rows: Annotated[bool, typer.Option("--rows/--no-rows", help="Print every row.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict every measured row and report the absolute percentage errors."""
+    outcomes = validate_rows(read_measurements(csv_path))
+    payload = validation_dict(outcomes)
+    if as_json:
+        emit_json(payload)
+        return
+    print_validation(out, payload, show_rows)
+
+
+def _csv(text: str | None) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else []
+
+
+@app.command()
+@handles_errors
+def plan(
+    model: Annotated[str, typer.Argument(help="Catalog name, config.json path, model folder or hub id.")],
+    isl: Annotated[int, typer.Option(min=1, max=10_000_000, help="Input tokens per request.")] = 1000,
+    osl: Annotated[int, typer.Option(min=1, max=10_000_000, help="Output tokens per request.")] = 200,
+    rate: Annotated[float | None, typer.Option(help="Requests per second to serve.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Concurrent users to serve.")] = None,
+    ttft: Annotated[str | None, typer.Option(help="TTFT p90 target, e.g. 200ms.")] = None,
+    tpot: Annotated[str | None, typer.Option(help="TPOT p90 target, e.g. 50ms.")] = None,
+    e2e: Annotated[str | None, typer.Option(help="End-to-end p90 target, e.g. 20s.")] = None,
+    min_throughput: Annotated[float | None, typer.Option(help="Minimum output tokens/s.")] = None,
+    budget: Annotated[str | None, typer.Option(help="Maximum spend, e.g. 120/hour or 50k/month.")] = None,
+    gpus: Annotated[str | None, typer.Option(help="Comma-separated GPU ids (default: whole catalog).")] = None,
+    dtypes: Annotated[str | None, typer.Option(help="Weight precisions to consider, e.g. bf16,fp8,int4.")] = None,
+    kv_dtypes: Annotated[str, typer.Option(help="KV dtypes to consider.")] = "auto,fp8",
+    engine: Annotated[str, typer.Option()] = "vllm",
+    env: Annotated[str, typer.Option(help="bare-metal, vm, vgpu or mig:PROFILE.")] = "bare-metal",
+    env_set: Annotated[list[str] | None, typer.Option(help="Edit an assumption, e.g. jitter_loss=0.2.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="Your price YAML (adds to/overrides the catalog).")] = None,
+    rank: Annotated[str, typer.Option(help="cost, latency, gpus or throughput_per_gpu.")] = "cost",
+    top: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    verify: Annotated[int, typer.Option(min=0, max=20, help="Simulate the best N to verify.")] = 1,
+    hours_fraction: Annotated[float, typer.Option(min=0.01, max=1.0, help="Share of hours the load runs.")] = 1.0,
+    peak_to_mean: Annotated[float, typer.Option(min=1.0, max=100.0, help="Traffic peak / mean.")] = 1.0,
+    cost_set: Annotated[list[str] | None, typer.Option(help="Edit a cost assumption, e.g. usd_per_kwh=0.2.")] = None,
+    as_json: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown.")] = False,
+) -> None:
+    """Find the cheapest deployment that meets the targets, and explain it."""
+    spec = load_model(model)
+    demand = Demand(isl, osl, rate, concurrency) if (rate or concurrency) else Demand(isl, osl, 1.0)
+    targets = Targets(
+        parse_duration_s(ttft, default_unit="ms") if ttft else None,
+        parse_duration_s(tpot, default_unit="ms") if tpot else None,
+        parse_duration_s(e2e) if e2e else None,
+        min_throughput,
+        parse_budget_usd_per_hour(budget) if budget else None,
+    )
+    result = make_plan(
+        spec,
+        demand,
+        targets,
+        gpus=[get_gpu(g) for g in _csv(gpus)] or None,
+        precisions=[get_precision(x) for x in _csv(dtypes)] or None,
+        kv_dtypes=_csv(kv_dtypes) or ["auto"],
+        engine=get_engine(engine),
+        env=get_environment(env, parse_settings(env_set or [])),
+        offers=load_offers(prices),
+        rank_by=rank,
+        verify=verify,
+        hours_fraction=hours_fraction,
+        peak_to_mean=peak_to_mean,
+        cost_assumptions=cost_assumptions_from(cost_set or []),
+    )
+    payload = plan_dict(result, top)
+    if as_json:
+        emit_json(payload)
+    elif markdown:
+        sys.stdout.write(plan_markdown(payload))
+    else:
+        print_plan(out, payload)
+
+
+def cost_assumptions_from(items: list[str]) -> CostAssumptions:
+    """Default cost assumptions with NAME=VALUE edits applied."""
+    known = set(CostAssumptions.__dataclass_fields__) - {"source"}
+    values: dict[str, Any] = dict(parse_settings(items))
+    unknown = set(values) - known
+    if unknown:
+        raise InputError(f"unknown cost assumption(s) {sorted(unknown)}; use {', '.join(sorted(known))}")
+    if "amortisation_months" in values:
+        values["amortisation_months"] = int(values["amortisation_months"])
+    return CostAssumptions(**values)
+
+
+@app.command()
+@handles_errors
+def cost(
+    model: Annotated[str, typer.Argument(help="Catalog name, config.json path, model folder or hub id.")],
+    gpu: GpuOpt,
+    tp: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    pp: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    dtype: Annotated[str, typer.Option()] = "auto",
+    kv_dtype: Annotated[str, typer.Option()] = "auto",
+    isl: Annotated[int, typer.Option(min=1, max=10_000_000)] = 1000,
+    osl: Annotated[int, typer.Option(min=1, max=10_000_000)] = 200,
+    rate: Annotated[float, typer.Option(min=1e-6, max=1e6, help="Mean requests per second.")] = 1.0,
+    ttft: Annotated[str | None, typer.Option()] = None,
+    tpot: Annotated[str | None, typer.Option()] = None,
+    engine: Annotated[str, typer.Option()] = "vllm",
+    prices: Annotated[Path | None, typer.Option()] = None,
+    hours_fraction: Annotated[float, typer.Option(min=0.01, max=1.0)] = 1.0,
+    peak_to_mean: Annotated[float, typer.Option(min=1.0, max=100.0)] = 1.0,
+    cost_set: Annotated[list[str] | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bare metal against cloud for one given configuration."""
+    spec = load_model(model)
+    g = get_gpu(gpu)
+    precision = resolve_precision(spec, dtype)
+    cand = Candidate(g, tp, pp, precision, resolve_kv_dtype(kv_dtype, precision))
+    demand = Demand(isl, osl, rate)
+    targets = Targets(
+        parse_duration_s(ttft, default_unit="ms") if ttft else None,
+        parse_duration_s(tpot, default_unit="ms") if tpot else None,
+    )
+    offers = load_offers(prices)
+    eng = get_engine(engine)
+    bare = evaluate(spec, cand, demand, targets, eng, offers, get_environment("bare-metal"))
+    cloud = evaluate(spec, cand, demand, targets, eng, offers, get_environment("vm"))
+    if bare is None or cloud is None:
+        raise DoesNotFitError(
+            f"{spec.name} at {precision.name} does not fit TP {tp} x PP {pp} of {g.id}; run 'inferplan fit' to size it"
+        )
+    if bare.max_rate_per_replica <= 0 or cloud.max_rate_per_replica <= 0:
+        raise InfeasibleError(f"TP {tp} x PP {pp} of {g.id} cannot meet the targets at any load ({bare.miss})")
+    comparison = compare_costs(
+        g,
+        tp * pp,
+        rate / bare.max_rate_per_replica,
+        rate / cloud.max_rate_per_replica,
+        offers,
+        rate * osl,
+        hours_fraction,
+        peak_to_mean,
+        cost_assumptions_from(cost_set or []),
+    )
+    payload = {
+        "schema": "inferplan.cost/1",
+        "model": spec.name,
+        "gpu": g.id,
+        "tp": tp,
+        "pp": pp,
+        "precision": precision.name,
+        **(cost_dict(comparison) or {}),
+    }
+    if as_json:
+        emit_json(payload)
+        return
+    print_cost(out, payload)
 
 
 def main() -> None:

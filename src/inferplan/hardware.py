@@ -160,11 +160,7 @@ def load_gpu_file(path: Path | Any) -> dict[str, GpuSpec]:
         except ValidationError as exc:
             raise ConfigError(_validation_message(what, i, exc)) from exc
         memory = e.memory_gib * GIB
-        visible = (
-            e.visible_memory_gib * GIB
-            if e.visible_memory_gib
-            else memory * DEFAULT_VISIBLE_MEMORY_FRACTION
-        )
+        visible = e.visible_memory_gib * GIB if e.visible_memory_gib else memory * DEFAULT_VISIBLE_MEMORY_FRACTION
         out[e.id] = GpuSpec(
             id=e.id,
             name=e.name,

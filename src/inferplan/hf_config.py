@@ -29,24 +29,14 @@ class _Reader:
             value = self.cfg.get(key)
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise ConfigError(
-                        f"{self.origin}: field '{key}' must be a non-negative integer, "
-                        f"got {value!r}"
-                    )
+                    raise ConfigError(f"{self.origin}: field '{key}' must be a non-negative integer, got {value!r}")
                 return int(value)
         if default is None:
-            raise ConfigError(
-                f"{self.origin}: missing field '{keys[0]}'; "
-                "is this a complete Hugging Face config.json?"
-            )
+            raise ConfigError(f"{self.origin}: missing field '{keys[0]}'; is this a complete Hugging Face config.json?")
         return default
 
     def opt_int(self, *keys: str) -> int | None:
-        return (
-            self.integer(*keys, default=-1)
-            if any(self.cfg.get(k) is not None for k in keys)
-            else None
-        )
+        return self.integer(*keys, default=-1) if any(self.cfg.get(k) is not None for k in keys) else None
 
     def flag(self, key: str, default: bool) -> bool:
         value = self.cfg.get(key, default)
@@ -92,10 +82,7 @@ def _attn(
     heads = r.positive("num_attention_heads", "n_head")
     kv = r.positive("num_key_value_heads", "num_kv_heads", "n_head_kv", default=heads)
     if heads % kv:
-        raise ConfigError(
-            f"{r.origin}: num_attention_heads ({heads}) is not a multiple of "
-            f"num_key_value_heads ({kv})"
-        )
+        raise ConfigError(f"{r.origin}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv})")
     d = r.positive("hidden_size", "n_embd", "d_model")
     head_dim = r.positive("head_dim", default=d // heads)
     return AttentionSpec(
@@ -168,9 +155,7 @@ def _llama_like(r: _Reader, name: str) -> ModelSpec:
 def _moe_layers(r: _Reader, n: int, windows: list[int | None]) -> list[LayerSpec]:
     step = r.integer("decoder_sparse_step", default=1) or 1
     dense_only = set(r.cfg.get("mlp_only_layers") or [])
-    return [
-        LayerSpec(windows[i], moe=(i not in dense_only) and (i + 1) % step == 0) for i in range(n)
-    ]
+    return [LayerSpec(windows[i], moe=(i not in dense_only) and (i + 1) % step == 0) for i in range(n)]
 
 
 def _mixtral_qwen_moe(r: _Reader, name: str) -> ModelSpec:
@@ -272,6 +257,26 @@ def _gpt_neox(r: _Reader, name: str) -> ModelSpec:
     return _base(r, name, attn, mlp, [LayerSpec()] * n, norms_per_layer=4 * d, final_norm=2 * d)
 
 
+def _gptj(r: _Reader, name: str) -> ModelSpec:
+    """GPT-J: parallel attention and MLP after one LayerNorm, unbiased q/k/v/o, a biased
+    plain GELU MLP and a biased LM head."""
+    d = r.positive("n_embd", "hidden_size")
+    n = r.positive("n_layer", "num_hidden_layers")
+    heads = r.positive("n_head", "num_attention_heads")
+    attn = AttentionSpec(heads, heads, d // heads, d // heads)
+    mlp = MlpSpec(r.integer("n_inner", default=4 * d) or 4 * d, gated=False, bias=True)
+    return _base(
+        r,
+        name,
+        attn,
+        mlp,
+        [LayerSpec()] * n,
+        norms_per_layer=2 * d,
+        final_norm=2 * d,
+        extra=r.positive("vocab_size"),
+    )
+
+
 def _deepseek(r: _Reader, name: str) -> ModelSpec:
     """DeepSeek-V2/V3, Kimi K2: MLA attention, MoE with shared experts after k dense layers.
 
@@ -321,9 +326,7 @@ def _gpt_oss(r: _Reader, name: str) -> ModelSpec:
         router_bias=True,
     )
     layers = [LayerSpec(w, moe=True) for w in windows]
-    return _base(
-        r, name, attn, MlpSpec(inter), layers, moe=moe, norms_per_layer=2 * d, final_norm=d
-    )
+    return _base(r, name, attn, MlpSpec(inter), layers, moe=moe, norms_per_layer=2 * d, final_norm=d)
 
 
 def _llama4(r: _Reader, name: str) -> ModelSpec:
@@ -339,10 +342,7 @@ def _llama4(r: _Reader, name: str) -> ModelSpec:
     else:
         uses_rope = [(i + 1) % 4 != 0 for i in range(n)]
     step = r.integer("interleave_moe_layer_step", default=1) or 1
-    layers = [
-        LayerSpec(chunk if (chunk and uses_rope[i]) else None, moe=(i + 1) % step == 0)
-        for i in range(n)
-    ]
+    layers = [LayerSpec(chunk if (chunk and uses_rope[i]) else None, moe=(i + 1) % step == 0) for i in range(n)]
     inter = r.positive("intermediate_size")
     moe = MoeSpec(
         num_experts=r.positive("num_local_experts"),
@@ -370,6 +370,7 @@ _FAMILIES: dict[str, Callable[[_Reader, str], ModelSpec]] = {
     "RefinedWeb": _falcon,
     "RefinedWebModel": _falcon,
     "gpt_neox": _gpt_neox,
+    "gptj": _gptj,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "kimi_k2": _deepseek,
@@ -387,15 +388,11 @@ def spec_from_config(cfg: Config, name: str, origin: str = "config.json") -> Mod
         raise ConfigError(f"{origin}: expected a JSON object at the top level")
     model_type = cfg.get("model_type")
     if model_type is None:
-        raise ConfigError(
-            f"{origin}: missing field 'model_type'; is this a Hugging Face config.json?"
-        )
+        raise ConfigError(f"{origin}: missing field 'model_type'; is this a Hugging Face config.json?")
     if model_type in _WRAPPERS:
         text = cfg.get("text_config")
         if not isinstance(text, Mapping):
-            raise ConfigError(
-                f"{origin}: field 'text_config' missing for model_type '{model_type}'"
-            )
+            raise ConfigError(f"{origin}: field 'text_config' missing for model_type '{model_type}'")
         inner = {"model_type": _WRAPPERS[str(model_type)], **text}
         if "quantization_config" in cfg and "quantization_config" not in inner:
             inner["quantization_config"] = cfg["quantization_config"]
@@ -405,8 +402,7 @@ def spec_from_config(cfg: Config, name: str, origin: str = "config.json") -> Mod
     family = _FAMILIES.get(str(model_type))
     if family is None:
         raise UnsupportedModelError(
-            f"{origin}: model_type '{model_type}' is not supported; supported: "
-            f"{', '.join(SUPPORTED_MODEL_TYPES)}"
+            f"{origin}: model_type '{model_type}' is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     return family(_Reader(cfg, origin), name)
 

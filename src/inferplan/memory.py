@@ -87,9 +87,7 @@ class EngineMemoryConfig:
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.gpu_memory_utilization <= 1.0:
-            raise InputError(
-                f"gpu_memory_utilization must be in [0.05, 1.0], got {self.gpu_memory_utilization}"
-            )
+            raise InputError(f"gpu_memory_utilization must be in [0.05, 1.0], got {self.gpu_memory_utilization}")
         if self.block_size not in (1, 8, 16, 32, 64, 128, 256):
             raise InputError(f"block_size must be a power of two up to 256, got {self.block_size}")
         if not 1 <= self.max_num_batched_tokens <= 10_000_000:

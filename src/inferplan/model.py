@@ -223,9 +223,7 @@ def count_params(spec: ModelSpec) -> ParamCounts:
         routed = n_moe * spec.moe.num_experts * per_expert
         active_routed = n_moe * spec.moe.top_k * per_expert
         shared = n_moe * (mlp_params(d, spec.moe.shared) if spec.moe.shared else 0)
-        router = n_moe * (
-            d * spec.moe.num_experts + (spec.moe.num_experts if spec.moe.router_bias else 0)
-        )
+        router = n_moe * (d * spec.moe.num_experts + (spec.moe.num_experts if spec.moe.router_bias else 0))
     embedding = spec.vocab_size * d
     return ParamCounts(
         embedding=embedding,

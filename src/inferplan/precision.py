@@ -42,14 +42,10 @@ class Precision:
     @property
     def bytes_per_param(self) -> float:
         """Bytes per quantised weight, scales and zeros included."""
-        return quantized_bytes_per_param(
-            self.weight_bits, self.group_size, self.scale_bits, self.zero_bits
-        )
+        return quantized_bytes_per_param(self.weight_bits, self.group_size, self.scale_bits, self.zero_bits)
 
 
-def quantized_bytes_per_param(
-    weight_bits: float, group_size: int, scale_bits: int, zero_bits: int
-) -> float:
+def quantized_bytes_per_param(weight_bits: float, group_size: int, scale_bits: int, zero_bits: int) -> float:
     """bytes/param = weight_bits/8 + (scale_bits + zero_bits) / (8 * group_size).
 
     Example: AWQ INT4, group 128, FP16 scales and 4-bit zeros: 0.5 + 20/1024 = 0.5195.
@@ -91,6 +87,16 @@ PRECISIONS: dict[str, Precision] = {
             zero_bits=4,
             weight_only=True,
             description="INT4 weight-only (AWQ/GPTQ), group 128, FP16 scales + 4-bit zeros",
+        ),
+        Precision(
+            "int4-g32",
+            4,
+            "bf16",
+            group_size=32,
+            scale_bits=16,
+            zero_bits=16,
+            weight_only=True,
+            description="INT4 weight-only, group 32 with BF16 scales and zeros (gpt-fast int4)",
         ),
         Precision(
             "mxfp4",
@@ -148,9 +154,7 @@ def get_precision(name: str) -> Precision:
 
 def get_kv_dtype(name: str) -> KvDtype:
     """Look up a KV-cache dtype (bf16, fp16, fp8; 'auto' is resolved by the caller)."""
-    key = {"fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bfloat16": "bf16", "float16": "fp16"}.get(
-        name.lower(), name.lower()
-    )
+    key = {"fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bfloat16": "bf16", "float16": "fp16"}.get(name.lower(), name.lower())
     if key not in KV_DTYPES:
         raise InputError(f"unknown KV-cache dtype '{name}'; choose one of bf16, fp16, fp8")
     return KV_DTYPES[key]

@@ -16,6 +16,7 @@ __all__ = [
     "TB",
     "format_bytes",
     "format_duration",
+    "parse_budget_usd_per_hour",
     "parse_bytes",
     "parse_duration_s",
 ]
@@ -57,9 +58,7 @@ def parse_duration_s(text: str, *, default_unit: str = "s") -> float:
     """Parse '200ms', '1.5s', '2min' or a bare number (in ``default_unit``) into seconds."""
     match = _DURATION.match(str(text))
     if not match:
-        raise InputError(
-            f"cannot read duration '{text}': write a number with a unit, e.g. 200ms or 1.5s"
-        )
+        raise InputError(f"cannot read duration '{text}': write a number with a unit, e.g. 200ms or 1.5s")
     value = float(match.group(1))
     unit = (match.group(2) or default_unit).lower()
     seconds = value * _DURATION_SCALE[unit]
@@ -72,10 +71,24 @@ def parse_bytes(text: str, *, default_unit: str = "gb") -> float:
     """Parse '80GB', '79.2GiB', '512MiB' or a bare number (in ``default_unit``) into bytes."""
     match = _BYTES.match(str(text))
     if not match:
-        raise InputError(
-            f"cannot read size '{text}': write a number with a unit, e.g. 80GB or 79GiB"
-        )
+        raise InputError(f"cannot read size '{text}': write a number with a unit, e.g. 80GB or 79GiB")
     return float(match.group(1)) * _BYTES_SCALE[(match.group(2) or default_unit).lower()]
+
+
+_BUDGET = re.compile(r"^\s*\$?\s*([0-9]*\.?[0-9]+)\s*(k)?\s*(?:/\s*(h|hour|hr|month|mo))?\s*$", re.I)
+
+
+def parse_budget_usd_per_hour(text: str) -> float:
+    """Parse '120/hour', '$50k/month' or a bare number (USD per month) into USD per hour."""
+    match = _BUDGET.match(str(text))
+    if not match:
+        raise InputError(f"cannot read budget '{text}': write e.g. 120/hour or 50k/month")
+    value = float(match.group(1)) * (1000.0 if match.group(2) else 1.0)
+    per = (match.group(3) or "month").lower()
+    hourly = value if per in ("h", "hour", "hr") else value / 730.0
+    if hourly <= 0:
+        raise InputError(f"budget '{text}' must be positive")
+    return hourly
 
 
 def format_bytes(num_bytes: float, unit: str = "GiB") -> str:

@@ -1,0 +1,144 @@
+"""Serving engines as the performance model sees them, and every tunable parameter.
+
+All efficiency and overhead factors live here, as named, documented fields. Defaults were
+fitted on the development set (``benchmarks/fit_perf.py`` over ../shared/data/throughput.csv);
+only physically meaningful quantities are fitted, never per-row corrections:
+
+* kernel efficiencies (fraction of peak FLOP/s and of HBM bandwidth a kernel reaches),
+* fixed per-step and per-layer overheads of each engine (scheduling, kernel launches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from inferplan.errors import InputError
+
+__all__ = ["ENGINES", "EngineProfile", "KernelParams", "get_engine"]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelParams:
+    """How close kernels get to the hardware's peaks.
+
+    gemm_efficiency: fraction of the GPU's measured achievable matmul rate (or, where none is
+        catalogued, of ``default_matmul_fraction`` x dense peak) that a model's GEMMs reach
+        inside an engine (real shapes, fused epilogues, other kernels interleaved).
+    default_matmul_fraction: achievable / peak when no measurement exists (0.80 on H100
+        BF16, 0.87 on A100 BF16, 0.71 on H100 FP8 in gpus.csv).
+    gemm_m_half: tokens (GEMM M) at which a GEMM reaches half its large-M efficiency;
+        efficiency(M) = max * M / (M + m_half). Tensor-core tiles are 64-128 rows.
+    mem_efficiency: fraction of HBM bandwidth a streaming kernel (weights, KV) sustains.
+    attention_efficiency: fraction of dense peak a FlashAttention-style prefill kernel reaches.
+    dequant_overhead: extra compute time factor of weight-only INT8/INT4 GEMMs (dequantise in
+        registers before the BF16 MMA) once they are compute-bound.
+    elementwise_passes: hidden-size vectors read+written per token per layer by norms,
+        rotary embedding, residual adds and activation functions (memory-bound).
+    """
+
+    gemm_efficiency: float = 0.85
+    default_matmul_fraction: float = 0.8
+    gemm_m_half: float = 24.0
+    mem_efficiency: float = 0.82
+    attention_efficiency: float = 0.45
+    dequant_overhead: float = 1.3
+    elementwise_passes: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineProfile:
+    """One serving engine's fixed costs and scheduling defaults.
+
+    step_overhead_s: CPU time per engine iteration not hidden behind GPU work (scheduling,
+        sampling, detokenisation, Python), paid once per step.
+    layer_overhead_s: launch cost per transformer layer per step (about ten kernels; small
+        with CUDA graphs).
+    allreduce_latency_s: fixed cost of one small all-reduce in this engine's collective
+        implementation (custom one-shot kernels in TensorRT-LLM/vLLM, NCCL through
+        torch.distributed in gpt-fast); added to the link's bandwidth term.
+    sliding_window_kv: whether the KV cache drops tokens outside a layer's window.
+    memory_mode: 'vllm' (KV = total x utilisation - everything else) or 'trtllm'
+        (KV = kv_free_fraction x memory left after weights and activations).
+    reserve_full_kv: admit a request only when its prompt and all its output tokens fit
+        (TensorRT-LLM's GUARANTEED_NO_EVICT); otherwise admit greedily and preempt (vLLM).
+    """
+
+    name: str
+    step_overhead_s: float
+    layer_overhead_s: float
+    allreduce_latency_s: float = 10e-6
+    sliding_window_kv: bool = True
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    chunked_prefill: bool = True
+    memory_mode: str = "vllm"
+    gpu_memory_utilization: float = 0.9
+    kv_free_fraction: float = 0.9
+    reserve_full_kv: bool = False
+    kernels: KernelParams = field(default_factory=KernelParams)
+    description: str = ""
+
+    def with_kernels(self, **changes: float) -> EngineProfile:
+        return replace(self, kernels=replace(self.kernels, **changes))
+
+
+ENGINES: dict[str, EngineProfile] = {
+    e.name: e
+    for e in (
+        EngineProfile(
+            "vllm",
+            step_overhead_s=2.0e-3,
+            layer_overhead_s=15e-6,
+            description="vLLM V1 with CUDA graphs and chunked prefill (defaults of 'vllm serve')",
+        ),
+        EngineProfile(
+            "sglang",
+            step_overhead_s=1.5e-3,
+            layer_overhead_s=15e-6,
+            description="SGLang with CUDA graphs and chunked prefill",
+        ),
+        EngineProfile(
+            "trtllm",
+            step_overhead_s=0.6e-3,
+            layer_overhead_s=10e-6,
+            max_num_seqs=2048,
+            allreduce_latency_s=8e-6,
+            sliding_window_kv=False,
+            chunked_prefill=False,
+            max_num_batched_tokens=8192,
+            memory_mode="trtllm",
+            kv_free_fraction=0.95,
+            reserve_full_kv=True,
+            description="TensorRT-LLM in-flight batching (trtllm-bench / C++ executor)",
+        ),
+        EngineProfile(
+            "triton-trtllm",
+            step_overhead_s=1.0e-3,
+            layer_overhead_s=10e-6,
+            max_num_seqs=256,
+            chunked_prefill=False,
+            allreduce_latency_s=8e-6,
+            sliding_window_kv=False,
+            memory_mode="trtllm",
+            kv_free_fraction=0.9,
+            reserve_full_kv=True,
+            description="Triton Inference Server with the TensorRT-LLM backend",
+        ),
+        EngineProfile(
+            "gpt-fast",
+            step_overhead_s=0.2e-3,
+            layer_overhead_s=6e-6,
+            max_num_seqs=1,
+            allreduce_latency_s=50e-6,
+            chunked_prefill=False,
+            description="gpt-fast: torch.compile'd decode loop with CUDA graphs, batch 1",
+        ),
+    )
+}
+
+
+def get_engine(name: str) -> EngineProfile:
+    key = name.lower()
+    if key not in ENGINES:
+        raise InputError(f"unknown engine '{name}'; choose one of {', '.join(ENGINES)}")
+    return ENGINES[key]

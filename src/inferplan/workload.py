@@ -1,0 +1,141 @@
+"""Workloads: arrival processes and request lengths, each with its own seeded RNG.
+
+Arrival processes: offline (all at t=0), Poisson at a rate, gamma (bursty, coefficient of
+variation ``cv``), fixed concurrency (closed loop, arrivals made by the simulator), or a
+trace file. Lengths: fixed, uniform within a range, or lognormal with a mean and cv.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inferplan.errors import ConfigError, InputError
+
+__all__ = ["Arrivals", "LengthDist", "Requests", "Workload", "load_trace", "make_requests"]
+
+
+@dataclass(frozen=True, slots=True)
+class LengthDist:
+    """Token lengths: 'fixed' (mean), 'uniform' (mean +- spread), 'lognormal' (mean, cv)."""
+
+    mean: int
+    kind: str = "fixed"
+    spread: int = 0
+    cv: float = 0.0
+    minimum: int = 1
+    maximum: int = 10_000_000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.mean <= 10_000_000:
+            raise InputError(f"token length must be between 1 and 10,000,000, got {self.mean}")
+        if self.kind not in ("fixed", "uniform", "lognormal"):
+            raise InputError(f"length distribution '{self.kind}': use fixed, uniform or lognormal")
+
+    def sample(self, rng: random.Random, n: int) -> np.ndarray:
+        if self.kind == "fixed":
+            values = np.full(n, self.mean, dtype=np.int64)
+        elif self.kind == "uniform":
+            lo, hi = max(self.mean - self.spread, 1), self.mean + self.spread
+            values = np.array([rng.randint(lo, hi) for _ in range(n)], dtype=np.int64)
+        else:
+            sigma = math.sqrt(math.log(1 + self.cv**2))
+            mu = math.log(self.mean) - sigma**2 / 2
+            values = np.array([round(rng.lognormvariate(mu, sigma)) for _ in range(n)], dtype=np.int64)
+        return np.clip(values, self.minimum, self.maximum)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """'offline', 'poisson' (rate_per_s), 'gamma' (rate_per_s, cv) or 'concurrency' (n)."""
+
+    kind: str
+    rate_per_s: float = 0.0
+    cv: float = 1.0
+    concurrency: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind in ("poisson", "gamma") and not 0 < self.rate_per_s <= 1e6:
+            raise InputError(f"request rate must be in (0, 1e6] requests/s, got {self.rate_per_s}")
+        if self.kind == "gamma" and not 0 < self.cv <= 100:
+            raise InputError(f"burstiness cv must be in (0, 100], got {self.cv}")
+        if self.kind == "concurrency" and not 1 <= self.concurrency <= 1_000_000:
+            raise InputError(f"concurrency must be between 1 and 1,000,000, got {self.concurrency}")
+        if self.kind not in ("offline", "poisson", "gamma", "concurrency"):
+            raise InputError(f"arrival process '{self.kind}': use offline, poisson, gamma or concurrency")
+
+    def times(self, rng: random.Random, n: int) -> np.ndarray:
+        """Arrival times in seconds (all zero for offline and concurrency)."""
+        if self.kind in ("offline", "concurrency"):
+            return np.zeros(n)
+        if self.kind == "poisson":
+            gaps = [rng.expovariate(self.rate_per_s) for _ in range(n)]
+        else:
+            shape = 1.0 / self.cv**2
+            gaps = [rng.gammavariate(shape, 1.0 / (shape * self.rate_per_s)) for _ in range(n)]
+        return np.cumsum(gaps) - gaps[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    input_tokens: LengthDist
+    output_tokens: LengthDist
+    arrivals: Arrivals
+    num_requests: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_requests <= 10_000_000:
+            raise InputError(f"number of requests must be between 1 and 10,000,000, got {self.num_requests}")
+
+
+@dataclass(frozen=True, slots=True)
+class Requests:
+    arrival_s: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+
+def make_requests(w: Workload) -> Requests:
+    """Draw the requests of a workload; arrivals and each length use separate seeded RNGs."""
+    arrival_rng = random.Random(w.seed)
+    input_rng = random.Random(w.seed + 1)
+    output_rng = random.Random(w.seed + 2)
+    return Requests(
+        w.arrivals.times(arrival_rng, w.num_requests),
+        w.input_tokens.sample(input_rng, w.num_requests),
+        w.output_tokens.sample(output_rng, w.num_requests),
+    )
+
+
+def load_trace(path: Path) -> Requests:
+    """A CSV trace with columns arrival_s, input_tokens, output_tokens (header required)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ConfigError(f"cannot read trace {path}: {exc.strerror}") from exc
+    if not rows:
+        raise ConfigError(f"{path}: the trace has no rows")
+    arrival, inp, out = [], [], []
+    for line, row in enumerate(rows, start=2):
+        try:
+            arrival.append(float(row["arrival_s"]))
+            inp.append(int(row["input_tokens"]))
+            out.append(int(row["output_tokens"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{path}, line {line}: need numeric arrival_s, input_tokens, output_tokens ({exc})"
+            ) from exc
+        if inp[-1] < 1 or out[-1] < 1 or arrival[-1] < 0:
+            raise ConfigError(f"{path}, line {line}: lengths must be >= 1 and arrival_s >= 0")
+    order = np.argsort(arrival, kind="stable")
+    return Requests(np.array(arrival)[order], np.array(inp)[order], np.array(out)[order])
