@@ -24,7 +24,7 @@ from pathlib import Path
 from inferplan.engines import ENGINES, EngineProfile
 from inferplan.validate import Measurement, read_measurements, validate_rows
 
-KERNEL_PARAMS = ("gemm_efficiency", "gemm_m_half", "attention_efficiency")
+KERNEL_PARAMS = ("gemm_efficiency", "gemm_m_half", "attention_efficiency", "weight_only_bandwidth")
 ENGINE_PARAMS = ("step_overhead_s", "layer_overhead_s")
 ENGINE_KERNEL_PARAMS = ("mem_efficiency",)
 BOUNDS = {
@@ -32,6 +32,7 @@ BOUNDS = {
     "gemm_m_half": (1.0, 512.0),
     "attention_efficiency": (0.15, 0.9),
     "mem_efficiency": (0.4, 0.95),
+    "weight_only_bandwidth": (0.4, 1.0),
     "step_overhead_s": (1e-5, 2e-2),
     "layer_overhead_s": (1e-7, 1e-4),
 }

@@ -168,6 +168,8 @@ class StepCostModel:
         self.o_params = o_params / tp
         self.mlp_params = mlp_params(d, m.mlp) / tp
         self.w_bytes = q_bytes
+        # bytes charged to time: weight-only kernels stream slower while dequantising
+        self.w_time_bytes = q_bytes / (k.weight_only_bandwidth if dep.precision.weight_only else 1.0)
         moe = m.moe
         self.expert_params = mlp_params(d, moe.expert) / tp if moe else 0.0
         self.shared_params = mlp_params(d, moe.shared) / tp if moe and moe.shared else 0.0
@@ -192,22 +194,28 @@ class StepCostModel:
         self.step_overhead = dep.engine.step_overhead_s
 
     # -- operators ------------------------------------------------------------------------
-    def _gemm(self, tokens: float, params: float, weight_bytes_per_param: float) -> tuple[float, float, float]:
+    def _gemm(
+        self, tokens: float, params: float, weight_bytes_per_param: float, time_bytes_per_param: float | None = None
+    ) -> tuple[float, float, float]:
         flops = 2.0 * tokens * params
-        num_bytes = params * weight_bytes_per_param + tokens * 2.0 * self.hidden * ACTIVATION_BYTES
+        act = tokens * 2.0 * self.hidden * ACTIVATION_BYTES
+        num_bytes = params * weight_bytes_per_param + act
+        time_bytes = params * (time_bytes_per_param or weight_bytes_per_param) + act
         eff = gemm_efficiency(tokens, self.gemm_max_eff, self.m_half)
         t_c = flops / (self.gemm_peak * eff) * self.gemm_dequant if tokens > 0 else 0.0
-        return flops, num_bytes, max(t_c, num_bytes / self.mem_bw)
+        return flops, num_bytes, max(t_c, time_bytes / self.mem_bw)
 
     def _moe(self, tokens: float) -> tuple[float, float, float]:
         distinct = expected_distinct_experts(self.num_experts, self.top_k, tokens)
         routed = tokens * self.top_k
         per_expert_tokens = routed / distinct if distinct else 0.0
         flops = 2.0 * routed * self.expert_params
-        num_bytes = distinct * self.expert_params * self.w_bytes + routed * 2 * self.hidden * ACTIVATION_BYTES
+        act = routed * 2 * self.hidden * ACTIVATION_BYTES
+        num_bytes = distinct * self.expert_params * self.w_bytes + act
+        time_bytes = distinct * self.expert_params * self.w_time_bytes + act
         eff = gemm_efficiency(per_expert_tokens, self.gemm_max_eff, self.m_half)
         t_c = flops / (self.gemm_peak * eff) * self.gemm_dequant if tokens > 0 else 0.0
-        return flops, num_bytes, max(t_c, num_bytes / self.mem_bw)
+        return flops, num_bytes, max(t_c, time_bytes / self.mem_bw)
 
     def _attention(self, shape: StepShape) -> tuple[float, float, float]:
         wf = self.window_fraction
@@ -218,32 +226,25 @@ class StepCostModel:
         return flops, num_bytes, max(flops / self.attn_flops_per_s, num_bytes / self.mem_bw)
 
     def _layer_ops(self, shape: StepShape) -> list[tuple[str, float, float, float, str]]:
-        """(name, flops, bytes, time, bound) for one layer (MoE and dense mixed by share)."""
+        """(name, flops, bytes, time, kind) for one layer (MoE and dense mixed by share); the
+        kind (gemm, attention, memory, communication) becomes a bound in :meth:`breakdown`."""
         M = float(shape.num_tokens)
         ops: list[tuple[str, float, float, float, str]] = []
         for name, params in (("qkv_proj", self.qkv_params), ("o_proj", self.o_params)):
-            f, b, t = self._gemm(M, params, self.w_bytes)
-            ops.append((name, f, b, t, self._bound(f, t, self.gemm_peak)))
+            f, b, t = self._gemm(M, params, self.w_bytes, self.w_time_bytes)
+            ops.append((name, f, b, t, "gemm"))
         f, b, t = self._attention(shape)
-        ops.append(
-            (
-                "attention",
-                f,
-                b,
-                t,
-                "compute" if f / self.attn_flops_per_s >= b / self.mem_bw else "memory",
-            )
-        )
+        ops.append(("attention", f, b, t, "attention"))
         mf = self.moe_fraction
         if mf < 1.0:
-            f, b, t = self._gemm(M, self.mlp_params, self.w_bytes)
-            ops.append(("mlp", f * (1 - mf), b * (1 - mf), t * (1 - mf), self._bound(f, t, self.gemm_peak)))
+            f, b, t = self._gemm(M, self.mlp_params, self.w_bytes, self.w_time_bytes)
+            ops.append(("mlp", f * (1 - mf), b * (1 - mf), t * (1 - mf), "gemm"))
         if mf > 0.0:
             f, b, t = self._moe(M)
-            ops.append(("moe_experts", f * mf, b * mf, t * mf, self._bound(f, t, self.gemm_peak)))
+            ops.append(("moe_experts", f * mf, b * mf, t * mf, "gemm"))
             if self.shared_params:
-                f, b, t = self._gemm(M, self.shared_params, self.w_bytes)
-                ops.append(("shared_experts", f * mf, b * mf, t * mf, self._bound(f, t, self.gemm_peak)))
+                f, b, t = self._gemm(M, self.shared_params, self.w_bytes, self.w_time_bytes)
+                ops.append(("shared_experts", f * mf, b * mf, t * mf, "gemm"))
         eb = M * self.act_bytes_token
         ops.append(("norms_rotary_elementwise", 0.0, eb, eb / self.mem_bw, "memory"))
         if self.tp > 1 and self.tp_link is not None:
@@ -256,16 +257,26 @@ class StepCostModel:
             ops.append(("ep_alltoall", 0.0, 2 * msg * mf, t, "communication"))
         return ops
 
-    def _bound(self, flops: float, time_s: float, peak: float) -> str:
+    def _bound(self, kind: str, flops: float, num_bytes: float, time_s: float) -> str:
+        if kind == "attention":
+            return "compute" if flops / self.attn_flops_per_s >= num_bytes / self.mem_bw else "memory"
+        if kind != "gemm":
+            return kind
+        return self._gemm_bound(flops, time_s, self.gemm_peak)
+
+    def _gemm_bound(self, flops: float, time_s: float, peak: float) -> str:
         return "compute" if time_s <= flops / (peak * self.gemm_max_eff) * 1.5 * self.gemm_dequant else "memory"
 
     # -- public ---------------------------------------------------------------------------
     def breakdown(self, shape: StepShape) -> list[OpTime]:
         """Every operator of one step, summed over all layers of all pipeline stages."""
         n = self.layers_per_stage * self.pp
-        ops = [OpTime(name, f * n, b * n, t * n, bound, n) for name, f, b, t, bound in self._layer_ops(shape)]
+        ops = [
+            OpTime(name, f * n, b * n, t * n, self._bound(kind, f, b, t), n)
+            for name, f, b, t, kind in self._layer_ops(shape)
+        ]
         f, b, t = self._gemm(float(shape.num_sampled), self.lm_head_params, 2.0)
-        ops.append(OpTime("lm_head_sampling", f, b, t, self._bound(f, t, self.gemm_peak)))
+        ops.append(OpTime("lm_head_sampling", f, b, t, self._bound("gemm", f, b, t)))
         if self.pp > 1:
             link = self.pp_link or self.tp_link
             msg = shape.num_tokens * self.hidden * ACTIVATION_BYTES

@@ -36,11 +36,23 @@ class SchedulerConfig:
     window_fraction: float = 0.0
     reserve_full: bool = False  # admit only when prompt + all outputs fit (TRT-LLM no-evict)
 
-    def blocks_for(self, context: np.ndarray | int) -> np.ndarray | float:
-        full = np.ceil(np.asarray(context) / self.block_size)
+    def blocks_for(self, context: int | np.integer) -> float:
+        """Blocks one sequence of ``context`` tokens holds (fractional with window layers)."""
+        return self._blocks_scalar(int(context))
+
+    def blocks_total(self, contexts: np.ndarray) -> float:
+        """Blocks held by sequences of these contexts, together."""
+        full = np.ceil(contexts / self.block_size)
+        if not self.window or not self.window_fraction:
+            return float(full.sum())
+        capped = np.ceil(np.minimum(contexts, self.window + self.block_size) / self.block_size)
+        return float((1 - self.window_fraction) * full.sum() + self.window_fraction * capped.sum())
+
+    def _blocks_scalar(self, context: int) -> float:
+        full = float(-(-context // self.block_size))
         if not self.window or not self.window_fraction:
             return full
-        capped = np.ceil(np.minimum(context, self.window + self.block_size) / self.block_size)
+        capped = float(-(-min(context, self.window + self.block_size) // self.block_size))
         return (1 - self.window_fraction) * full + self.window_fraction * capped
 
 
@@ -142,11 +154,11 @@ class _Sim:
     def kv_in_use(self) -> None:
         """Blocks this step's sequences need (and, under reserve_full, have been promised)."""
         cfg, ids = self.cfg, self.dec_ids
-        self.used = float(np.sum(cfg.blocks_for(self.dec_ctx + 1)))
-        self.used += sum(float(cfg.blocks_for(p)) for p in self.prefilling.values())
+        self.used = cfg.blocks_total(self.dec_ctx + 1)
+        self.used += sum(cfg.blocks_for(p) for p in self.prefilling.values())
         if cfg.reserve_full:
-            self.reserved = float(np.sum(cfg.blocks_for(self.inp[ids] + self.out[ids])))
-            self.reserved += sum(float(cfg.blocks_for(self.inp[r] + self.out[r])) for r in self.prefilling)
+            self.reserved = cfg.blocks_total(self.inp[ids] + self.out[ids])
+            self.reserved += sum(cfg.blocks_for(self.inp[r] + self.out[r]) for r in self.prefilling)
 
     def preempt_if_short(self) -> None:
         """Free the newest sequences (to be recomputed later) until this step's KV fits."""
@@ -154,10 +166,10 @@ class _Sim:
         while self.used > cfg.kv_blocks and (self.dec_ids.size or self.prefilling):
             victim = max(self.admitted_at, key=self.admitted_at.__getitem__)
             if victim in self.prefilling:
-                self.used -= float(cfg.blocks_for(self.prefilling.pop(victim)))
+                self.used -= cfg.blocks_for(self.prefilling.pop(victim))
             else:
                 pos = int(np.nonzero(self.dec_ids == victim)[0][0])
-                self.used -= float(cfg.blocks_for(self.dec_ctx[pos] + 1))
+                self.used -= cfg.blocks_for(self.dec_ctx[pos] + 1)
                 self.dec_ids, self.dec_ctx = (
                     np.delete(self.dec_ids, pos),
                     np.delete(self.dec_ctx, pos),
@@ -187,7 +199,7 @@ class _Sim:
             if (not cfg.chunked_prefill and chunk > budget and chunks) or not self.can_admit(rid, chunk):
                 break
             self.waiting.popleft()
-            self.used += float(cfg.blocks_for(chunk))
+            self.used += cfg.blocks_for(chunk)
             self.prefilling[rid] = 0
             self.admitted_at[rid] = self.admit_counter
             self.admit_counter += 1
@@ -198,11 +210,11 @@ class _Sim:
 
     def can_admit(self, rid: int, chunk: int) -> bool:
         cfg = self.cfg
-        if self.used + float(cfg.blocks_for(chunk)) > cfg.kv_blocks:
+        if self.used + cfg.blocks_for(chunk) > cfg.kv_blocks:
             return False
         if not cfg.reserve_full:
             return True
-        promise = float(cfg.blocks_for(self.inp[rid] + self.out[rid]))
+        promise = cfg.blocks_for(self.inp[rid] + self.out[rid])
         if self.reserved + promise > cfg.kv_blocks and (self.dec_ids.size or self.prefilling):
             return False
         self.reserved += promise
@@ -210,8 +222,8 @@ class _Sim:
 
     def shape(self, chunks: list[tuple[int, int, int]]) -> StepShape:
         w, ctx = self.window, self.dec_ctx
-        pairs = kv_f = float(np.sum(ctx))
-        pairs_w = kv_w = float(np.sum(np.minimum(ctx, w))) if w else 0.0
+        pairs = kv_f = float(ctx.sum())
+        pairs_w = kv_w = float(np.minimum(ctx, w).sum()) if w else 0.0
         finishing = 0
         for rid, c, p in chunks:
             pairs += c * (p + (c + 1) / 2.0)
@@ -327,17 +339,17 @@ def _decode_run_length(sim: _Sim) -> int:
     Decode step time is linear in context (weights fixed, KV reads grow), so the run is
     priced exactly at its midpoint context."""
     cfg, ids = sim.cfg, sim.dec_ids
-    steps = int(np.min(sim.out[ids] - sim.generated[ids]))
+    steps = int((sim.out[ids] - sim.generated[ids]).min())
     n = int(ids.size)
     if not cfg.reserve_full:
-        steps = _steps_until_kv_full(cfg, sim.dec_ctx, steps)
+        steps = _steps_until_kv_full(cfg, sim.dec_ctx, steps, sim.used)
     full = n >= cfg.max_num_seqs
     if sim.waiting and not full:
         head = sim.waiting[0]
         chunk = min(int(sim.target[head]), cfg.max_num_batched_tokens - n)
-        fits = chunk > 0 and sim.used + float(cfg.blocks_for(chunk)) <= cfg.kv_blocks
+        fits = chunk > 0 and sim.used + cfg.blocks_for(chunk) <= cfg.kv_blocks
         if cfg.reserve_full:
-            fits = fits and sim.reserved + float(cfg.blocks_for(sim.inp[head] + sim.out[head])) <= cfg.kv_blocks
+            fits = fits and sim.reserved + cfg.blocks_for(sim.inp[head] + sim.out[head]) <= cfg.kv_blocks
         if fits:
             return 0
     if not sim.waiting and not full and sim.next_arrival < len(sim.order):
@@ -349,12 +361,15 @@ def _decode_run_length(sim: _Sim) -> int:
     return steps
 
 
-def _steps_until_kv_full(cfg: SchedulerConfig, dec_ctx: np.ndarray, limit: int) -> int:
+def _steps_until_kv_full(cfg: SchedulerConfig, dec_ctx: np.ndarray, limit: int, used_now: float) -> int:
     """Largest k <= limit such that every decoding sequence still has KV for step k."""
 
     def fits(k: int) -> bool:
-        return float(np.sum(cfg.blocks_for(dec_ctx + k))) <= cfg.kv_blocks
+        return cfg.blocks_total(dec_ctx + k) <= cfg.kv_blocks
 
+    # cheap sufficient test first: each sequence gains at most ceil(k / block) + 1 blocks
+    if used_now + dec_ctx.size * (limit // cfg.block_size + 1) <= cfg.kv_blocks:
+        return limit
     if fits(limit):
         return limit
     low, high = 0, limit
@@ -368,8 +383,8 @@ def _steps_until_kv_full(cfg: SchedulerConfig, dec_ctx: np.ndarray, limit: int) 
 
 
 def _decode_shape(contexts: np.ndarray, window: int | None) -> StepShape:
-    total = float(np.sum(contexts))
-    capped = float(np.sum(np.minimum(contexts, window))) if window else 0.0
+    total = float(contexts.sum())
+    capped = float(np.minimum(contexts, window).sum()) if window else 0.0
     return StepShape(len(contexts), len(contexts), total, capped, total, capped)
 
 

@@ -1,0 +1,36 @@
+"""Search speed: the whole default GPU catalog for one model (target: under 1 s on the
+2-core CI machine). Run: python benchmarks/bench_search.py [MODEL]"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+from inferplan.catalog import load_model
+from inferplan.engines import get_engine
+from inferplan.hardware import gpu_catalog
+from inferplan.precision import get_precision
+from inferplan.prices import load_offers
+from inferplan.search import Demand, Targets, candidates, search
+
+
+def main() -> int:
+    model = load_model(sys.argv[1] if len(sys.argv) > 1 else "llama-3.1-70b")
+    offers = load_offers()
+    precisions = [get_precision("bf16"), get_precision("fp8")]
+    times, n = [], 0
+    for _ in range(5):
+        start = time.perf_counter()
+        cands = candidates(model, gpu_catalog().values(), precisions, ["auto", "fp8"])
+        ranked = search(model, cands, Demand(2000, 300, rate_per_s=10), Targets(ttft_p90_s=0.2),
+                        get_engine("vllm"), offers)
+        times.append(time.perf_counter() - start)
+        n = len(ranked)
+    print(f"{model.name}: {len(gpu_catalog())} GPU types, {n} candidates evaluated; "
+          f"search median {statistics.median(times) * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms over 5 runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
