@@ -354,6 +354,13 @@ def evaluate(
         replicas = max(replicas, math.ceil(replicas * need))
     price = cheapest_cloud_offer(offers, cand.gpu.id, cand.gpus_per_replica, replicas)
     usd = price[1] if price else None
+    if price and usd and price[0].usd_per_gpu_hour:
+        # whole instances are rented: spare GPUs become extra replicas (headroom at no cost)
+        rented = round(usd / price[0].usd_per_gpu_hour)
+        spare = rented // cand.gpus_per_replica
+        if spare > replicas and demand.rate_per_s is not None:
+            replicas = spare
+            op = rep.at_rate(demand.rate_per_s / replicas)
     meets = _meets(op, targets) and (
         targets.max_usd_per_hour is None or (usd is not None and usd <= targets.max_usd_per_hour)
     )
