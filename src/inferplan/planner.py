@@ -18,7 +18,7 @@ from inferplan.cost import CostAssumptions, CostComparison, compare_costs
 from inferplan.engines import EngineProfile
 from inferplan.environment import EnvironmentProfile, get_environment
 from inferplan.errors import DoesNotFitError, InfeasibleError, InputError
-from inferplan.hardware import GpuSpec, get_link, gpu_catalog
+from inferplan.hardware import GpuSpec, LinkSpec, get_link, gpu_catalog
 from inferplan.memory import EngineMemoryConfig, Parallelism, weight_bytes
 from inferplan.metrics import ServingMetrics, Slo
 from inferplan.model import ModelSpec, count_params
@@ -77,18 +77,32 @@ class Plan:
     engine: EngineProfile
 
 
-def _verify(
-    model: ModelSpec,
-    e: Evaluated,
-    demand: Demand,
-    targets: Targets,
-    engine: EngineProfile,
-    env: EnvironmentProfile,
-    num_requests: int,
-) -> tuple[Evaluated, ServingMetrics]:
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every step of planning shares."""
+
+    model: ModelSpec
+    demand: Demand
+    targets: Targets
+    engine: EngineProfile
+    offers: list[Offer]
+    env: EnvironmentProfile
+
+    def evaluate(
+        self, cand: Candidate, env: EnvironmentProfile | None = None, tp_link: LinkSpec | None = None
+    ) -> Evaluated | None:
+        return evaluate(
+            self.model, cand, self.demand, self.targets, self.engine, self.offers, env or self.env, tp_link=tp_link
+        )
+
+    def search(self, cands: list[Candidate], rank_by: str = "cost") -> list[Evaluated]:
+        return search(self.model, cands, self.demand, self.targets, self.engine, self.offers, self.env, rank_by)
+
+
+def _verify(ctx: _Context, e: Evaluated, num_requests: int) -> tuple[Evaluated, ServingMetrics]:
     """Simulate the candidate at the demand; add replicas (up to 4 more) until the simulated
     p90 latencies meet the targets."""
-    c = e.candidate
+    c, demand, targets = e.candidate, ctx.demand, ctx.targets
     if demand.rate_per_s is not None:
         arrivals = Arrivals("poisson", rate_per_s=demand.rate_per_s)
     else:
@@ -100,16 +114,8 @@ def _verify(
     metrics = None
     for _ in range(5):
         par = Parallelism(tp=c.tp, pp=c.pp, dp=replicas)
-        metrics = predict(model, c.gpu, c.precision, c.kv_dtype, par, engine, wl, env=env, slo=slo).metrics
-        ok = all(
-            limit is None or value <= limit
-            for value, limit in (
-                (metrics.ttft_s.p90, targets.ttft_p90_s),
-                (metrics.tpot_s.p90, targets.tpot_p90_s),
-                (metrics.e2e_s.p90, targets.e2e_p90_s),
-            )
-        )
-        if ok:
+        metrics = predict(ctx.model, c.gpu, c.precision, c.kv_dtype, par, ctx.engine, wl, env=ctx.env, slo=slo).metrics
+        if not targets.exceeded(metrics.ttft_s.p90, metrics.tpot_s.p90, metrics.e2e_s.p90):
             break
         replicas += 1
     assert metrics is not None
@@ -137,48 +143,30 @@ def make_plan(
     """Find, verify and explain the best deployment of ``model`` for ``demand``."""
     if rank_by not in ("cost", "latency", "gpus", "throughput_per_gpu"):
         raise InputError("--rank must be cost, latency, gpus or throughput_per_gpu")
+    ctx = _Context(model, demand, targets, engine, offers, env)
     pool = gpus or list(gpu_catalog().values())
     precs = precisions or _default_precisions(model)
     start = time.perf_counter()
-    cands = candidates(model, pool, precs, kv_dtypes)
-    ranked = search(model, cands, demand, targets, engine, offers, env, rank_by)
+    ranked = ctx.search(candidates(model, pool, precs, kv_dtypes), rank_by)
     elapsed = time.perf_counter() - start
     feasible = [e for e in ranked if e.meets]
     if not feasible:
-        raise InfeasibleError(
-            _nearest_miss(model, ranked, demand, targets, engine, offers, env, pool, precs, kv_dtypes)
-        )
+        raise InfeasibleError(_nearest_miss(ctx, ranked, pool, precs, kv_dtypes))
     priced = [e for e in feasible if e.usd_per_hour is not None] or feasible
     chosen, verified = priced[0], None
     for e in priced[:verify]:
-        checked, metrics = _verify(model, e, demand, targets, engine, env, verify_requests)
+        checked, metrics = _verify(ctx, e, verify_requests)
         if e is priced[0]:
             chosen, verified = checked, metrics
-    steps = _explain(model, chosen, demand, targets, engine, env, offers)
-    cost = _cost(
-        model,
-        chosen,
-        demand,
-        targets,
-        engine,
-        offers,
-        hours_fraction,
-        peak_to_mean,
-        cost_assumptions,
-    )
+    steps = [
+        _step_vram(model, chosen, demand),
+        _step_parallel(ctx, chosen),
+        _step_interconnect(ctx, chosen),
+        _step_storage(model, chosen, demand),
+    ]
+    cost = _cost(ctx, chosen, hours_fraction, peak_to_mean, cost_assumptions)
     return Plan(
-        model,
-        demand,
-        targets,
-        ranked,
-        chosen,
-        verified,
-        steps,
-        cost,
-        pareto_front(ranked),
-        elapsed,
-        env,
-        engine,
+        model, demand, targets, ranked, chosen, verified, steps, cost, pareto_front(ranked), elapsed, env, engine
     )
 
 
@@ -191,35 +179,22 @@ def _default_precisions(model: ModelSpec) -> list[Precision]:
 
 
 def _nearest_miss(
-    model: ModelSpec,
-    ranked: list[Evaluated],
-    demand: Demand,
-    targets: Targets,
-    engine: EngineProfile,
-    offers: list[Offer],
-    env: EnvironmentProfile,
-    pool: list[GpuSpec],
-    precs: list[Precision],
-    kv: list[str],
+    ctx: _Context, ranked: list[Evaluated], pool: list[GpuSpec], precs: list[Precision], kv: list[str]
 ) -> str:
     if not ranked:
         return (
-            f"{model.name} fits none of the GPUs considered ({', '.join(g.id for g in pool)}) at "
+            f"{ctx.model.name} fits none of the GPUs considered ({', '.join(g.id for g in pool)}) at "
             f"{', '.join(p.name for p in precs)}; allow more GPU types or a lower precision"
         )
     best = ranked[0]
     op = best.best_latency
-    where = f"{best.candidate.label()}"
+    where = best.candidate.label()
     if op is None or not math.isfinite(op.ttft_p90_s):
         return f"no configuration is stable at this load; the nearest is {where}"
-    relax = []
-    for name, value, limit in (
-        ("--ttft", op.ttft_p90_s, targets.ttft_p90_s),
-        ("--tpot", op.tpot_p90_s, targets.tpot_p90_s),
-        ("--e2e", op.e2e_p90_s, targets.e2e_p90_s),
-    ):
-        if limit is not None and value > limit:
-            relax.append(f"{name} {math.ceil(value * 1e3 / 10) * 10:.0f}ms")
+    relax = [
+        f"--{name} {math.ceil(value * 1e3 / 10) * 10:.0f}ms"
+        for name, value, _ in ctx.targets.exceeded(op.ttft_p90_s, op.tpot_p90_s, op.e2e_p90_s)
+    ]
     msg = (
         f"no configuration meets the targets; the best reaches TTFT p90 {op.ttft_p90_s * 1e3:,.0f} ms, "
         f"TPOT p90 {op.tpot_p90_s * 1e3:,.1f} ms on {where}"
@@ -228,28 +203,10 @@ def _nearest_miss(
         msg += f"; relax to {' '.join(relax)}"
     others = [g for g in gpu_catalog().values() if g.id not in {p.id for p in pool}]
     if others:
-        extra = search(model, candidates(model, others, precs, kv), demand, targets, engine, offers, env)
-        winners = sorted({e.candidate.gpu.id for e in extra if e.meets})
+        winners = sorted({e.candidate.gpu.id for e in ctx.search(candidates(ctx.model, others, precs, kv)) if e.meets})
         if winners:
             msg += f" or allow {', '.join(winners[:3])} (--gpus)"
     return msg
-
-
-def _explain(
-    model: ModelSpec,
-    e: Evaluated,
-    demand: Demand,
-    targets: Targets,
-    engine: EngineProfile,
-    env: EnvironmentProfile,
-    offers: list[Offer],
-) -> list[PlanStep]:
-    return [
-        _step_vram(model, e, demand),
-        _step_parallel(model, e, demand, targets, engine, offers, env),
-        _step_interconnect(model, e, demand, targets, engine, offers, env),
-        _step_storage(model, e, demand),
-    ]
 
 
 def _step_vram(model: ModelSpec, e: Evaluated, demand: Demand) -> PlanStep:
@@ -287,34 +244,16 @@ def _step_vram(model: ModelSpec, e: Evaluated, demand: Demand) -> PlanStep:
     return PlanStep("1. VRAM floor", text, {"by_precision": rows, "max_params_b_per_gpu": max_params})
 
 
-def _rate_per_replica(
-    model: ModelSpec,
-    cand: Candidate,
-    demand: Demand,
-    targets: Targets,
-    engine: EngineProfile,
-    offers: list[Offer],
-    env: EnvironmentProfile,
-    tp_link: str | None = None,
-) -> float:
-    link = get_link(tp_link) if tp_link else None
-    ev = evaluate(model, cand, demand, targets, engine, offers, env, tp_link=link)
+def _rate_per_replica(ctx: _Context, cand: Candidate, tp_link: str | None = None) -> float:
+    ev = ctx.evaluate(cand, tp_link=get_link(tp_link) if tp_link else None)
     return ev.max_rate_per_replica if ev else 0.0
 
 
-def _step_parallel(
-    model: ModelSpec,
-    e: Evaluated,
-    demand: Demand,
-    targets: Targets,
-    engine: EngineProfile,
-    offers: list[Offer],
-    env: EnvironmentProfile,
-) -> PlanStep:
-    c = e.candidate
+def _step_parallel(ctx: _Context, e: Evaluated) -> PlanStep:
+    c, demand = e.candidate, ctx.demand
     floor = None
     with contextlib.suppress(DoesNotFitError):
-        floor = min_gpus(model, c.gpu, c.precision, c.kv_dtype, demand.isl + demand.osl, 1).parallelism
+        floor = min_gpus(ctx.model, c.gpu, c.precision, c.kv_dtype, demand.isl + demand.osl, 1).parallelism
     why = []
     if floor and c.gpus_per_replica > floor.gpus_per_replica:
         why.append(
@@ -336,65 +275,45 @@ def _step_parallel(
         + f". One replica sustains about {e.max_rate_per_replica:,.2f} req/s "
         f"({per_replica:,.0f} output tok/s) within the targets; data parallelism adds replicas for the rest."
     )
-    return PlanStep(
-        "2. One GPU or several",
-        text,
-        {
-            "replicas": e.replicas,
-            "tp": c.tp,
-            "pp": c.pp,
-            "num_gpus": e.num_gpus,
-            "max_rate_per_replica": e.max_rate_per_replica,
-        },
-    )
+    numbers = {
+        "replicas": e.replicas,
+        "tp": c.tp,
+        "pp": c.pp,
+        "num_gpus": e.num_gpus,
+        "max_rate_per_replica": e.max_rate_per_replica,
+    }
+    return PlanStep("2. One GPU or several", text, numbers)
 
 
-def _step_interconnect(
-    model: ModelSpec,
-    e: Evaluated,
-    demand: Demand,
-    targets: Targets,
-    engine: EngineProfile,
-    offers: list[Offer],
-    env: EnvironmentProfile,
-) -> PlanStep:
-    c = e.candidate
+def _step_interconnect(ctx: _Context, e: Evaluated) -> PlanStep:
+    c, osl = e.candidate, ctx.demand.osl
     if c.tp == 1 and c.pp == 1:
         return PlanStep(
             "3. Interconnect",
-            "Each replica is one GPU: no GPU-to-GPU traffic; any server "
-            "with one PCIe slot per GPU will do, and replicas need only the front-end network.",
+            "Each replica is one GPU: no GPU-to-GPU traffic; any server with one PCIe slot per GPU will "
+            "do, and replicas need only the front-end network.",
         )
     fast = e.max_rate_per_replica
-    pcie = _rate_per_replica(
-        model,
-        c,
-        demand,
-        targets,
-        engine,
-        offers,
-        env,
-        tp_link=c.gpu.pcie if c.gpu.pcie.startswith("pcie") else "pcie5",
-    )
+    pcie = _rate_per_replica(ctx, c, tp_link=c.gpu.pcie if c.gpu.pcie.startswith("pcie") else "pcie5")
     numbers: dict[str, Any] = {"rate_fast_link": fast, "rate_pcie_only": pcie}
     link = c.gpu.scale_up or c.gpu.pcie
     text = (
-        f"TP {c.tp} all-reduces twice per layer. Over {link} one replica sustains {fast * demand.osl:,.0f} "
+        f"TP {c.tp} all-reduces twice per layer. Over {link} one replica sustains {fast * osl:,.0f} "
         "output tok/s within the targets; "
     )
     text += (
-        f"over PCIe only {pcie * demand.osl:,.0f} tok/s ({(pcie / fast - 1) * 100 if fast else 0:+.0f}%). "
+        f"over PCIe only {pcie * osl:,.0f} tok/s ({(pcie / fast - 1) * 100 if fast else 0:+.0f}%). "
         if pcie > 0
         else "over PCIe only it cannot meet the targets at any load (the prefill all-reduces alone exceed them). "
     )
     text += "Keep the NVLink/XGMI server." if pcie < 0.9 * fast else "PCIe is enough for this model and load."
     if c.pp > 1:
-        ib = _rate_per_replica(model, c, demand, targets, engine, offers, env)
-        numbers["rate_infiniband"] = ib
+        ethernet = _rate_per_replica(ctx, c, tp_link=None)
+        numbers["rate_multi_node"] = ethernet
         text += (
-            f" PP {c.pp} crosses servers: stage-to-stage traffic is one activation per token "
-            "(small), so 400 Gb/s InfiniBand or RoCE and 100 Gb/s Ethernet differ little in throughput; "
-            "latency per hop matters more than bandwidth."
+            f" PP {c.pp} crosses servers: stage-to-stage traffic is one activation per token (small), so "
+            "400 Gb/s InfiniBand or RoCE and 100 Gb/s Ethernet differ little in throughput; latency per "
+            "hop matters more than bandwidth."
         )
     return PlanStep("3. Interconnect", text, numbers)
 
@@ -428,19 +347,15 @@ def _step_storage(model: ModelSpec, e: Evaluated, demand: Demand) -> PlanStep:
 
 
 def _cost(
-    model: ModelSpec,
+    ctx: _Context,
     e: Evaluated,
-    demand: Demand,
-    targets: Targets,
-    engine: EngineProfile,
-    offers: list[Offer],
     hours_fraction: float,
     peak_to_mean: float,
     assumptions: CostAssumptions | None,
 ) -> CostComparison | None:
-    c = e.candidate
-    bare = evaluate(model, c, demand, targets, engine, offers, get_environment("bare-metal"))
-    cloud = evaluate(model, c, demand, targets, engine, offers, get_environment("vm"))
+    c, demand = e.candidate, ctx.demand
+    bare = ctx.evaluate(c, env=get_environment("bare-metal"))
+    cloud = ctx.evaluate(c, env=get_environment("vm"))
     if not bare or not cloud or bare.max_rate_per_replica <= 0 or cloud.max_rate_per_replica <= 0:
         return None
     if demand.rate_per_s is not None:
@@ -452,13 +367,5 @@ def _cost(
         op = e.per_replica
         tokens = (op.rate_per_s * e.replicas * demand.osl) if op else 0.0
     return compare_costs(
-        c.gpu,
-        c.gpus_per_replica,
-        bare_mean,
-        cloud_mean,
-        offers,
-        tokens,
-        hours_fraction,
-        peak_to_mean,
-        assumptions,
+        c.gpu, c.gpus_per_replica, bare_mean, cloud_mean, ctx.offers, tokens, hours_fraction, peak_to_mean, assumptions
     )

@@ -58,6 +58,18 @@ class Targets:
     min_output_tokens_per_s: float | None = None
     max_usd_per_hour: float | None = None
 
+    def exceeded(self, ttft_s: float, tpot_s: float, e2e_s: float) -> list[tuple[str, float, float]]:
+        """(option name, value, limit) for every p90 latency target that the values miss."""
+        return [
+            (name, value, limit)
+            for name, value, limit in (
+                ("ttft", ttft_s, self.ttft_p90_s),
+                ("tpot", tpot_s, self.tpot_p90_s),
+                ("e2e", e2e_s, self.e2e_p90_s),
+            )
+            if limit is not None and value > limit
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class Demand:
@@ -258,26 +270,14 @@ class _Replica:
 
 
 def _meets(op: Operating, t: Targets) -> bool:
-    return op.stable and all(
-        limit is None or value <= limit
-        for value, limit in (
-            (op.ttft_p90_s, t.ttft_p90_s),
-            (op.tpot_p90_s, t.tpot_p90_s),
-            (op.e2e_p90_s, t.e2e_p90_s),
-        )
-    )
+    return op.stable and not t.exceeded(op.ttft_p90_s, op.tpot_p90_s, op.e2e_p90_s)
 
 
 def _miss(op: Operating, t: Targets) -> str:
-    parts = []
-    for name, value, limit in (
-        ("TTFT p90", op.ttft_p90_s, t.ttft_p90_s),
-        ("TPOT p90", op.tpot_p90_s, t.tpot_p90_s),
-        ("E2E p90", op.e2e_p90_s, t.e2e_p90_s),
-    ):
-        if limit is not None and value > limit:
-            parts.append(f"{name} {value * 1e3:,.0f} ms > {limit * 1e3:,.0f} ms")
-    return "; ".join(parts)
+    return "; ".join(
+        f"{name.upper()} p90 {value * 1e3:,.0f} ms > {limit * 1e3:,.0f} ms"
+        for name, value, limit in t.exceeded(op.ttft_p90_s, op.tpot_p90_s, op.e2e_p90_s)
+    )
 
 
 def evaluate(
@@ -310,7 +310,33 @@ def evaluate(
         return None
     rep = _Replica(built, demand, env)
     low_load = rep.at_rate(1e-6)
-    # largest per-replica rate that is stable and meets the targets
+    lo, hi = _max_rate(rep, targets)
+    frontier = [
+        (op.rate_per_s * rep.osl / cand.gpus_per_replica, 1.0 / op.tpot_p90_s * 1.1)
+        for op in (rep.at_rate(f * max(hi, 1e-9)) for f in (0.05, 0.2, 0.4, 0.6, 0.8, 0.95))
+        if op.stable
+    ]
+    if lo <= 0.0:
+        miss = _miss(low_load, targets) or "unstable even at low load"
+        return Evaluated(cand, 0, None, low_load, 0.0, None, None, False, miss, frontier)
+    replicas, op = _replicas_needed(rep, demand, targets, lo)
+    price = cheapest_cloud_offer(offers, cand.gpu.id, cand.gpus_per_replica, replicas)
+    usd = price[1] if price else None
+    if price and usd and price[0].usd_per_gpu_hour and demand.rate_per_s is not None:
+        # whole instances are rented: spare GPUs become extra replicas (headroom at no cost)
+        spare = round(usd / price[0].usd_per_gpu_hour) // cand.gpus_per_replica
+        if spare > replicas:
+            replicas, op = spare, rep.at_rate(demand.rate_per_s / spare)
+    meets = _meets(op, targets) and (
+        targets.max_usd_per_hour is None or (usd is not None and usd <= targets.max_usd_per_hour)
+    )
+    miss = "" if meets else (_miss(op, targets) or "over budget")
+    return Evaluated(cand, replicas, op, low_load, lo, price[0] if price else None, usd, meets, miss, frontier)
+
+
+def _max_rate(rep: _Replica, targets: Targets) -> tuple[float, float]:
+    """Bisection for the largest per-replica rate that is stable and meets the targets:
+    (highest rate that meets them, lowest rate found not to)."""
     hi = rep.pp / max(rep.prefill_work + rep.osl * rep.step(rep.max_batch) / max(rep.max_batch, 1.0), 1e-9)
     lo = 0.0
     for _ in range(40):
@@ -319,63 +345,26 @@ def evaluate(
             lo = mid
         else:
             hi = mid
-    frontier = [
-        (op.rate_per_s * rep.osl / cand.gpus_per_replica, 1.0 / op.tpot_p90_s * 1.1)
-        for op in (rep.at_rate(f * max(hi, 1e-9)) for f in (0.05, 0.2, 0.4, 0.6, 0.8, 0.95))
-        if op.stable
-    ]
-    if lo <= 0.0:
-        return Evaluated(
-            cand,
-            0,
-            None,
-            low_load,
-            0.0,
-            None,
-            None,
-            False,
-            _miss(low_load, targets) or "unstable even at low load",
-            frontier,
-        )
+    return lo, hi
+
+
+def _replicas_needed(rep: _Replica, demand: Demand, targets: Targets, max_rate: float) -> tuple[int, Operating]:
+    """Replicas to serve the demand within the targets, and one replica's operating point."""
     if demand.rate_per_s is not None:
-        replicas = max(math.ceil(demand.rate_per_s / lo - 1e-9), 1)
-        op = rep.at_rate(demand.rate_per_s / replicas)
-    else:
-        assert demand.concurrency is not None
-        replicas = 1
-        while replicas < 100_000:
+        replicas = max(math.ceil(demand.rate_per_s / max_rate - 1e-9), 1)
+        return replicas, rep.at_rate(demand.rate_per_s / replicas)
+    assert demand.concurrency is not None
+    replicas = 1
+    op = rep.at_concurrency(float(demand.concurrency))
+    while not _meets(op, targets) and replicas < 100_000:
+        replicas = replicas * 2 if replicas < 8 else replicas + max(replicas // 4, 1)
+        op = rep.at_concurrency(demand.concurrency / replicas)
+    if targets.min_output_tokens_per_s:
+        need = targets.min_output_tokens_per_s / max(op.rate_per_s * replicas * rep.osl, 1e-9)
+        if need > 1:
+            replicas = math.ceil(replicas * need)
             op = rep.at_concurrency(demand.concurrency / replicas)
-            if _meets(op, targets):
-                break
-            replicas *= 2 if replicas < 8 else 1
-            replicas += 0 if replicas < 8 else max(replicas // 4, 1)
-    if targets.min_output_tokens_per_s and demand.rate_per_s is None:
-        need = targets.min_output_tokens_per_s / max(op.rate_per_s * rep.osl, 1e-9)
-        replicas = max(replicas, math.ceil(replicas * need))
-    price = cheapest_cloud_offer(offers, cand.gpu.id, cand.gpus_per_replica, replicas)
-    usd = price[1] if price else None
-    if price and usd and price[0].usd_per_gpu_hour:
-        # whole instances are rented: spare GPUs become extra replicas (headroom at no cost)
-        rented = round(usd / price[0].usd_per_gpu_hour)
-        spare = rented // cand.gpus_per_replica
-        if spare > replicas and demand.rate_per_s is not None:
-            replicas = spare
-            op = rep.at_rate(demand.rate_per_s / replicas)
-    meets = _meets(op, targets) and (
-        targets.max_usd_per_hour is None or (usd is not None and usd <= targets.max_usd_per_hour)
-    )
-    return Evaluated(
-        cand,
-        replicas,
-        op,
-        low_load,
-        lo,
-        price[0] if price else None,
-        usd,
-        meets,
-        "" if meets else (_miss(op, targets) or "over budget"),
-        frontier,
-    )
+    return replicas, op
 
 
 def search(
