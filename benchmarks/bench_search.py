@@ -23,12 +23,15 @@ def main() -> int:
     for _ in range(5):
         start = time.perf_counter()
         cands = candidates(model, gpu_catalog().values(), precisions, ["auto", "fp8"])
-        ranked = search(model, cands, Demand(2000, 300, rate_per_s=10), Targets(ttft_p90_s=0.2),
-                        get_engine("vllm"), offers)
+        ranked = search(
+            model, cands, Demand(2000, 300, rate_per_s=10), Targets(ttft_p90_s=0.2), get_engine("vllm"), offers
+        )
         times.append(time.perf_counter() - start)
         n = len(ranked)
-    print(f"{model.name}: {len(gpu_catalog())} GPU types, {n} candidates evaluated; "
-          f"search median {statistics.median(times) * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms over 5 runs")
+    print(
+        f"{model.name}: {len(gpu_catalog())} GPU types, {n} candidates evaluated; "
+        f"search median {statistics.median(times) * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms over 5 runs"
+    )
     return 0
 
 

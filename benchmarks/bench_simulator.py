@@ -18,19 +18,34 @@ from inferplan.workload import Arrivals, LengthDist, Workload, make_requests
 
 
 def main() -> int:
-    built = build(load_model("llama-3.1-8b"), get_gpu("h100-sxm"), get_precision("bf16"), get_kv_dtype("bf16"),
-                  Parallelism(), get_engine("vllm"))
-    for label, arrivals in (("offline", Arrivals("offline")), ("poisson 20 req/s", Arrivals("poisson", rate_per_s=20)),
-                            ("concurrency 64", Arrivals("concurrency", concurrency=64))):
+    built = build(
+        load_model("llama-3.1-8b"),
+        get_gpu("h100-sxm"),
+        get_precision("bf16"),
+        get_kv_dtype("bf16"),
+        Parallelism(),
+        get_engine("vllm"),
+    )
+    for label, arrivals in (
+        ("offline", Arrivals("offline")),
+        ("poisson 20 req/s", Arrivals("poisson", rate_per_s=20)),
+        ("concurrency 64", Arrivals("concurrency", concurrency=64)),
+    ):
         reqs = make_requests(Workload(LengthDist(1000), LengthDist(200), arrivals, 10_000, seed=0))
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            sim = simulate(built.cost, built.scheduler, reqs,
-                           concurrency=arrivals.concurrency if arrivals.kind == "concurrency" else None)
+            sim = simulate(
+                built.cost,
+                built.scheduler,
+                reqs,
+                concurrency=arrivals.concurrency if arrivals.kind == "concurrency" else None,
+            )
             times.append(time.perf_counter() - start)
-        print(f"{label:18s} 10,000 requests: median {statistics.median(times):.3f} s over 3 runs "
-              f"({len(sim.step_s):,} step records)")
+        print(
+            f"{label:18s} 10,000 requests: median {statistics.median(times):.3f} s over 3 runs "
+            f"({len(sim.step_s):,} step records)"
+        )
     return 0
 
 
