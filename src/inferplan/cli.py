@@ -6,22 +6,20 @@ name; 4 unsupported model; 5 does not fit; 6 infeasible targets; 7 offline.
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from inferplan.capacity import min_gpus, plan_memory
 from inferplan.catalog import catalog_models, load_model
+from inferplan.cli_common import emit_json, handles_errors
 from inferplan.cost import CostAssumptions, compare_costs
 from inferplan.engines import get_engine
 from inferplan.environment import get_environment
-from inferplan.errors import DoesNotFitError, InfeasibleError, InferplanError, InputError
+from inferplan.errors import DoesNotFitError, InfeasibleError, InputError
 from inferplan.hardware import get_gpu, gpu_catalog
 from inferplan.memory import EngineMemoryConfig
 from inferplan.metrics import Slo
@@ -51,30 +49,9 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console(soft_wrap=False, width=120)
-err = Console(stderr=True)
-P = ParamSpec("P")
-R = TypeVar("R")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (schema in docs/json.md).")]
 GpuOpt = Annotated[str, typer.Option("--gpu", help="GPU id, e.g. h100-sxm; 'h100-sxm:3g.40gb' for MIG.")]
-
-
-def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Print an InferplanError as one line on stderr and exit with its code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except InferplanError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper
-
-
-def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
 
 
 def engine_config(
@@ -545,6 +522,16 @@ def cost(
         emit_json(payload)
         return
     print_cost(out, payload)
+
+
+def _register_subcommands() -> None:
+    from inferplan.cli_bench import bench_app, runs_app
+
+    app.add_typer(bench_app, name="bench")
+    app.add_typer(runs_app, name="runs")
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ with :attr:`InferplanError.exit_code`.
     ├── UnsupportedModelError       exit 4   model_type we cannot describe
     ├── DoesNotFitError             exit 5   memory does not suffice
     ├── InfeasibleError             exit 6   no configuration meets the targets
-    └── OfflineError                exit 7   a hub id was given without network
+    ├── OfflineError                exit 7   a hub id was given without network
+    └── BenchmarkError              exit 8   a measurement could not be made
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "BenchmarkError",
     "ConfigError",
     "DoesNotFitError",
     "InfeasibleError",
@@ -95,6 +97,10 @@ class InfeasibleError(InferplanError):
 
 class OfflineError(InferplanError):
     exit_code = 7
+
+
+class BenchmarkError(InferplanError):
+    exit_code = 8
 
 
 def closest_names(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
