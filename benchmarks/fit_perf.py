@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+from inferplan.calibration import fit_parameters
 from inferplan.engines import ENGINES, EngineProfile
 from inferplan.validate import Measurement, read_measurements, validate_rows
 
@@ -83,28 +84,19 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=1, help="use every Nth row (speed)")
     args = ap.parse_args()
     rows = read_measurements(args.csv)[:: args.every]
-    params = initial()
+    start = initial()
+    bounds = {k: BOUNDS[k.split(".")[-1]] for k in start}
     with ProcessPoolExecutor(2) as pool:
-        best = loss(rows, params, pool)
-        print(f"start loss {best:.4f}", flush=True)
-        step = 1.3
-        for rnd in range(args.rounds):
-            for key in list(params):
-                short = key.split(".")[-1]
-                lo, hi = BOUNDS[short]
-                for factor in (step, 1 / step):
-                    trial = dict(params)
-                    trial[key] = min(max(params[key] * factor, lo), hi)
-                    if trial[key] == params[key]:
-                        continue
-                    value = loss(rows, trial, pool)
-                    if value < best - 1e-4:
-                        best, params = value, trial
-                        print(f"round {rnd} {key} -> {params[key]:.6g}  loss {best:.4f}", flush=True)
-                        break
-            step = math.sqrt(step)
-    print("fitted:")
-    for k, v in params.items():
+        fitted, best = fit_parameters(
+            lambda params: loss(rows, params, pool),
+            start,
+            bounds,
+            rounds=args.rounds,
+            step=1.3,
+            log=lambda line: print(line, flush=True),
+        )
+    print(f"fitted (loss {best:.4f}):")
+    for k, v in fitted.items():
         print(f"  {k} = {v:.6g}")
     return 0
 

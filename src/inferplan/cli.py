@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from inferplan.calibration import apply_profile, load_profile
 from inferplan.capacity import min_gpus, plan_memory
 from inferplan.catalog import catalog_models, load_model
 from inferplan.cli_common import emit_json, handles_errors
@@ -328,6 +329,7 @@ def predict(
     tpot: Annotated[str | None, typer.Option(help="Goodput target, e.g. 50ms.")] = None,
     e2e: Annotated[str | None, typer.Option(help="Goodput target, e.g. 10s.")] = None,
     trace: Annotated[Path | None, typer.Option(help="CSV: arrival_s,input_tokens,output_tokens.")] = None,
+    calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -342,13 +344,14 @@ def predict(
     if requests is not None:
         offline = offline if (rate or concurrency or offline) else len(requests)
     wl = workload_from(isl, osl, rate, concurrency, offline, num_requests, burstiness, length_dist, length_cv, seed)
+    eng, g = apply_profile(get_engine(engine), g, load_profile(calibration) if calibration else None)
     result = run_prediction(
         spec,
         g,
         precision,
         kv,
         par,
-        get_engine(engine),
+        eng,
         wl,
         env=environment,
         slo=_slo(ttft, tpot, e2e),
@@ -401,6 +404,7 @@ def plan(
     env: Annotated[str, typer.Option(help="bare-metal, vm, vgpu or mig:PROFILE.")] = "bare-metal",
     env_set: Annotated[list[str] | None, typer.Option(help="Edit an assumption, e.g. jitter_loss=0.2.")] = None,
     prices: Annotated[Path | None, typer.Option(help="Your price YAML (adds to/overrides the catalog).")] = None,
+    calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
     rank: Annotated[str, typer.Option(help="cost, latency, gpus or throughput_per_gpu.")] = "cost",
     top: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     verify: Annotated[int, typer.Option(min=0, max=20, help="Simulate the best N to verify.")] = 1,
@@ -420,14 +424,17 @@ def plan(
         min_throughput,
         parse_budget_usd_per_hour(budget) if budget else None,
     )
+    profile = load_profile(calibration) if calibration else None
+    pool = [get_gpu(g) for g in _csv(gpus)] or list(gpu_catalog().values())
+    eng = apply_profile(get_engine(engine), pool[0], profile)[0]
     result = make_plan(
         spec,
         demand,
         targets,
-        gpus=[get_gpu(g) for g in _csv(gpus)] or None,
+        gpus=[apply_profile(eng, g, profile)[1] for g in pool],
         precisions=[get_precision(x) for x in _csv(dtypes)] or None,
         kv_dtypes=_csv(kv_dtypes) or ["auto"],
-        engine=get_engine(engine),
+        engine=eng,
         env=get_environment(env, parse_settings(env_set or [])),
         offers=load_offers(prices),
         rank_by=rank,
@@ -525,10 +532,11 @@ def cost(
 
 
 def _register_subcommands() -> None:
-    from inferplan.cli_bench import bench_app, runs_app
+    from inferplan.cli_bench import bench_app, calibrate_cmd, runs_app
 
     app.add_typer(bench_app, name="bench")
     app.add_typer(runs_app, name="runs")
+    app.command("calibrate")(calibrate_cmd)
 
 
 _register_subcommands()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,9 +19,15 @@ from inferplan.bench.selfcheck import run_self_check
 from inferplan.bench.serve import ServeSpec, run_sweep
 from inferplan.bench.store import ResultsStore, RunInfo
 from inferplan.bench.summary import summarize_records
+from inferplan.calibration import CalibrationProfile, calibrate, observation_from_records, save_profile
+from inferplan.catalog import load_model
 from inferplan.cli_common import handles_errors
+from inferplan.engines import get_engine
 from inferplan.errors import InputError
+from inferplan.hardware import get_gpu
+from inferplan.memory import Parallelism
 from inferplan.metrics import Slo
+from inferplan.options import resolve_kv_dtype, resolve_precision
 from inferplan.units import parse_duration_s
 from inferplan.views import table
 
@@ -338,3 +345,88 @@ def runs_import(path: Path, db: DbOpt = None) -> None:
 
 
 __all__ = ["bench_app", "runs_app"]
+
+
+@handles_errors
+def calibrate_cmd(
+    run_ids: Annotated[list[int], typer.Argument(metavar="RUN...", help="Serving runs and/or 'bench gpu' runs.")],
+    name: Annotated[str, typer.Option(help="Profile name, used as --calibration NAME later.")],
+    model: Annotated[str, typer.Option(help="The model the server ran (catalog name, config.json or folder).")],
+    gpu: Annotated[str, typer.Option(help="The GPU it ran on.")],
+    tp: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    pp: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    dtype: Annotated[str, typer.Option()] = "auto",
+    kv_dtype: Annotated[str, typer.Option()] = "auto",
+    engine: Annotated[str, typer.Option()] = "vllm",
+    params: Annotated[str, typer.Option(help="Parameters to fit.")] = "step_overhead_s,mem_efficiency,gemm_efficiency",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the performance model to measured runs and save a calibration profile."""
+    spec = load_model(model)
+    g = get_gpu(gpu)
+    precision = resolve_precision(spec, dtype)
+    store = ResultsStore(db)
+    try:
+        serving = [store.run(i) for i in run_ids]
+        observations = [observation_from_records(str(r.id), store.records(r.id)) for r in serving if r.kind != "gpu"]
+        measured = [m for r in serving if r.kind == "gpu" for m in store.measurements(r.id)]
+    finally:
+        store.close()
+    eng = get_engine(engine)
+    matmul: dict[str, float] = {}
+    for m in measured:
+        if m["name"] == "gemm_tflops":
+            dt = str(m["params"].get("dtype"))
+            matmul[dt] = max(matmul.get(dt, 0.0), float(m["value"]))
+    bandwidth = max((float(m["value"]) for m in measured if m["name"] == "memory_bandwidth_gb_s"), default=None)
+    fields = tuple(p.strip() for p in params.split(",") if p.strip())
+    if observations:
+        profile = calibrate(
+            name,
+            observations,
+            spec,
+            g,
+            precision,
+            resolve_kv_dtype(kv_dtype, precision),
+            Parallelism(tp=tp, pp=pp),
+            eng,
+            fields,
+            log=None if as_json else err.print,
+        )
+    else:
+        profile = CalibrationProfile(name=name, engine=eng.name, gpu=g.id)
+    kernels = dict(profile.kernels)
+    if bandwidth:  # a measured copy bandwidth sets the streaming efficiency directly
+        kernels["mem_efficiency"] = min(bandwidth * 1e9 / g.mem_bw_bytes_per_s, 0.98)
+    profile = replace(
+        profile,
+        kernels=kernels,
+        measured_matmul_tflops=profile.measured_matmul_tflops | matmul,
+        measured_mem_bw_gb_s=bandwidth or profile.measured_mem_bw_gb_s,
+    )
+    path = save_profile(profile)
+    payload = {
+        "schema": "inferplan.calibration/1",
+        "name": profile.name,
+        "path": str(path),
+        "kernels": profile.kernels,
+        "engine_overrides": profile.engine_overrides,
+        "measured_matmul_tflops": profile.measured_matmul_tflops,
+        "measured_mem_bw_gb_s": profile.measured_mem_bw_gb_s,
+        "fitted_on": profile.fitted_on,
+        "error_before": profile.error_before,
+        "error_after": profile.error_after,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    if profile.error_before is not None and profile.error_after is not None:
+        out.print(
+            f"mean |log error| of TTFT, TPOT and throughput over {len(observations)} run(s): "
+            f"{profile.error_before:.3f} before, {profile.error_after:.3f} after "
+            f"(about {math.expm1(profile.error_before) * 100:.0f}% -> {math.expm1(profile.error_after) * 100:.0f}%)"
+        )
+    fitted = profile.kernels | profile.engine_overrides
+    out.print("fitted: " + ", ".join(f"{k}={v:.4g}" for k, v in fitted.items()))
+    out.print(f"saved {path}; use it with --calibration {profile.name}")
