@@ -87,7 +87,7 @@ def test_profiles_save_load_and_apply(tmp_path: Path) -> None:
     engine, gpu = apply_profile(base, GPU, loaded)
     assert engine.step_overhead_s == profile.engine_overrides["step_overhead_s"]
     assert gpu.measured_matmul_flops["bf16"] == pytest.approx(700e12)
-    other, untouched = apply_profile(base, get_gpu("a100-sxm-80gb"), loaded)
+    _, untouched = apply_profile(base, get_gpu("a100-sxm-80gb"), loaded)
     assert untouched.measured_matmul_flops == get_gpu("a100-sxm-80gb").measured_matmul_flops
     with pytest.raises(ConfigError, match="no calibration profile"):
         load_profile("missing", tmp_path)
