@@ -71,6 +71,8 @@ def print_summary(s: dict[str, Any], title: str) -> None:
         f"goodput {s['goodput_requests_per_s']:,.2f} req/s"
         + ("" if s["output_tokens_from_usage"] else "; output tokens counted from chunks (no usage)")
     )
+    if s.get("first_failure"):
+        err.print(f"first failure: {s['first_failure'][:200]}", highlight=False)
     if s.get("warning"):
         err.print(f"[yellow]warning:[/yellow] {s['warning']}")
 
@@ -95,6 +97,7 @@ def bench_serve(
     max_concurrency: Annotated[int | None, typer.Option(help="Cap on streams in an open-loop run.")] = None,
     ttft: Annotated[str | None, typer.Option(help="Goodput target, e.g. 500ms.")] = None,
     tpot: Annotated[str | None, typer.Option(help="Goodput target, e.g. 50ms.")] = None,
+    ignore_eos: Annotated[bool, typer.Option(help="Ask for exactly --osl tokens (vLLM/SGLang field).")] = True,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -116,6 +119,7 @@ def bench_serve(
         timeout_s=parse_duration_s(timeout),
         burstiness=burstiness,
         max_concurrency=max_concurrency,
+        ignore_eos=ignore_eos,
         slo=Slo(
             parse_duration_s(ttft, default_unit="ms") if ttft else None,
             parse_duration_s(tpot, default_unit="ms") if tpot else None,

@@ -42,6 +42,7 @@ class ServeSpec:
     timeout_s: float = 120.0
     burstiness: float = 1.0
     max_concurrency: int | None = None
+    ignore_eos: bool = True
     slo: Slo = field(default_factory=Slo)
 
     def __post_init__(self) -> None:
@@ -101,6 +102,7 @@ async def run_sweep(
             spec.timeout_s,
             spec.duration_s,
             spec.seed,
+            spec.ignore_eos,
             max_concurrency=spec.max_concurrency,
         )
         helper = PooledTransport(spec.url)
@@ -112,9 +114,11 @@ async def run_sweep(
                 Arrivals("concurrency", concurrency=min(spec.warmup, 8)),
                 spec.endpoint,
                 spec.timeout_s,
+                ignore_eos=spec.ignore_eos,
             )
             await run_load(warm, prompts[: spec.warmup], lambda _: None)
         config = {
+            "ignore_eos": spec.ignore_eos,
             "arrivals": asdict(arrivals),
             "isl": spec.isl,
             "osl": spec.osl,

@@ -53,5 +53,6 @@ def summarize_records(records: list[RequestRecord], slo: Slo | None = None) -> d
         "goodput_requests_per_s": len(good) / duration,
         "output_tokens_from_usage": all(r.tokens_source == "usage" for r in ok),
         "send_lag_p99_s": float(np.percentile(lags, 99)) if lags.size else 0.0,
+        "first_failure": next((f"{r.error}: {r.detail}" for r in records if not r.ok), None),
         "slo": {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s, "e2e_s": slo.e2e_s},
     }
