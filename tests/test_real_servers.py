@@ -73,8 +73,8 @@ def test_bench_against_transformers_serve(server: str, tiny_model: Path, tmp_pat
         assert s["output_tokens_from_usage"] is True  # the server's own counts, from its last chunk
         for rec in store.records(point["run_id"]):
             assert 1 <= rec.output_tokens <= 6
-            # one content chunk per token here; the role-only first chunk is not a token
-            assert len(rec.chunk_times_s) == rec.output_tokens
+            # a chunk carries one token or, when the server runs behind, several; never zero
+            assert 1 <= len(rec.chunk_times_s) <= rec.output_tokens
             assert rec.sent_s <= rec.first_token_s <= rec.end_s
     store.close()
 
