@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,80 @@ def test_bench_and_memory_model_against_vllm(tmp_path: Path) -> None:
     spec = spec_from_config(json.loads((model_dir / "config.json").read_text()), "tiny")
     per_token = kv_layout(spec, get_kv_dtype("bf16"), Parallelism()).bytes_per_token
     assert logged_tokens == pytest.approx(2**30 / per_token, rel=0.01)
+
+
+def test_deploy_generates_arguments_vllm_accepts_and_launches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated command parses with vLLM's own argument parser, and --launch starts vLLM
+    from it; a short benchmark then runs against the launched server."""
+    model_dir = make_tiny_model(tmp_path / "model")
+    assert PYTHON is not None
+    args = [
+        "deploy",
+        str(model_dir / "config.json"),
+        "--gpu",
+        "l4",
+        "--context",
+        "512",
+        "--concurrency",
+        "4",
+        "--model-id",
+        str(model_dir),
+        "--python",
+        PYTHON,
+        "--port",
+        "8000",
+    ]
+    text = CliRunner().invoke(app, args)
+    assert text.exit_code == 0, text.output
+    command = text.stdout.strip().splitlines()[-1].split()
+    check = (
+        "import sys\nfrom vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+        "from vllm.entrypoints.launchers.cli_args import make_arg_parser\n"
+        "ns = make_arg_parser(FlexibleArgumentParser()).parse_args(sys.argv[1:])\n"
+        "print(ns.max_model_len, ns.max_num_seqs, ns.gpu_memory_utilization)"
+    )
+    parsed = subprocess.run(
+        [PYTHON, "-c", check, *command[3:]],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+        env=os.environ | {"HF_HUB_OFFLINE": "1"},
+    )
+    assert parsed.returncode == 0, parsed.stderr[-2000:]
+    assert parsed.stdout.split()[-3:-1] == ["512", "4"]
+    from tests.realserver.servers import free_port
+
+    port = free_port()
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    launched = CliRunner().invoke(app, [*args[:-1], str(port), "--launch", "--wait", "300s"])
+    assert launched.exit_code == 0, launched.output
+    pid = int(re.search(r"pid (\d+)", launched.stdout).group(1))  # type: ignore[union-attr]
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                "bench",
+                "serve",
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--model",
+                "model",
+                "--concurrency",
+                "2",
+                "--num-requests",
+                "4",
+                "--isl",
+                "16",
+                "--osl",
+                "8",
+                "--db",
+                str(tmp_path / "r.db"),
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        s = json.loads(result.stdout)["points"][0]["summary"]
+        assert s["sent"] == s["succeeded"] == 4, s
+    finally:
+        os.killpg(os.getpgid(pid), signal.SIGTERM)

@@ -18,10 +18,12 @@ from inferplan.capacity import min_gpus, plan_memory
 from inferplan.catalog import catalog_models, load_model
 from inferplan.cli_common import emit_json, handles_errors
 from inferplan.cost import CostAssumptions, compare_costs
+from inferplan.deploy import engine_command, render, settings_for
 from inferplan.engines import get_engine
 from inferplan.environment import get_environment
 from inferplan.errors import DoesNotFitError, InfeasibleError, InputError
 from inferplan.hardware import get_gpu, gpu_catalog
+from inferplan.launch import launch_engine
 from inferplan.memory import EngineMemoryConfig
 from inferplan.metrics import Slo
 from inferplan.options import resolve_kv_dtype, resolve_parallelism, resolve_precision
@@ -529,6 +531,53 @@ def cost(
         emit_json(payload)
         return
     print_cost(out, payload)
+
+
+@app.command()
+@handles_errors
+def deploy(
+    model: Annotated[str, typer.Argument(help="Catalog name, config.json path or model folder.")],
+    gpu: GpuOpt,
+    engine: Annotated[str, typer.Option(help="vllm or sglang.")] = "vllm",
+    fmt: Annotated[str, typer.Option("--format", help="shell, compose or k8s.")] = "shell",
+    count: Annotated[int | None, typer.Option(help="GPUs per replica.")] = None,
+    tp: Annotated[int | None, typer.Option()] = None,
+    pp: Annotated[int | None, typer.Option()] = None,
+    dp: Annotated[int | None, typer.Option(help="Replicas.")] = None,
+    dtype: Annotated[str, typer.Option()] = "auto",
+    kv_dtype: Annotated[str, typer.Option()] = "auto",
+    context: Annotated[int, typer.Option(min=16, max=10_000_000, help="max_model_len.")] = 8192,
+    concurrency: Annotated[int, typer.Option(min=1, max=100_000, help="Sequences the KV cache must hold.")] = 64,
+    max_num_batched_tokens: Annotated[int, typer.Option(min=16, max=1_000_000)] = 8192,
+    model_id: Annotated[str | None, typer.Option(help="What the engine loads (default: the hub id or path).")] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    python: Annotated[str | None, typer.Option(help="Run the engine as PYTHON -m ... (e.g. a venv's python).")] = None,
+    launch: Annotated[bool, typer.Option(help="Start the engine and wait until /health answers.")] = False,
+    wait: Annotated[str, typer.Option(help="How long --launch waits.")] = "900s",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+) -> None:
+    """Launch command or manifests for vLLM / SGLang, memory settings matching the plan."""
+    spec = load_model(model)
+    g = get_gpu(gpu)
+    precision = resolve_precision(spec, dtype)
+    kv = resolve_kv_dtype(kv_dtype, precision)
+    par = resolve_parallelism(g, count, tp, pp, dp)
+    entry = catalog_models().get(spec.name)
+    target = model_id or (entry.hf_id if entry else model)
+    dspec = settings_for(
+        spec, target, g, precision, kv, par, engine, context, concurrency, max_num_batched_tokens, port
+    )
+    text = render(dspec, fmt, python)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
+    elif not launch:
+        sys.stdout.write(text)
+    if launch:
+        if fmt != "shell":
+            raise InputError("--launch starts the shell command; use --format shell")
+        url, pid = launch_engine(engine_command(dspec, python), port, parse_duration_s(wait))
+        out.print(f"{engine} is healthy at {url} (pid {pid}); stop it with: kill {pid}")
 
 
 def _register_subcommands() -> None:
