@@ -74,6 +74,20 @@ def _timeit(fn: Callable[[], Any], sync: Callable[[], None], min_time_s: float) 
             return elapsed / n
 
 
+def _time_collective(dist: Any, x: Any, sync: Callable[[], None], warmup: int = 2, iters: int = 10) -> float:
+    """Seconds per all-reduce. Every rank must run the same number of collectives, so the
+    count is fixed (a time-based loop would let loaded ranks disagree and deadlock)."""
+    for _ in range(warmup):
+        dist.all_reduce(x)
+    sync()
+    dist.barrier()
+    start = time.perf_counter()
+    for _ in range(iters):
+        dist.all_reduce(x)
+    sync()
+    return (time.perf_counter() - start) / iters
+
+
 def _syncer(torch: Any, backend: str) -> Callable[[], None]:
     def sync() -> None:
         if backend == "nccl":
@@ -173,19 +187,21 @@ def _disk(mbytes: int, path: Path | None) -> list[Measurement]:
     ]
 
 
-def _allreduce_worker(rank: int, world: int, port: int, sizes: list[int], results: Any) -> None:
+def _allreduce_worker(rank: int, world: int, store_file: str, sizes: list[int], results: Any) -> None:
     torch = _torch()
     import torch.distributed as dist
 
     backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    # a file rendezvous has no port to race for; gloo stays on the loopback interface
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group(backend, init_method=f"file://{store_file}", rank=rank, world_size=world)
     device = f"cuda:{rank}" if backend == "nccl" else "cpu"
     if backend == "nccl":
         torch.cuda.set_device(rank)
     for size in sizes:
         x = torch.ones(size // 4, dtype=torch.float32, device=device)
 
-        sec = _timeit(functools.partial(dist.all_reduce, x), _syncer(torch, backend), 0.2)
+        sec = _time_collective(dist, x, _syncer(torch, backend))
         if rank == 0:
             algbw = size / sec
             results.append((size, algbw * 2 * (world - 1) / world / 1e9, backend))
@@ -206,7 +222,7 @@ def _allreduce_torchrun(sizes: list[int]) -> list[Measurement]:
     out = []
     for size in sizes:
         x = torch.ones(size // 4, dtype=torch.float32, device=device)
-        sec = _timeit(functools.partial(dist.all_reduce, x), _syncer(torch, backend), 0.2)
+        sec = _time_collective(dist, x, _syncer(torch, backend))
         out.append(
             Measurement(
                 "allreduce_busbw_gb_s",
@@ -224,22 +240,28 @@ def _allreduce(world: int, sizes: list[int]) -> list[Measurement]:
         return _allreduce_torchrun(sizes)
     if world < 2:
         return []
-    torch = _torch()
-    import socket
-
     from torch import multiprocessing as tmp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    manager = tmp.Manager()
-    results = manager.list()
-    tmp.spawn(_allreduce_worker, args=(world, port, sizes, results), nprocs=world, join=True)
-    del torch
-    return [
-        Measurement("allreduce_busbw_gb_s", bw, "GB/s", {"bytes": size, "world_size": world, "backend": backend})
-        for size, bw, backend in results
-    ]
+    last: Exception | None = None
+    for _ in range(2):  # one retry: a loaded machine can time a rendezvous out
+        with tempfile.TemporaryDirectory(prefix="inferplan-ar-") as folder:
+            manager = tmp.Manager()
+            results = manager.list()
+            try:
+                tmp.spawn(_allreduce_worker, args=(world, f"{folder}/store", sizes, results), nprocs=world, join=True)
+                collected = list(results)
+            except Exception as exc:  # torch raises ProcessExitedException / ProcessRaisedException
+                last = exc
+                continue
+            finally:
+                manager.shutdown()
+            return [
+                Measurement(
+                    "allreduce_busbw_gb_s", bw, "GB/s", {"bytes": size, "world_size": world, "backend": backend}
+                )
+                for size, bw, backend in collected
+            ]
+    raise BenchmarkError(f"the all-reduce benchmark failed twice: {last}")
 
 
 def run_gpu_benchmarks(
@@ -270,5 +292,10 @@ def run_gpu_benchmarks(
     for label, step in steps:
         if progress:
             progress(label)
-        out.extend(step())
+        try:
+            out.extend(step())
+        except BenchmarkError as exc:  # keep what the other steps measured
+            if progress:
+                progress(f"{label} failed: {exc}")
+            out.append(Measurement("failed", 0.0, "-", {"step": label, "error": str(exc)[:200]}))
     return device_description(), out
