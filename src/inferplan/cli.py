@@ -26,7 +26,7 @@ from inferplan.hardware import get_gpu, gpu_catalog
 from inferplan.launch import launch_engine
 from inferplan.memory import EngineMemoryConfig
 from inferplan.metrics import Slo
-from inferplan.options import resolve_kv_dtype, resolve_parallelism, resolve_precision
+from inferplan.options import resolve_deployment, resolve_kv_dtype, resolve_precision
 from inferplan.planner import make_plan
 from inferplan.precision import get_precision
 from inferplan.prediction import predict as run_prediction
@@ -89,11 +89,8 @@ def fit(
     as_json: JsonOpt = False,
 ) -> None:
     """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
-    spec = load_model(model)
-    g = get_gpu(gpu)
-    precision = resolve_precision(spec, dtype)
-    kv = resolve_kv_dtype(kv_dtype, precision)
-    par = resolve_parallelism(g, count, tp, pp)
+    r = resolve_deployment(model, gpu, dtype, kv_dtype, count, tp, pp)
+    spec, g, precision, kv, par = r.model, r.gpu, r.precision, r.kv_dtype, r.parallelism
     engine = engine_config(gpu_memory_utilization, block_size, max_num_batched_tokens, max_num_seqs, non_torch)
     plan = plan_memory(spec, g, precision, kv, par, engine)
     payload = memory_plan_dict(plan, context, concurrency)
@@ -336,11 +333,8 @@ def predict(
     as_json: JsonOpt = False,
 ) -> None:
     """Latency percentiles, throughput and a per-operator breakdown for a workload."""
-    spec = load_model(model)
-    g = get_gpu(gpu)
-    precision = resolve_precision(spec, dtype)
-    kv = resolve_kv_dtype(kv_dtype, precision)
-    par = resolve_parallelism(g, count, tp, pp, dp)
+    r = resolve_deployment(model, gpu, dtype, kv_dtype, count, tp, pp, dp)
+    spec, g, precision, kv, par = r.model, r.gpu, r.precision, r.kv_dtype, r.parallelism
     environment = get_environment(env, parse_settings(env_set or []))
     requests = load_trace(trace) if trace else None
     if requests is not None:
@@ -557,11 +551,8 @@ def deploy(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
 ) -> None:
     """Launch command or manifests for vLLM / SGLang, memory settings matching the plan."""
-    spec = load_model(model)
-    g = get_gpu(gpu)
-    precision = resolve_precision(spec, dtype)
-    kv = resolve_kv_dtype(kv_dtype, precision)
-    par = resolve_parallelism(g, count, tp, pp, dp)
+    r = resolve_deployment(model, gpu, dtype, kv_dtype, count, tp, pp, dp)
+    spec, g, precision, kv, par = r.model, r.gpu, r.precision, r.kv_dtype, r.parallelism
     entry = catalog_models().get(spec.name)
     target = model_id or (entry.hf_id if entry else model)
     dspec = settings_for(

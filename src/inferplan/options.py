@@ -5,13 +5,16 @@ Shared by the CLI and the web layer so both apply the same defaults.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from inferplan.catalog import load_model
 from inferplan.errors import InputError
-from inferplan.hardware import GpuSpec
+from inferplan.hardware import GpuSpec, get_gpu
 from inferplan.memory import Parallelism
 from inferplan.model import ModelSpec
 from inferplan.precision import KvDtype, Precision, get_kv_dtype, get_precision
 
-__all__ = ["resolve_kv_dtype", "resolve_parallelism", "resolve_precision"]
+__all__ = ["Resolved", "resolve_deployment", "resolve_kv_dtype", "resolve_parallelism", "resolve_precision"]
 
 
 def resolve_precision(model: ModelSpec, name: str | None) -> Precision:
@@ -49,3 +52,31 @@ def resolve_parallelism(
     if tp * pp * dp != count:
         raise InputError(f"--count {count} must equal tp x pp x dp = {tp} x {pp} x {dp}")
     return Parallelism(tp=tp, pp=pp, dp=dp)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    model: ModelSpec
+    gpu: GpuSpec
+    precision: Precision
+    kv_dtype: KvDtype
+    parallelism: Parallelism
+
+
+def resolve_deployment(
+    model: str,
+    gpu: str,
+    dtype: str | None,
+    kv_dtype: str | None,
+    count: int | None,
+    tp: int | None,
+    pp: int | None,
+    dp: int | None = None,
+) -> Resolved:
+    """Model, GPU, precision, KV dtype and parallelism from the options every command shares."""
+    spec = load_model(model)
+    g = get_gpu(gpu)
+    precision = resolve_precision(spec, dtype)
+    return Resolved(
+        spec, g, precision, resolve_kv_dtype(kv_dtype, precision), resolve_parallelism(g, count, tp, pp, dp)
+    )
