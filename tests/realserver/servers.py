@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -36,15 +37,39 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float, log:
     raise RuntimeError(f"server not healthy after {timeout_s:.0f} s: {log.read_text()[-2000:]}")
 
 
+def warm_up(url: str, model: str) -> None:
+    """One small generation: servers that compile or allocate on first use do it now."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 2}).encode()
+    req = urllib.request.Request(f"{url}/v1/chat/completions", data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:  # loopback only
+        resp.read()
+
+
 @contextmanager
 def _server(
-    cmd: list[str], port: int, env: dict[str, str], log: Path, ready_s: float
+    cmd: list[str], port: int, env: dict[str, str], log: Path, ready_s: float, warm_model: str | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=os.environ | env)
+    """Start, wait for /health and (optionally) one warm-up generation; a server that dies on
+    its first generation is restarted once (its log is kept beside the new one)."""
     url = f"http://127.0.0.1:{port}"
+    for attempt in range(2):
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=os.environ | env)
+        try:
+            wait_healthy(url, proc, ready_s, log)
+            if warm_model is not None:
+                warm_up(url, warm_model)
+                time.sleep(0.5)
+            if proc.poll() is None:
+                break
+        except OSError:
+            pass
+        proc.kill()
+        proc.wait(30)
+        log.rename(log.with_suffix(f".failed{attempt}.log"))
     try:
-        wait_healthy(url, proc, ready_s, log)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server died on its first generation twice; see {log.parent}")
         yield url, proc
     finally:
         proc.terminate()
@@ -54,7 +79,7 @@ def _server(
             proc.kill()
 
 
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONFAULTHANDLER": "1"}
 Server = contextlib.AbstractContextManager[tuple[str, "subprocess.Popen[bytes]"]]
 
 
@@ -74,7 +99,7 @@ def transformers_serve(model_dir: Path, log: Path) -> Server:
         "cpu",
         "--continuous-batching",
     ]
-    return _server(cmd, port, OFFLINE, log, 120)
+    return _server(cmd, port, OFFLINE, log, 120, warm_model=str(model_dir))
 
 
 def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1) -> Server:
