@@ -7,6 +7,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from inferplan.bench.client import RequestRecord
+from inferplan.bench.store import ResultsStore
+from inferplan.serving import SimResult
+from inferplan.workload import Requests
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -38,3 +43,24 @@ def tiny_config_file(tmp_path: Path) -> Path:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(tiny_llama_config()))
     return path
+
+
+def store_simulated_run(store: ResultsStore, reqs: Requests, sim: SimResult) -> int:
+    """Store what a client would have measured from a server behaving as simulated
+    (tokens evenly spaced between the first and the last); returns the run id."""
+    run_id = store.start_run("serve", {}, {})
+    for i in range(len(reqs)):
+        gap = (sim.finish_s[i] - sim.first_token_s[i]) / max(reqs.output_tokens[i] - 1, 1)
+        times = [float(sim.first_token_s[i] + k * gap) for k in range(int(reqs.output_tokens[i]))]
+        record = RequestRecord(
+            i,
+            float(reqs.arrival_s[i]),
+            float(reqs.arrival_s[i]),
+            times[0],
+            float(sim.finish_s[i]),
+            times,
+            int(reqs.input_tokens[i]),
+            int(reqs.output_tokens[i]),
+        )
+        store.add_request(run_id, record)
+    return run_id

@@ -31,6 +31,7 @@ from inferplan.metrics import serving_metrics
 from inferplan.precision import get_kv_dtype, get_precision
 from inferplan.serving import simulate
 from inferplan.workload import Arrivals, LengthDist, Workload, make_requests
+from tests.conftest import store_simulated_run
 
 MODEL, GPU = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
 BF16, KV = get_precision("bf16"), get_kv_dtype("bf16")
@@ -119,23 +120,7 @@ def test_calibrate_cli_from_stored_runs(tmp_path: Path, monkeypatch: pytest.Monk
     reqs = make_requests(Workload(LengthDist(500), LengthDist(100), Arrivals("poisson", rate_per_s=5.0), 60, 4))
     b = build(MODEL, GPU, BF16, KV, Parallelism(), truth)
     sim = simulate(b.cost, b.scheduler, reqs)
-    run_id = store.start_run("serve", {}, {})
-    for i in range(len(reqs)):
-        gap = (sim.finish_s[i] - sim.first_token_s[i]) / max(reqs.output_tokens[i] - 1, 1)
-        times = [float(sim.first_token_s[i] + k * gap) for k in range(int(reqs.output_tokens[i]))]
-        store.add_request(
-            run_id,
-            RequestRecord(
-                i,
-                float(reqs.arrival_s[i]),
-                float(reqs.arrival_s[i]),
-                times[0],
-                float(sim.finish_s[i]),
-                times,
-                int(reqs.input_tokens[i]),
-                int(reqs.output_tokens[i]),
-            ),
-        )
+    run_id = store_simulated_run(store, reqs, sim)
     gpu_run = store.start_run("gpu", {}, {})
     store.add_measurement(gpu_run, "gemm_tflops", 650.0, "TFLOPS", {"dtype": "bf16", "m": 8192})
     store.add_measurement(gpu_run, "memory_bandwidth_gb_s", 2900.0, "GB/s", {})

@@ -45,6 +45,7 @@ __all__ = [
     "load_profile",
     "observation_from_records",
     "profile_dir",
+    "replay_observation",
     "save_profile",
 ]
 
@@ -163,7 +164,7 @@ def apply_profile(
     return engine, gpu
 
 
-def _predict(
+def replay_observation(
     obs: Observation,
     model: ModelSpec,
     gpu: GpuSpec,
@@ -172,6 +173,7 @@ def _predict(
     par: Parallelism,
     engine: EngineProfile,
 ) -> tuple[float, float, float]:
+    """Replay the run's exact requests on the deployment: (TTFT mean s, TPOT mean s, output tok/s)."""
     built = build(model, gpu, precision, kv, par, engine)
     m = serving_metrics(simulate(built.cost, built.scheduler, obs.requests))
     return m.ttft_s.mean, m.tpot_s.mean, m.output_token_throughput_per_s
@@ -209,7 +211,7 @@ def calibrate(
 
     def objective(params: dict[str, float]) -> float:
         eng = _engine_with(engine, params)
-        return _error(observations, lambda o: _predict(o, model, gpu, precision, kv, par, eng))
+        return _error(observations, lambda o: replay_observation(o, model, gpu, precision, kv, par, eng))
 
     start = {k: float(getattr(engine.kernels, k) if k in KERNEL_FIELDS else getattr(engine, k)) for k in fields}
     before = objective(start)

@@ -22,7 +22,10 @@ from inferplan.model import ModelSpec
 __all__ = [
     "CatalogModel",
     "catalog_models",
+    "load_catalog_model",
     "load_model",
+    "model_from_config_text",
+    "parse_json_text",
     "parse_param_count",
 ]
 
@@ -55,12 +58,19 @@ def _read_json(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    return parse_json_text(text, str(path))
+
+
+def parse_json_text(text: str, origin: str) -> Any:
+    """Parsed JSON, or a ConfigError that says where the text is broken."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); is the file truncated?"
+            f"{origin}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); is the text truncated?"
         ) from exc
+    except RecursionError:
+        raise ConfigError(f"{origin}: JSON nested too deeply to be a config.json") from None
 
 
 @cache
@@ -95,6 +105,24 @@ def _catalog_lookup(name: str) -> CatalogModel | None:
         if model.hf_id.lower() == low or model.hf_id.split("/")[-1].lower() == low:
             return model
     return None
+
+
+def load_catalog_model(name: str) -> ModelSpec:
+    """A catalog model by name or hub id; never a file, folder or download (for the web UI)."""
+    hit = _catalog_lookup(name)
+    if hit is None:
+        raise UnknownModelError(name, catalog_models())
+    return replace(spec_from_config(hit.config, hit.name, f"catalog:{hit.name}"), source=hit.config_source)
+
+
+def model_from_config_text(text: str, name: str = "pasted-model") -> ModelSpec:
+    """A model from the text of a ``config.json`` (pasted into the web UI)."""
+    origin = "the pasted config.json"
+    try:
+        return spec_from_config(parse_json_text(text, origin), name, origin)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        # untrusted text: a field of the wrong type or value must not escape as a crash
+        raise ConfigError(f"{origin}: a field has the wrong type or value ({type(exc).__name__}: {exc})") from None
 
 
 def load_model(ref: str, *, allow_hub: bool = True) -> ModelSpec:

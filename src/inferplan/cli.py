@@ -6,6 +6,7 @@ name; 4 unsupported model; 5 does not fit; 6 infeasible targets; 7 offline.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from rich.console import Console
 from inferplan.calibration import apply_profile, load_profile
 from inferplan.capacity import min_gpus, plan_memory
 from inferplan.catalog import catalog_models, load_model
-from inferplan.cli_common import emit_json, handles_errors
+from inferplan.cli_common import emit_json, err, handles_errors
 from inferplan.cost import CostAssumptions, compare_costs
 from inferplan.deploy import engine_command, render, settings_for
 from inferplan.engines import get_engine
@@ -31,6 +32,8 @@ from inferplan.planner import make_plan
 from inferplan.precision import get_precision
 from inferplan.prediction import predict as run_prediction
 from inferplan.prices import load_offers
+from inferplan.report import compare_runs, load_stored_runs, parse_runs_on, runs_candidate
+from inferplan.report_html import check_output_path, write_report
 from inferplan.search import Candidate, Demand, Targets, evaluate
 from inferplan.units import GIB, parse_budget_usd_per_hour, parse_bytes, parse_duration_s
 from inferplan.validate import read_measurements, validate_rows
@@ -409,8 +412,23 @@ def plan(
     cost_set: Annotated[list[str] | None, typer.Option(help="Edit a cost assumption, e.g. usd_per_kwh=0.2.")] = None,
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write a self-contained HTML report with charts.")
+    ] = None,
+    runs: Annotated[
+        str | None, typer.Option(help="Benchmark run ids to set against predictions in the report.")
+    ] = None,
+    runs_on: Annotated[
+        str | None,
+        typer.Option(help="Where those runs were measured: gpu=ID,tp=N,pp=N,dtype=X (default: the recommendation)."),
+    ] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Results database holding --runs.")] = None,
 ) -> None:
     """Find the cheapest deployment that meets the targets, and explain it."""
+    if output is not None:
+        check_output_path(output)
+    runs_where = parse_runs_on(runs_on)
+    stored_runs = load_stored_runs(_csv(runs), db) if runs else []
     spec = load_model(model)
     demand = Demand(isl, osl, rate, concurrency) if (rate or concurrency) else Demand(isl, osl, 1.0)
     targets = Targets(
@@ -446,6 +464,30 @@ def plan(
         sys.stdout.write(plan_markdown(payload))
     else:
         print_plan(out, payload)
+    if output is not None:
+        comparisons = compare_runs(result, stored_runs, runs_candidate(runs_where, result)) if stored_runs else None
+        path = write_report(output, result, payload, comparisons)
+        (err if as_json or markdown else out).print(f"Wrote the report to {path}.")
+
+
+def report(**kwargs: Any) -> None:
+    """Plan as 'inferplan plan' does, and write a self-contained HTML report with charts (-o FILE)."""
+    plan(**kwargs)
+
+
+def _report_signature() -> inspect.Signature:
+    """``plan``'s options, with --output required."""
+    sig = inspect.signature(plan, eval_str=True)
+    required = Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write, e.g. report.html.")]
+    params = [
+        p.replace(annotation=required, default=inspect.Parameter.empty) if p.name == "output" else p
+        for p in sig.parameters.values()
+    ]
+    return sig.replace(parameters=sorted(params, key=lambda p: p.default is not inspect.Parameter.empty))
+
+
+report.__signature__ = _report_signature()  # type: ignore[attr-defined]
+app.command("report")(report)
 
 
 def cost_assumptions_from(items: list[str]) -> CostAssumptions:
@@ -569,6 +611,23 @@ def deploy(
             raise InputError("--launch starts the shell command; use --format shell")
         url, pid = launch_engine(engine_command(dspec, python), port, parse_duration_s(wait))
         out.print(f"{engine} is healthy at {url} (pid {pid}); stop it with: kill {pid}")
+
+
+@app.command()
+@handles_errors
+def ui(
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the UI to your network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+) -> None:
+    """Serve the web UI and its JSON API (OpenAPI at /api/docs) until Ctrl-C."""
+    try:
+        from inferplan.web import serve
+    except ImportError as exc:
+        raise InputError(
+            f"the web UI needs FastAPI and uvicorn ({exc.name} is missing): pip install 'inferplan[web]'"
+        ) from None
+    out.print(f"inferplan UI on http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it.")
+    serve(host, port)
 
 
 def _register_subcommands() -> None:

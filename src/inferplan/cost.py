@@ -137,6 +137,31 @@ class CostComparison:
     totals_usd: dict[str, dict[str, float]]
     assumptions: CostAssumptions
 
+    def cumulative_usd(self, months: float) -> dict[str, float]:
+        """Spend after ``months`` per option: a purchase pays its servers at month 0, then
+        running costs; leases and cloud bills accrue monthly."""
+        row: dict[str, float] = {}
+        if self.cloud_elastic_monthly_usd is not None:
+            row["cloud_elastic"] = self.cloud_elastic_monthly_usd * months
+        if self.cloud_always_on_monthly_usd is not None:
+            row["cloud_always_on"] = self.cloud_always_on_monthly_usd * months
+        if self.bare_offer is not None and self.bare_monthly_usd is not None:
+            best = (self.bare_monthly_usd, self.bare_parts, self.bare_offer)
+            row["bare_metal"] = _bare_total(best, self.bare_replicas * self.gpus_per_replica, months)
+        return row
+
+    def break_even_months(self, cloud_option: str = "cloud_elastic") -> float | None:
+        """Months after which owning has cost less in total than ``cloud_option``
+        (0 when it is cheaper from the start; None when it never is)."""
+        start, after = self.cumulative_usd(0.0), self.cumulative_usd(1.0)
+        if "bare_metal" not in start or cloud_option not in start:
+            return None
+        upfront = start["bare_metal"] - start[cloud_option]
+        monthly_saving = (after[cloud_option] - start[cloud_option]) - (after["bare_metal"] - start["bare_metal"])
+        if upfront <= 0:
+            return 0.0 if monthly_saving >= 0 else None
+        return upfront / monthly_saving if monthly_saving > 0 else None
+
 
 def compare_costs(
     gpu: GpuSpec,
@@ -177,17 +202,7 @@ def compare_costs(
             if cost is not None:
                 per_mtok[label] = cost / tokens_month * 1e6
     full_elastic = (cloud_mean[1] * HOURS_PER_MONTH + egress / hours_fraction) if cloud_mean else None
-    totals: dict[str, dict[str, float]] = {}
-    for months in (12, 36):
-        row: dict[str, float] = {}
-        if elastic is not None:
-            row["cloud_elastic"] = elastic * months
-        if always_on is not None:
-            row["cloud_always_on"] = always_on * months
-        if best is not None:
-            row["bare_metal"] = _bare_total(best, bare_replicas * gpus_per_replica, months)
-        totals[f"{months}_months"] = row
-    return CostComparison(
+    comparison = CostComparison(
         gpus_per_replica=gpus_per_replica,
         bare_replicas=bare_replicas,
         cloud_replicas=mean_cloud,
@@ -205,9 +220,11 @@ def compare_costs(
         bare_parts=best[1] if best else {},
         break_even_hours_fraction=break_even_utilization(bare, full_elastic) if bare and full_elastic else None,
         usd_per_mtok=per_mtok,
-        totals_usd=totals,
+        totals_usd={},
         assumptions=a,
     )
+    comparison.totals_usd.update({f"{m}_months": comparison.cumulative_usd(m) for m in (12, 36)})
+    return comparison
 
 
 def _cheapest_bare(
@@ -222,7 +239,7 @@ def _cheapest_bare(
     return best
 
 
-def _bare_total(best: tuple[float, dict[str, float], Offer], num_gpus: int, months: int) -> float:
+def _bare_total(best: tuple[float, dict[str, float], Offer], num_gpus: int, months: float) -> float:
     """Cumulative bare-metal spend: a purchase pays the servers up front, then running costs."""
     monthly, parts, offer = best
     if offer.kind != "purchase" or offer.usd_purchase is None:
