@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
 from inferplan.hf_config import spec_from_config
+from inferplan.launch import LAUNCHED
 from inferplan.memory import Parallelism, kv_layout
 from inferplan.precision import get_kv_dtype
 from tests.realserver.servers import vllm_cpu
@@ -162,3 +163,6 @@ def test_deploy_generates_arguments_vllm_accepts_and_launches(tmp_path: Path, mo
         assert s["sent"] == s["succeeded"] == 4, s
     finally:
         os.killpg(os.getpgid(pid), signal.SIGTERM)
+        for proc in LAUNCHED:
+            if proc.pid == pid:
+                proc.wait(timeout=60)  # reap it: no child left running when the tests end

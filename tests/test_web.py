@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,7 +84,11 @@ def test_plan_matches_the_cli(runner: CliRunner) -> None:
 
 def test_plan_with_charts_and_pasted_config() -> None:
     cfg = json.dumps(tiny_llama_config())
-    data = post_plan({"config_json": cfg, "model_name": "tiny", "concurrency": 4, "gpus": ["l40s"]}).json()
+    too_long = post_plan({"config_json": cfg, "isl": 500, "osl": 100, "gpus": ["l40s"], "charts": False})
+    assert too_long.status_code == 422 and "exceeds tiny" not in too_long.json()["error"]
+    assert "600 tokens exceeds pasted-model's context of 512" in too_long.json()["error"]
+    body = {"config_json": cfg, "model_name": "tiny", "isl": 300, "osl": 100, "concurrency": 4, "gpus": ["l40s"]}
+    data = post_plan(body).json()
     assert data["plan"]["model"] == "tiny"
     ids = [c["id"] for c in data["charts"]]
     assert ids[:3] == ["memory", "kv_capacity", "roofline"]
@@ -192,3 +202,83 @@ def test_api_plan_never_fails_on_generated_input(case: schemathesis.Case) -> Non
     # one field excludes another ('model' or 'config_json'), which OpenAPI cannot say: a valid-looking
     # body may be refused with a 422, but never crash (500) or answer outside the documented schema
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+def listening_addresses(port: int) -> list[str]:
+    """Local IPv4 addresses (hex, as the kernel lists them) listening on ``port``."""
+    out = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        address, hex_port = fields[1].split(":")
+        if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            out.append(address)
+    return out
+
+
+def test_ui_command_serves_on_loopback(tmp_path: Path) -> None:
+    """`inferplan ui` binds 127.0.0.1 by default and answers until stopped."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "ui.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from inferplan.cli import main; main()", "ui", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                    assert json.load(r)["status"] == "ok"
+                    break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "ui.log").read_text()
+                assert time.monotonic() < deadline, "inferplan ui did not answer within 30 s"
+                time.sleep(0.2)
+        assert listening_addresses(port) == ["0100007F"]  # 127.0.0.1 only, not 0.0.0.0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+    assert f"http://127.0.0.1:{port}/" in (tmp_path / "ui.log").read_text()
+
+
+def test_ui_command_rejects_a_bad_port(runner: CliRunner) -> None:
+    result = runner.invoke(cli_app, ["ui", "--port", "70000"])
+    assert result.exit_code == 2 and "65535" in result.output
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    model=st.sampled_from(["qwen3-0.6b", "llama-3.1-8b", "mixtral-8x7b", "deepseek-v2-lite", "gemma-2-9b"]),
+    isl=st.integers(1, 1_000_000),
+    osl=st.integers(1, 100_000),
+    load=st.one_of(
+        st.fixed_dictionaries({"rate_per_s": st.floats(1e-3, 10_000)}),
+        st.fixed_dictionaries({"concurrency": st.integers(1, 100_000)}),
+    ),
+    ttft_ms=st.none() | st.floats(1e-3, 600_000),
+    tpot_ms=st.none() | st.floats(1e-3, 60_000),
+    dtypes=st.lists(st.sampled_from(["bf16", "fp8", "int8", "int4"]), max_size=2, unique=True),
+    environment=st.sampled_from(["bare-metal", "vm", "vgpu"]),
+)
+def test_planner_answers_any_in_range_request(
+    model: str,
+    isl: int,
+    osl: int,
+    load: dict[str, Any],
+    ttft_ms: float | None,
+    tpot_ms: float | None,
+    dtypes: list[str],
+    environment: str,
+) -> None:
+    """Valid models with any in-range workload: a plan, or a 409/422 that says why; never a 500."""
+    body = {"model": model, "isl": isl, "osl": osl, **load, "dtypes": dtypes, "environment": environment}
+    body |= {k: v for k, v in (("ttft_ms", ttft_ms), ("tpot_ms", tpot_ms)) if v is not None}
+    answer = post_plan({**body, "gpus": ["l40s", "h100-sxm"], "charts": False})
+    assert answer.status_code in (200, 409, 422), answer.text
+    if answer.status_code != 200:
+        assert answer.json()["error"]

@@ -41,6 +41,10 @@ from inferplan.workload import Arrivals, LengthDist, Workload
 __all__ = ["Plan", "PlanStep", "StorageAssumptions", "make_plan"]
 
 
+VERIFY_TOKEN_BUDGET = 4_000_000  # prompt + output tokens simulated per check of a candidate
+VERIFY_MAX_STEPS = 300_000  # engine steps per check; past it, metrics cover the requests finished
+
+
 @dataclass(frozen=True, slots=True)
 class StorageAssumptions:
     """Weight loading and CPU sizing assumptions (not measured here; measure with your
@@ -108,13 +112,26 @@ def _verify(ctx: _Context, e: Evaluated, num_requests: int) -> tuple[Evaluated, 
     else:
         assert demand.concurrency is not None
         arrivals = Arrivals("concurrency", concurrency=demand.concurrency)
+    # long requests: fewer of them, so that checking a plan stays interactive (under ~30 s)
+    num_requests = max(min(num_requests, int(VERIFY_TOKEN_BUDGET // (demand.isl + demand.osl))), 50)
     wl = Workload(LengthDist(demand.isl), LengthDist(demand.osl), arrivals, num_requests, seed=1)
     slo = Slo(targets.ttft_p90_s, targets.tpot_p90_s, targets.e2e_p90_s)
     replicas = e.replicas
     metrics = None
     for _ in range(5):
         par = Parallelism(tp=c.tp, pp=c.pp, dp=replicas)
-        metrics = predict(ctx.model, c.gpu, c.precision, c.kv_dtype, par, ctx.engine, wl, env=ctx.env, slo=slo).metrics
+        metrics = predict(
+            ctx.model,
+            c.gpu,
+            c.precision,
+            c.kv_dtype,
+            par,
+            ctx.engine,
+            wl,
+            env=ctx.env,
+            slo=slo,
+            max_steps=VERIFY_MAX_STEPS,
+        ).metrics
         if not targets.exceeded(metrics.ttft_s.p90, metrics.tpot_s.p90, metrics.e2e_s.p90):
             break
         replicas += 1
@@ -143,6 +160,14 @@ def make_plan(
     """Find, verify and explain the best deployment of ``model`` for ``demand``."""
     if rank_by not in ("cost", "latency", "gpus", "throughput_per_gpu"):
         raise InputError("--rank must be cost, latency, gpus or throughput_per_gpu")
+    context = demand.isl + demand.osl
+    if context > model.max_position_embeddings:
+        # engines refuse a max model length beyond the config's (vLLM: max_model_len)
+        raise InputError(
+            f"{demand.isl:,} input + {demand.osl:,} output = {context:,} tokens exceeds {model.name}'s context of "
+            f"{model.max_position_embeddings:,} tokens (max_position_embeddings); shorten the requests or choose a "
+            "longer-context model"
+        )
     ctx = _Context(model, demand, targets, engine, offers, env)
     pool = gpus or list(gpu_catalog().values())
     precs = precisions or _default_precisions(model)

@@ -49,6 +49,7 @@ def predict(
     env: EnvironmentProfile,
     slo: Slo | None = None,
     requests: Requests | None = None,
+    max_steps: int = 5_000_000,
 ) -> Prediction:
     """Simulate ``workload`` (or explicit ``requests``) on ``dp`` replicas of the deployment;
     pipeline stages run as ``pp`` interleaved virtual engines sharing the KV cache."""
@@ -64,7 +65,9 @@ def predict(
             max_num_seqs=max(sched.max_num_seqs // par.pp, 1),
         )
     concurrency = workload.arrivals.concurrency if workload.arrivals.kind == "concurrency" else None
-    sim = simulate_replicas(built.cost, sched, reqs, par.dp * par.pp, concurrency=concurrency, env=env)
+    sim = simulate_replicas(
+        built.cost, sched, reqs, par.dp * par.pp, concurrency=concurrency, env=env, max_steps=max_steps
+    )
     metrics = serving_metrics(sim, slo)
     isl = int(workload.input_tokens.mean)
     osl = int(workload.output_tokens.mean)

@@ -15,20 +15,18 @@ from inferplan.bench.store import ResultsStore
 from inferplan.calibration import observation_from_records, replay_observation
 from inferplan.charts import Chart, Ref, Series, line_chart, stacked_bar_chart
 from inferplan.deployment import Built, build
-from inferplan.errors import InferplanError, InputError
+from inferplan.errors import InputError
 from inferplan.hardware import get_gpu
 from inferplan.memory import Parallelism
 from inferplan.options import resolve_kv_dtype, resolve_precision
 from inferplan.perf import step_shape
 from inferplan.planner import Plan
-from inferplan.prediction import predict
-from inferplan.search import Candidate, Evaluated
+from inferplan.search import Candidate, Evaluated, steady_state_curve
 from inferplan.units import GIB
-from inferplan.workload import Arrivals, LengthDist, Workload
 
 __all__ = ["RunComparison", "compare_runs", "load_stored_runs", "parse_runs_on", "report_charts", "runs_candidate"]
 
-_CURVE_FRACTIONS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.3)
+_CURVE_MAX_FRACTION = 1.3  # curves run to 1.3x the highest rate any shown configuration sustains
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,51 +176,55 @@ def roofline_chart(plan: Plan) -> Chart:
     return chart
 
 
-def _curve(plan: Plan, e: Evaluated, rates: list[float], num_requests: int) -> list[tuple[float, float, float]]:
-    c, d = e.candidate, plan.demand
-    par = Parallelism(tp=c.tp, pp=c.pp, dp=max(e.replicas, 1))
-    out = []
-    for rate in rates:
-        wl = Workload(LengthDist(d.isl), LengthDist(d.osl), Arrivals("poisson", rate_per_s=rate), num_requests, seed=7)
-        try:
-            m = predict(plan.model, c.gpu, c.precision, c.kv_dtype, par, plan.engine, wl, env=plan.environment).metrics
-        except InferplanError:
-            continue
-        out.append((rate, m.ttft_s.p90, m.tpot_s.p90))
-    return out
-
-
-def latency_charts(plan: Plan, configs: list[Evaluated], num_requests: int = 300) -> list[Chart]:
-    d = plan.demand
-    top = max(
-        [e.max_rate_per_replica * max(e.replicas, 1) for e in configs] + [d.rate_per_s or 0.0],
+def _curve(plan: Plan, e: Evaluated, total_rates: list[float]) -> list[tuple[float, float, float]]:
+    """(total rate, TTFT p90 s, TPOT p90 s) of ``e``'s replicas sharing each total rate."""
+    replicas = max(e.replicas, 1)
+    ops = steady_state_curve(
+        plan.model, e.candidate, plan.demand, plan.engine, plan.environment, [r / replicas for r in total_rates]
     )
-    rates = [f * top for f in _CURVE_FRACTIONS if f * top > 0]
-    curves = {e.candidate.label() + f" x{e.replicas}": _curve(plan, e, rates, num_requests) for e in configs}
+    return [(r, op.ttft_p90_s, op.tpot_p90_s) for r, op in zip(total_rates, ops, strict=True) if op.stable]
+
+
+def latency_charts(plan: Plan, configs: list[Evaluated], num_points: int = 24) -> list[Chart]:
+    d = plan.demand
+    top = max([e.max_rate_per_replica * max(e.replicas, 1) for e in configs] + [d.rate_per_s or 0.0])
+    rates = [top * _CURVE_MAX_FRACTION * (i + 1) / num_points for i in range(num_points)] if top > 0 else []
+    curves = {f"{e.candidate.label()} x{e.replicas}": _curve(plan, e, rates) for e in configs}
+    v = plan.verified
     demand_ref = [Ref("x", d.rate_per_s, f"demand {d.rate_per_s:g} req/s")] if d.rate_per_s else []
     charts = []
-    for key, idx, target, unit_name in (
+    for key, idx, target, name in (
         ("ttft", 1, plan.targets.ttft_p90_s, "TTFT"),
         ("tpot", 2, plan.targets.tpot_p90_s, "TPOT"),
     ):
-        series = [Series(label, [(p[0], p[idx] * 1e3) for p in pts]) for label, pts in curves.items()]
+        series = [Series(label, [(p[0], p[idx] * 1e3) for p in pts], mode="line") for label, pts in curves.items()]
+        if v is not None:
+            simulated = (v.ttft_s if key == "ttft" else v.tpot_s).p90 * 1e3
+            series.append(
+                Series(
+                    f"simulated check ({v.num_requests} requests)",
+                    [(v.request_throughput_per_s if d.rate_per_s is None else d.rate_per_s, simulated)],
+                    mode="points",
+                    color="#000",
+                )
+            )
         refs = list(demand_ref)
         if target:
             refs.append(Ref("y", target * 1e3, f"target {target * 1e3:,.0f} ms"))
         caption = (
-            f"Read: simulated {unit_name} p90 ({num_requests} Poisson requests of {d.isl:,}/{d.osl:,} tokens per "
-            "point) as the total request rate grows, for each configuration with its replica count. A curve that "
-            "turns up steeply is the queue saturating: past that rate latency grows without bound in steady state, "
-            "and a finite simulated run understates it. Where a curve crosses the target line is the most that "
-            "configuration serves."
+            f"Read: {name} p90 as the total request rate grows ({d.isl:,} input / {d.osl:,} output tokens), for "
+            "each configuration with its replica count, from the steady-state queueing model the search ranks "
+            "with; the black point is the full simulator's check of the recommendation. A curve ends where the "
+            "replicas can no longer keep up (the queue grows without bound); where it crosses the target line is "
+            "the most that configuration serves within the target."
         )
         charts.append(
             line_chart(
                 f"{key}_vs_rate",
-                f"{unit_name} p90 against request rate",
+                f"{name} p90 against request rate",
                 caption,
                 "request rate (requests/s, all replicas)",
-                f"{unit_name} p90 (ms, log scale)",
+                f"{name} p90 (ms, log scale)",
                 series,
                 log_y=True,
                 refs=refs,

@@ -65,7 +65,13 @@ def recommendation_html(d: dict[str, Any]) -> str:
     parts = [f'<p class="rec" id="recommendation">Recommendation: {rec}.</p>']
     if v:
         parts.append(
-            f"<p>Checked by simulating {v['num_requests']} requests: TTFT p90 {_ms(v['ttft_s']['p90'])} ms, "
+            f"<p>Checked by simulating {v['num_requests']} requests"
+            + (
+                f" ({v['num_completed']} finished within the simulation budget)"
+                if v["num_completed"] < v["num_requests"]
+                else ""
+            )
+            + f": TTFT p90 {_ms(v['ttft_s']['p90'])} ms, "
             f"TPOT p90 {_ms(v['tpot_s']['p90'], 1)} ms, end-to-end p90 {v['e2e_s']['p90']:,.2f} s, "
             f"{v['output_token_throughput_per_s']:,.0f} output tokens/s.</p>"
         )

@@ -43,6 +43,7 @@ __all__ = [
     "evaluate",
     "pareto_front",
     "search",
+    "steady_state_curve",
 ]
 
 _BATCH_POINTS = (1, 4, 16, 64, 256, 1024)
@@ -280,18 +281,15 @@ def _miss(op: Operating, t: Targets) -> str:
     )
 
 
-def evaluate(
+def _replica(
     model: ModelSpec,
     cand: Candidate,
     demand: Demand,
-    targets: Targets,
     engine: EngineProfile,
-    offers: list[Offer],
-    env: EnvironmentProfile | None = None,
+    env: EnvironmentProfile | None,
     tp_link: LinkSpec | None = None,
-) -> Evaluated | None:
-    """The cheapest way to serve ``demand`` with replicas of ``cand`` (None if it cannot run).
-    ``tp_link`` replaces the GPU's own link (to price a PCIe-only server, say)."""
+) -> _Replica | None:
+    """The analytic model of one replica, or None if it cannot hold one request."""
     par = Parallelism(tp=cand.tp, pp=cand.pp)
     try:
         built = build(
@@ -308,7 +306,38 @@ def evaluate(
         return None
     if built.scheduler.kv_blocks * built.scheduler.block_size < demand.isl + demand.osl:
         return None
-    rep = _Replica(built, demand, env)
+    return _Replica(built, demand, env)
+
+
+def steady_state_curve(
+    model: ModelSpec,
+    cand: Candidate,
+    demand: Demand,
+    engine: EngineProfile,
+    env: EnvironmentProfile | None,
+    rates_per_replica: list[float],
+) -> list[Operating]:
+    """The analytic steady state (what the search ranks on) of one replica at each rate;
+    unstable points have infinite latencies."""
+    rep = _replica(model, cand, demand, engine, env)
+    return [rep.at_rate(r) for r in rates_per_replica] if rep else []
+
+
+def evaluate(
+    model: ModelSpec,
+    cand: Candidate,
+    demand: Demand,
+    targets: Targets,
+    engine: EngineProfile,
+    offers: list[Offer],
+    env: EnvironmentProfile | None = None,
+    tp_link: LinkSpec | None = None,
+) -> Evaluated | None:
+    """The cheapest way to serve ``demand`` with replicas of ``cand`` (None if it cannot run).
+    ``tp_link`` replaces the GPU's own link (to price a PCIe-only server, say)."""
+    rep = _replica(model, cand, demand, engine, env, tp_link)
+    if rep is None:
+        return None
     low_load = rep.at_rate(1e-6)
     lo, hi = _max_rate(rep, targets)
     frontier = [

@@ -396,11 +396,12 @@ def simulate_replicas(
     *,
     concurrency: int | None = None,
     env: EnvironmentProfile | None = None,
+    max_steps: int = 5_000_000,
 ) -> SimResult:
     """Split requests round-robin over ``replicas`` independent engines (data-parallel copies
-    or pipeline virtual engines) and merge their records."""
+    or pipeline virtual engines) and merge their records; ``max_steps`` is shared among them."""
     if replicas <= 1:
-        return simulate(cost, cfg, req, concurrency=concurrency, env=env)
+        return simulate(cost, cfg, req, concurrency=concurrency, env=env, max_steps=max_steps)
     parts = []
     for r in range(replicas):
         sub = Requests(
@@ -411,7 +412,7 @@ def simulate_replicas(
         if len(sub) == 0:
             continue
         share = None if concurrency is None else max(math.ceil(concurrency / replicas), 1)
-        parts.append(simulate(cost, cfg, sub, concurrency=share, env=env))
+        parts.append(simulate(cost, cfg, sub, concurrency=share, env=env, max_steps=max(max_steps // replicas, 1)))
     cat = np.concatenate
     return SimResult(
         cat([p.arrival_s for p in parts]),

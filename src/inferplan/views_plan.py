@@ -144,8 +144,10 @@ def print_plan(out: Console, d: dict[str, Any]) -> None:
     )
     v = d["verified_by_simulation"]
     if v:
+        done = v["num_completed"]
+        partial = f", {done} finished within the simulation budget" if done < v["num_requests"] else ""
         out.print(
-            f"Simulated ({v['num_requests']} requests): TTFT p90 {v['ttft_s']['p90'] * 1e3:,.0f} ms, "
+            f"Simulated ({v['num_requests']} requests{partial}): TTFT p90 {v['ttft_s']['p90'] * 1e3:,.0f} ms, "
             f"TPOT p90 {v['tpot_s']['p90'] * 1e3:,.1f} ms, E2E p90 {v['e2e_s']['p90']:,.2f} s, "
             f"{v['output_token_throughput_per_s']:,.0f} output tok/s."
         )
