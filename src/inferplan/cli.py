@@ -430,7 +430,7 @@ def plan(
     runs_where = parse_runs_on(runs_on)
     stored_runs = load_stored_runs(_csv(runs), db) if runs else []
     spec = load_model(model)
-    demand = Demand(isl, osl, rate, concurrency) if (rate or concurrency) else Demand(isl, osl, 1.0)
+    demand = Demand.from_load(isl, osl, rate, concurrency)
     targets = Targets(
         parse_duration_s(ttft, default_unit="ms") if ttft else None,
         parse_duration_s(tpot, default_unit="ms") if tpot else None,

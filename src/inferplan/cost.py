@@ -134,8 +134,12 @@ class CostComparison:
     bare_parts: dict[str, float]
     break_even_hours_fraction: float | None
     usd_per_mtok: dict[str, float]
-    totals_usd: dict[str, dict[str, float]]
     assumptions: CostAssumptions
+
+    @property
+    def totals_usd(self) -> dict[str, dict[str, float]]:
+        """Cumulative spend per option after 12 and 36 months."""
+        return {f"{m}_months": self.cumulative_usd(m) for m in (12, 36)}
 
     def cumulative_usd(self, months: float) -> dict[str, float]:
         """Spend after ``months`` per option: a purchase pays its servers at month 0, then
@@ -202,7 +206,7 @@ def compare_costs(
             if cost is not None:
                 per_mtok[label] = cost / tokens_month * 1e6
     full_elastic = (cloud_mean[1] * HOURS_PER_MONTH + egress / hours_fraction) if cloud_mean else None
-    comparison = CostComparison(
+    return CostComparison(
         gpus_per_replica=gpus_per_replica,
         bare_replicas=bare_replicas,
         cloud_replicas=mean_cloud,
@@ -220,11 +224,8 @@ def compare_costs(
         bare_parts=best[1] if best else {},
         break_even_hours_fraction=break_even_utilization(bare, full_elastic) if bare and full_elastic else None,
         usd_per_mtok=per_mtok,
-        totals_usd={},
         assumptions=a,
     )
-    comparison.totals_usd.update({f"{m}_months": comparison.cumulative_usd(m) for m in (12, 36)})
-    return comparison
 
 
 def _cheapest_bare(

@@ -13,6 +13,7 @@ from pathlib import Path
 from inferplan.bench.client import RequestRecord
 from inferplan.bench.store import ResultsStore
 from inferplan.calibration import observation_from_records, replay_observation
+from inferplan.capacity import MemoryPlan
 from inferplan.charts import Chart, Ref, Series, line_chart, stacked_bar_chart
 from inferplan.deployment import Built, build
 from inferplan.errors import InputError
@@ -24,8 +25,22 @@ from inferplan.planner import Plan
 from inferplan.search import Candidate, Evaluated, steady_state_curve
 from inferplan.units import GIB
 
-__all__ = ["RunComparison", "compare_runs", "load_stored_runs", "parse_runs_on", "report_charts", "runs_candidate"]
+__all__ = [
+    "RUN_FIGURES",
+    "RunComparison",
+    "compare_runs",
+    "load_stored_runs",
+    "parse_runs_on",
+    "report_charts",
+    "runs_candidate",
+]
 
+#: the figures of a measured run set against its replay: key, label, display scale, display unit
+RUN_FIGURES = (
+    ("ttft_mean_s", "TTFT mean", 1e3, "ms"),
+    ("tpot_mean_s", "TPOT mean", 1e3, "ms"),
+    ("output_tokens_per_s", "output throughput", 1.0, "tok/s"),
+)
 _CURVE_MAX_FRACTION = 1.3  # curves run to 1.3x the highest rate any shown configuration sustains
 
 
@@ -62,8 +77,7 @@ def _build(plan: Plan, e: Evaluated) -> Built:
     )
 
 
-def memory_chart(plan: Plan, configs: list[Evaluated]) -> Chart:
-    mems = [_build(plan, e).memory for e in configs]
+def memory_chart(configs: list[Evaluated], mems: list[MemoryPlan]) -> Chart:
     parts = [
         ("weights", [m.weights_bytes for m in mems]),
         ("KV cache", [max(m.kv_cache_bytes, 0.0) for m in mems]),
@@ -98,15 +112,14 @@ def _context_points(max_context: int) -> list[int]:
     return [*points, max_context]
 
 
-def kv_capacity_chart(plan: Plan, configs: list[Evaluated]) -> Chart:
+def kv_capacity_chart(plan: Plan, configs: list[Evaluated], mems: list[MemoryPlan]) -> Chart:
     max_ctx = max(plan.model.max_position_embeddings, plan.demand.isl + plan.demand.osl)
     series = []
-    for e in configs:
-        mem = _build(plan, e).memory
+    for e, mem in zip(configs, mems, strict=True):
         pts = [(float(c), float(mem.max_sequences(c))) for c in _context_points(max_ctx)]
         series.append(Series(e.candidate.label(), [(x, y) for x, y in pts if y >= 1]))
     ctx = plan.demand.isl + plan.demand.osl
-    first = _build(plan, configs[0]).memory.max_sequences(ctx)
+    first = mems[0].max_sequences(ctx)
     caption = (
         f"Read: how many sequences one replica holds at once, by context length (prompt + output). At this "
         f"workload's {ctx:,} tokens the recommendation holds {first:,} sequences. Where a line ends, one "
@@ -127,9 +140,9 @@ def kv_capacity_chart(plan: Plan, configs: list[Evaluated]) -> Chart:
     )
 
 
-def roofline_chart(plan: Plan) -> Chart:
+def roofline_chart(plan: Plan, built: Built) -> Chart:
+    """The operators of the recommendation, ``built`` as it is deployed."""
     c = plan.chosen.candidate
-    built = _build(plan, plan.chosen)
     cost = built.cost
     ctx = plan.demand.isl + plan.demand.osl // 2
     batch = max(round(plan.chosen.per_replica.batch), 1) if plan.chosen.per_replica else 1
@@ -305,9 +318,8 @@ def cost_chart(plan: Plan, months: int = 36) -> Chart | None:
 
 
 def measured_chart(comparisons: list[RunComparison]) -> Chart:
-    metrics = (("ttft_mean_s", "TTFT mean"), ("tpot_mean_s", "TPOT mean"), ("output_tokens_per_s", "output tok/s"))
     series, values = [], []
-    for key, label in metrics:
+    for key, label, _, _ in RUN_FIGURES:
         pts = [(c.measured[key], c.predicted[key]) for c in comparisons if key in c.measured and key in c.predicted]
         pts = [(m, p) for m, p in pts if m > 0 and p > 0 and math.isfinite(p)]
         values += [v for pt in pts for v in pt]
@@ -337,8 +349,10 @@ def measured_chart(comparisons: list[RunComparison]) -> Chart:
 
 def report_charts(plan: Plan, comparisons: list[RunComparison] | None = None, *, num_configs: int = 3) -> list[Chart]:
     """Every chart of the report, in reading order."""
-    configs = _distinct_configs(plan, num_configs)
-    charts = [memory_chart(plan, configs), kv_capacity_chart(plan, configs), roofline_chart(plan)]
+    configs = _distinct_configs(plan, num_configs)  # the recommendation first
+    builts = [_build(plan, e) for e in configs]
+    mems = [b.memory for b in builts]
+    charts = [memory_chart(configs, mems), kv_capacity_chart(plan, configs, mems), roofline_chart(plan, builts[0])]
     charts += latency_charts(plan, configs)
     charts.append(pareto_chart(plan))
     cost = cost_chart(plan)

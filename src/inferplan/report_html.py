@@ -14,7 +14,7 @@ from inferplan import __version__
 from inferplan.charts import Chart
 from inferplan.errors import InputError
 from inferplan.planner import Plan
-from inferplan.report import RunComparison, report_charts
+from inferplan.report import RUN_FIGURES, RunComparison, report_charts
 
 __all__ = ["STYLE_CSS", "chart_figure", "check_output_path", "render_report_html", "write_report"]
 
@@ -121,11 +121,7 @@ def measured_table(comparisons: list[RunComparison]) -> str:
     rows = []
     for comp in comparisons:
         errs = comp.errors()
-        for key, label, scale, unit in (
-            ("ttft_mean_s", "TTFT mean", 1e3, "ms"),
-            ("tpot_mean_s", "TPOT mean", 1e3, "ms"),
-            ("output_tokens_per_s", "output throughput", 1.0, "tok/s"),
-        ):
+        for key, label, scale, unit in RUN_FIGURES:
             m, p = comp.measured.get(key), comp.predicted.get(key)
             if m is None or p is None:
                 continue

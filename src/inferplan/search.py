@@ -91,6 +91,13 @@ class Demand:
         if not (1 <= self.isl <= 10_000_000 and 1 <= self.osl <= 10_000_000):
             raise InputError("input and output lengths must be between 1 and 10,000,000 tokens")
 
+    @classmethod
+    def from_load(cls, isl: int, osl: int, rate_per_s: float | None, concurrency: int | None) -> Demand:
+        """The demand the CLI and the web UI mean: 1 request/s when neither load is given."""
+        if rate_per_s is None and concurrency is None:
+            rate_per_s = 1.0
+        return cls(isl, osl, rate_per_s, concurrency)
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:

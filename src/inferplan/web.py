@@ -110,8 +110,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def run_plan(req: PlanRequest) -> Plan:
     """The plan the CLI's ``inferplan plan`` would make for the same choices."""
     spec = _model(req)
-    rate = 1.0 if req.rate_per_s is None and req.concurrency is None else req.rate_per_s
-    demand = Demand(req.isl, req.osl, rate, req.concurrency)
+    demand = Demand.from_load(req.isl, req.osl, req.rate_per_s, req.concurrency)
     targets = Targets(
         req.ttft_ms / 1e3 if req.ttft_ms else None,
         req.tpot_ms / 1e3 if req.tpot_ms else None,
