@@ -21,9 +21,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from inferplan.calibration import fit_parameters
-from inferplan.engines import ENGINES, EngineProfile
-from inferplan.validate import Measurement, read_measurements, validate_rows
+from inferplan.bench.calibration import fit_parameters
+from inferplan.specs.engines import ENGINES, EngineProfile
+from inferplan.perf.validate import Measurement, read_measurements, validate_rows
 
 KERNEL_PARAMS = ("gemm_efficiency", "gemm_m_half", "attention_efficiency", "weight_only_bandwidth")
 ENGINE_PARAMS = ("step_overhead_s", "layer_overhead_s")

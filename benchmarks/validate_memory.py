@@ -9,11 +9,11 @@ from typing import Any
 
 import yaml
 
-from inferplan.capacity import MemoryPlan, plan_memory
-from inferplan.catalog import load_model
-from inferplan.hardware import get_gpu
-from inferplan.memory import EngineMemoryConfig, Parallelism
-from inferplan.precision import get_kv_dtype, get_precision
+from inferplan.sizing.capacity import MemoryPlan, plan_memory
+from inferplan.specs.model_catalog import load_model
+from inferplan.specs.hardware import get_gpu
+from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
+from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.units import GIB
 
 ROWS = Path(__file__).resolve().parents[1] / "tests" / "data" / "vllm_memory_logs.yaml"

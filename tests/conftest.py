@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from inferplan.bench.client import RequestRecord
 from inferplan.bench.store import ResultsStore
-from inferplan.serving import SimResult
-from inferplan.workload import Requests
+from inferplan.perf.simulator import SimResult
+from inferplan.perf.workload import Requests
 
 DATA = Path(__file__).parent / "data"
 

@@ -13,8 +13,8 @@ from inferplan.bench.localserver import Behaviour, serve
 from inferplan.bench.sse import MalformedStream, SseParser, parse_chunk
 from inferplan.bench.summary import summarize_records
 from inferplan.errors import InputError
-from inferplan.metrics import Slo
-from inferplan.workload import Arrivals
+from inferplan.perf.metrics import Slo
+from inferplan.perf.workload import Arrivals
 
 
 def run(coro):  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from inferplan.web import create_app
+from inferplan.present.web import create_app
 
 pytestmark = pytest.mark.browser
 

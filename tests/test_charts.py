@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inferplan.charts import (
+from inferplan.present.charts import (
     Ref,
     Series,
     format_number,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inferplan.cost import (
+from inferplan.plan.cost import (
     HOURS_PER_MONTH,
     CostAssumptions,
     bare_metal_monthly_usd,
@@ -16,8 +16,8 @@ from inferplan.cost import (
     power_monthly_usd,
 )
 from inferplan.errors import ConfigError, InputError
-from inferplan.hardware import get_gpu
-from inferplan.prices import Offer, cheapest_cloud_offer, default_offers, load_offers
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.prices import Offer, cheapest_cloud_offer, default_offers, load_offers
 
 H100 = get_gpu("h100-sxm")
 

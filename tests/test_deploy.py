@@ -8,14 +8,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from inferplan.capacity import plan_memory
-from inferplan.catalog import load_model
+from inferplan.sizing.capacity import plan_memory
+from inferplan.specs.model_catalog import load_model
 from inferplan.cli import app
-from inferplan.deploy import compose_manifest, engine_command, k8s_manifests, settings_for, shell_script
+from inferplan.deploy.engine_args import compose_manifest, engine_command, k8s_manifests, settings_for, shell_script
 from inferplan.errors import DoesNotFitError, InputError
-from inferplan.hardware import get_gpu
-from inferplan.memory import EngineMemoryConfig, Parallelism
-from inferplan.precision import get_kv_dtype, get_precision
+from inferplan.specs.hardware import get_gpu
+from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
+from inferplan.specs.precision import get_kv_dtype, get_precision
 
 MODEL = load_model("llama-3.1-70b")
 H100 = get_gpu("h100-sxm")

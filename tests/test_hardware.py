@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inferplan.errors import InputError, UnknownGpuError
-from inferplan.hardware import get_gpu, get_link, gpu_catalog, link_catalog, mig_slice
+from inferplan.specs.hardware import get_gpu, get_link, gpu_catalog, link_catalog, mig_slice
 from inferplan.units import GIB
 
 REQUIRED = [
@@ -102,7 +102,7 @@ def test_bad_gpu_file_names_entry_and_field(tmp_path: pytest.TempPathFactory) ->
     from pathlib import Path
 
     from inferplan.errors import ConfigError
-    from inferplan.hardware import load_gpu_file
+    from inferplan.specs.hardware import load_gpu_file
 
     path = Path(str(tmp_path)) / "mygpus.yaml"
     path.write_text(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from inferplan.catalog import load_model
+from inferplan.specs.model_catalog import load_model
 from inferplan.errors import ConfigError, UnknownModelError, UnsupportedModelError
-from inferplan.hf_config import SUPPORTED_MODEL_TYPES, parse_quantization, spec_from_config
-from inferplan.model import count_params
+from inferplan.specs.hf_config import SUPPORTED_MODEL_TYPES, parse_quantization, spec_from_config
+from inferplan.specs.model import count_params
 from tests.conftest import tiny_llama_config
 
 
@@ -146,6 +146,6 @@ def test_unknown_quantization_method() -> None:
     ],
 )
 def test_every_family_is_in_the_catalog(model_type: str) -> None:
-    from inferplan.catalog import catalog_models
+    from inferplan.specs.model_catalog import catalog_models
 
     assert any(e.config["model_type"] == model_type for e in catalog_models().values())

@@ -11,11 +11,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferplan.capacity import max_context_tokens, min_gpus, plan_memory
-from inferplan.catalog import load_model
+from inferplan.sizing.capacity import max_context_tokens, min_gpus, plan_memory
+from inferplan.specs.model_catalog import load_model
 from inferplan.errors import DoesNotFitError, InputError
-from inferplan.hardware import get_gpu
-from inferplan.memory import (
+from inferplan.specs.hardware import get_gpu
+from inferplan.sizing.memory import (
     EngineMemoryConfig,
     Parallelism,
     activation_peak_bytes,
@@ -24,7 +24,7 @@ from inferplan.memory import (
     weight_bytes,
     weight_bytes_per_gpu,
 )
-from inferplan.precision import get_kv_dtype, get_precision
+from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.units import GIB
 from tests.conftest import DATA
 

@@ -6,19 +6,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferplan.catalog import load_model
-from inferplan.deployment import build
-from inferplan.engines import get_engine
-from inferplan.hardware import get_gpu, get_link
-from inferplan.memory import Parallelism, weight_bytes_per_gpu
-from inferplan.perf import (
+from inferplan.specs.model_catalog import load_model
+from inferplan.perf.replica import build
+from inferplan.specs.engines import get_engine
+from inferplan.specs.hardware import get_gpu, get_link
+from inferplan.sizing.memory import Parallelism, weight_bytes_per_gpu
+from inferplan.perf.roofline import (
     allreduce_time_s,
     expected_distinct_experts,
     gemm_efficiency,
     roofline_time_s,
     step_shape,
 )
-from inferplan.precision import get_kv_dtype, get_precision
+from inferplan.specs.precision import get_kv_dtype, get_precision
 
 BF16, KV = get_precision("bf16"), get_kv_dtype("bf16")
 

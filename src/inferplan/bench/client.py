@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from inferplan.bench.http import HttpError, PooledTransport, Transport
 from inferplan.bench.sse import DONE, MalformedStream, SseParser, parse_chunk
 from inferplan.errors import InputError
-from inferplan.workload import Arrivals
+from inferplan.perf.workload import Arrivals
 
 __all__ = ["BenchConfig", "Prompt", "RequestRecord", "run_load"]
 

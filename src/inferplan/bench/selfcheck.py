@@ -21,7 +21,7 @@ from inferplan.bench.client import BenchConfig, Prompt, RequestRecord, run_load
 from inferplan.bench.localserver import Behaviour, LocalServer
 from inferplan.bench.loop import run
 from inferplan.errors import BenchmarkError
-from inferplan.workload import Arrivals
+from inferplan.perf.workload import Arrivals
 
 __all__ = ["LAG_WARNING_S", "SelfCheck", "run_self_check", "scheduling_lag_warning"]
 

@@ -19,8 +19,8 @@ from inferplan.bench.store import ResultsStore
 from inferplan.bench.summary import summarize_records
 from inferplan.bench.telemetry import scrape_loop
 from inferplan.errors import InputError
-from inferplan.metrics import Slo
-from inferplan.workload import Arrivals
+from inferplan.perf.metrics import Slo
+from inferplan.perf.workload import Arrivals
 
 __all__ = ["PointResult", "ServeSpec", "machine_description", "run_sweep"]
 

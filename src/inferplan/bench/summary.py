@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from inferplan.bench.client import RequestRecord
-from inferplan.metrics import Slo, percentiles
+from inferplan.perf.metrics import Slo, percentiles
 
 __all__ = ["summarize_records"]
 

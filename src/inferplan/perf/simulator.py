@@ -1,0 +1,429 @@
+"""Iteration-level simulation of a vLLM-style engine: continuous batching, chunked prefill,
+a paged KV cache with preemption (recompute) when it runs out.
+
+Each iteration: every decoding sequence gets one token; the rest of the token budget goes
+to prefill chunks (running ones first, then new arrivals in FCFS order, while sequences and
+KV blocks last); the step is priced by :class:`~inferplan.perf.StepCostModel`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from inferplan.specs.environment import EnvironmentProfile
+from inferplan.errors import InputError
+from inferplan.perf.roofline import StepCostModel, StepShape
+from inferplan.perf.workload import Requests
+
+__all__ = ["SchedulerConfig", "SimResult", "simulate", "simulate_replicas"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """Engine limits. ``kv_blocks``: capacity in blocks of ``block_size`` tokens for all
+    layers; sliding-window layers (``window_fraction`` of them) hold at most the window."""
+
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    kv_blocks: float
+    block_size: int = 16
+    chunked_prefill: bool = True
+    window: int | None = None
+    window_fraction: float = 0.0
+    reserve_full: bool = False  # admit only when prompt + all outputs fit (TRT-LLM no-evict)
+
+    def blocks_for(self, context: int | np.integer) -> float:
+        """Blocks one sequence of ``context`` tokens holds (fractional with window layers)."""
+        return self._blocks_scalar(int(context))
+
+    def blocks_total(self, contexts: np.ndarray) -> float:
+        """Blocks held by sequences of these contexts, together."""
+        full = np.ceil(contexts / self.block_size)
+        if not self.window or not self.window_fraction:
+            return float(full.sum())
+        capped = np.ceil(np.minimum(contexts, self.window + self.block_size) / self.block_size)
+        return float((1 - self.window_fraction) * full.sum() + self.window_fraction * capped.sum())
+
+    def _blocks_scalar(self, context: int) -> float:
+        full = float(-(-context // self.block_size))
+        if not self.window or not self.window_fraction:
+            return full
+        capped = float(-(-min(context, self.window + self.block_size) // self.block_size))
+        return (1 - self.window_fraction) * full + self.window_fraction * capped
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """Per-request times (seconds; NaN when unfinished) and per-step records."""
+
+    arrival_s: np.ndarray
+    first_token_s: np.ndarray
+    finish_s: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    step_s: np.ndarray
+    step_decode_tokens: np.ndarray
+    step_num_seqs: np.ndarray
+    step_kv_fraction: np.ndarray
+    num_preemptions: int
+    step_repeat: np.ndarray | None = None  # how many identical steps each record stands for
+
+    @property
+    def repeats(self) -> np.ndarray:
+        return self.step_repeat if self.step_repeat is not None else np.ones(len(self.step_s))
+
+
+class _Engine:
+    def __init__(self, cost: StepCostModel, cfg: SchedulerConfig, env: EnvironmentProfile | None) -> None:
+        self.cost, self.cfg, self.env = cost, cfg, env
+        self.overhead = cost.step_overhead + cost.layers_per_stage * cost.pp * cost.layer_overhead
+
+    def step_time(self, shape: StepShape) -> float:
+        t = self.cost.time_s(shape)
+        return self.env.step_time_s(t, self.overhead) if self.env else t
+
+
+class _Sim:
+    """Mutable state of one simulated engine; one method per scheduler phase."""
+
+    def __init__(
+        self,
+        cost: StepCostModel,
+        cfg: SchedulerConfig,
+        req: Requests,
+        concurrency: int | None,
+        env: EnvironmentProfile | None,
+    ) -> None:
+        self.cfg, self.eng = cfg, _Engine(cost, cfg, env)
+        n = self.n = len(req)
+        self.arrival = req.arrival_s.astype(float).copy()
+        self.inp, self.out = req.input_tokens.astype(np.int64), req.output_tokens.astype(np.int64)
+        self.first, self.finish = np.full(n, np.nan), np.full(n, np.nan)
+        self.concurrency = concurrency
+        if concurrency is not None:
+            self.arrival[:] = np.inf
+            self.arrival[: min(concurrency, n)] = 0.0
+        self.order = [int(i) for i in np.argsort(self.arrival, kind="stable")]
+        self.released = min(concurrency, n) if concurrency is not None else n
+        self.next_arrival = 0
+        self.waiting: deque[int] = deque()
+        self.generated = np.zeros(n, dtype=np.int64)
+        self.target = self.inp.copy()  # tokens to prefill: the prompt, plus outputs after preemption
+        self.prefilling: dict[int, int] = {}  # request -> tokens prefilled so far
+        self.admitted_at: dict[int, int] = {}
+        self.admit_counter = 0
+        self.dec_ids = np.empty(0, dtype=np.int64)
+        self.dec_ctx = np.empty(0, dtype=np.int64)
+        self.now = 0.0
+        self.done = 0
+        self.preemptions = 0
+        self.used = 0.0
+        self.reserved = 0.0
+        self.window = cfg.window if (cfg.window and cfg.window_fraction) else None
+        self.steps: list[tuple[float, int, int, float, int]] = []
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def record(self, dt: float, decode: int, seqs: int, repeat: int) -> None:
+        self.steps.append((dt, decode, seqs, self.used / self.cfg.kv_blocks, repeat))
+
+    def finished(self, rid: int) -> None:
+        self.finish[rid] = self.now
+        del self.admitted_at[rid]
+        self.done += 1
+        if self.concurrency is not None and self.released < self.n:
+            self.arrival[self.order[self.released]] = self.now  # closed loop: the next user arrives
+            self.released += 1
+
+    def admit_arrivals(self) -> bool:
+        """Queue arrived requests; jump the clock when idle. False when nothing is left."""
+        order, arrival = self.order, self.arrival
+        while self.next_arrival < len(order) and arrival[order[self.next_arrival]] <= self.now:
+            self.waiting.append(order[self.next_arrival])
+            self.next_arrival += 1
+        if self.prefilling or self.dec_ids.size or self.waiting:
+            return True
+        if self.next_arrival >= len(order) or not np.isfinite(arrival[order[self.next_arrival]]):
+            return False
+        self.now = float(arrival[order[self.next_arrival]])
+        return self.admit_arrivals()
+
+    def kv_in_use(self) -> None:
+        """Blocks this step's sequences need (and, under reserve_full, have been promised)."""
+        cfg, ids = self.cfg, self.dec_ids
+        self.used = cfg.blocks_total(self.dec_ctx + 1)
+        self.used += sum(cfg.blocks_for(p) for p in self.prefilling.values())
+        if cfg.reserve_full:
+            self.reserved = cfg.blocks_total(self.inp[ids] + self.out[ids])
+            self.reserved += sum(cfg.blocks_for(self.inp[r] + self.out[r]) for r in self.prefilling)
+
+    def preempt_if_short(self) -> None:
+        """Free the newest sequences (to be recomputed later) until this step's KV fits."""
+        cfg = self.cfg
+        while self.used > cfg.kv_blocks and (self.dec_ids.size or self.prefilling):
+            victim = max(self.admitted_at, key=self.admitted_at.__getitem__)
+            if victim in self.prefilling:
+                self.used -= cfg.blocks_for(self.prefilling.pop(victim))
+            else:
+                pos = int(np.nonzero(self.dec_ids == victim)[0][0])
+                self.used -= cfg.blocks_for(self.dec_ctx[pos] + 1)
+                self.dec_ids, self.dec_ctx = (
+                    np.delete(self.dec_ids, pos),
+                    np.delete(self.dec_ctx, pos),
+                )
+            del self.admitted_at[victim]
+            self.target[victim] = self.inp[victim] + self.generated[victim]
+            self.waiting.appendleft(victim)
+            self.preemptions += 1
+
+    # -- one iteration ----------------------------------------------------------------------
+    def schedule_prefills(self) -> list[tuple[int, int, int]]:
+        """(request, chunk tokens, tokens already prefilled) within this step's token budget:
+        running prefills first, then waiting requests in FCFS order."""
+        cfg = self.cfg
+        budget = cfg.max_num_batched_tokens - int(self.dec_ids.size)
+        chunks: list[tuple[int, int, int]] = []
+        for rid, done_tokens in self.prefilling.items():
+            if budget <= 0:
+                break
+            chunk = min(int(self.target[rid]) - done_tokens, budget)
+            chunks.append((rid, chunk, done_tokens))
+            budget -= chunk
+        running = len(self.prefilling) + int(self.dec_ids.size)
+        while self.waiting and budget > 0 and running < cfg.max_num_seqs:
+            rid = self.waiting[0]
+            chunk = min(int(self.target[rid]), budget) if cfg.chunked_prefill else int(self.target[rid])
+            if (not cfg.chunked_prefill and chunk > budget and chunks) or not self.can_admit(rid, chunk):
+                break
+            self.waiting.popleft()
+            self.used += cfg.blocks_for(chunk)
+            self.prefilling[rid] = 0
+            self.admitted_at[rid] = self.admit_counter
+            self.admit_counter += 1
+            chunks.append((rid, chunk, 0))
+            budget -= chunk
+            running += 1
+        return chunks
+
+    def can_admit(self, rid: int, chunk: int) -> bool:
+        cfg = self.cfg
+        if self.used + cfg.blocks_for(chunk) > cfg.kv_blocks:
+            return False
+        if not cfg.reserve_full:
+            return True
+        promise = cfg.blocks_for(self.inp[rid] + self.out[rid])
+        if self.reserved + promise > cfg.kv_blocks and (self.dec_ids.size or self.prefilling):
+            return False
+        self.reserved += promise
+        return True
+
+    def shape(self, chunks: list[tuple[int, int, int]]) -> StepShape:
+        w, ctx = self.window, self.dec_ctx
+        pairs = kv_f = float(ctx.sum())
+        pairs_w = kv_w = float(np.minimum(ctx, w).sum()) if w else 0.0
+        finishing = 0
+        for rid, c, p in chunks:
+            pairs += c * (p + (c + 1) / 2.0)
+            kv_f += p + c
+            if w:
+                pairs_w += c * min(p + (c + 1) / 2.0, w)
+                kv_w += min(p + c, w)
+            finishing += int(p + c >= self.target[rid])
+        tokens = int(ctx.size) + sum(c for _, c, _ in chunks)
+        return StepShape(tokens, int(ctx.size) + finishing, pairs, pairs_w, kv_f, kv_w)
+
+    def advance_decode(self, steps: int) -> None:
+        if not self.dec_ids.size:
+            return
+        self.generated[self.dec_ids] += steps
+        self.dec_ctx = self.dec_ctx + steps
+        ended = self.generated[self.dec_ids] >= self.out[self.dec_ids]
+        if ended.any():
+            for rid in self.dec_ids[ended]:
+                self.finished(int(rid))
+            self.dec_ids, self.dec_ctx = self.dec_ids[~ended], self.dec_ctx[~ended]
+
+    def advance_prefills(self, chunks: list[tuple[int, int, int]]) -> None:
+        new_ids: list[int] = []
+        for rid, c, p in chunks:
+            self.prefilling[rid] = p + c
+            if p + c < self.target[rid]:
+                continue
+            del self.prefilling[rid]
+            if self.generated[rid] == 0:
+                self.first[rid] = self.now
+            if self.generated[rid] < self.out[rid]:
+                self.generated[rid] += 1  # the last prefill chunk samples a token
+            if self.generated[rid] >= self.out[rid]:
+                self.finished(rid)
+            else:
+                new_ids.append(rid)
+        if new_ids:
+            ids = np.array(new_ids, dtype=np.int64)
+            self.dec_ids = np.concatenate([self.dec_ids, ids])
+            self.dec_ctx = np.concatenate([self.dec_ctx, self.target[ids]])
+
+    def fast_forward(self) -> bool:
+        """Run several pure-decode steps at once when nothing else can change meanwhile."""
+        if self.prefilling or not self.dec_ids.size:
+            return False
+        run = _decode_run_length(self)
+        if run < 2:
+            return False
+        dt = self.eng.step_time(_decode_shape(self.dec_ctx + (run - 1) / 2.0, self.window))
+        self.now += run * dt
+        self.record(dt, int(self.dec_ids.size), int(self.dec_ids.size), run)
+        self.advance_decode(run)
+        return True
+
+    def iterate(self) -> None:
+        self.kv_in_use()
+        self.preempt_if_short()
+        if self.fast_forward():
+            return
+        chunks = self.schedule_prefills()
+        dt = self.eng.step_time(self.shape(chunks))
+        self.now += dt
+        self.record(dt, int(self.dec_ids.size), int(self.dec_ids.size) + len(chunks), 1)
+        self.advance_decode(1)
+        self.advance_prefills(chunks)
+
+    def result(self) -> SimResult:
+        cols = list(zip(*self.steps, strict=True)) if self.steps else [(), (), (), (), ()]
+        steps, dec, seqs, kv, rep = (np.array(c) for c in cols)
+        return SimResult(
+            self.arrival,
+            self.first,
+            self.finish,
+            self.inp,
+            self.out,
+            steps,
+            dec,
+            seqs,
+            kv,
+            self.preemptions,
+            rep,
+        )
+
+
+def simulate(
+    cost: StepCostModel,
+    cfg: SchedulerConfig,
+    req: Requests,
+    *,
+    concurrency: int | None = None,
+    env: EnvironmentProfile | None = None,
+    max_steps: int = 5_000_000,
+) -> SimResult:
+    """Run every request to completion (or until ``max_steps``).
+
+    With ``concurrency`` (closed loop) the first ``concurrency`` requests start at t=0 and
+    each completion releases the next request at that moment.
+    """
+    if cfg.kv_blocks < cfg.blocks_for(1) or cfg.max_num_seqs < 1:
+        raise InputError("the KV cache cannot hold a single token; the deployment does not fit")
+    sim = _Sim(cost, cfg, req, concurrency, env)
+    for _ in range(max_steps):
+        if sim.done >= sim.n or not sim.admit_arrivals():
+            break
+        sim.iterate()
+    return sim.result()
+
+
+def _decode_run_length(sim: _Sim) -> int:
+    """How many pure-decode steps can run before anything else can change: a sequence
+    finishes, a waiting request becomes admissible, or the KV cache could run short.
+    Decode step time is linear in context (weights fixed, KV reads grow), so the run is
+    priced exactly at its midpoint context."""
+    cfg, ids = sim.cfg, sim.dec_ids
+    steps = int((sim.out[ids] - sim.generated[ids]).min())
+    n = int(ids.size)
+    if not cfg.reserve_full:
+        steps = _steps_until_kv_full(cfg, sim.dec_ctx, steps, sim.used)
+    full = n >= cfg.max_num_seqs
+    if sim.waiting and not full:
+        head = sim.waiting[0]
+        chunk = min(int(sim.target[head]), cfg.max_num_batched_tokens - n)
+        fits = chunk > 0 and sim.used + cfg.blocks_for(chunk) <= cfg.kv_blocks
+        if cfg.reserve_full:
+            fits = fits and sim.reserved + cfg.blocks_for(sim.inp[head] + sim.out[head]) <= cfg.kv_blocks
+        if fits:
+            return 0
+    if not sim.waiting and not full and sim.next_arrival < len(sim.order):
+        gap = float(sim.arrival[sim.order[sim.next_arrival]]) - sim.now
+        if not np.isfinite(gap):
+            return steps
+        dt = sim.eng.step_time(_decode_shape(sim.dec_ctx + steps, sim.window)) if steps else 0.0
+        steps = min(steps, int(gap // dt)) if dt > 0 else steps
+    return steps
+
+
+def _steps_until_kv_full(cfg: SchedulerConfig, dec_ctx: np.ndarray, limit: int, used_now: float) -> int:
+    """Largest k <= limit such that every decoding sequence still has KV for step k."""
+
+    def fits(k: int) -> bool:
+        return cfg.blocks_total(dec_ctx + k) <= cfg.kv_blocks
+
+    # cheap sufficient test first: each sequence gains at most ceil(k / block) + 1 blocks
+    if used_now + dec_ctx.size * (limit // cfg.block_size + 1) <= cfg.kv_blocks:
+        return limit
+    if fits(limit):
+        return limit
+    low, high = 0, limit
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _decode_shape(contexts: np.ndarray, window: int | None) -> StepShape:
+    total = float(contexts.sum())
+    capped = float(np.minimum(contexts, window).sum()) if window else 0.0
+    return StepShape(len(contexts), len(contexts), total, capped, total, capped)
+
+
+def simulate_replicas(
+    cost: StepCostModel,
+    cfg: SchedulerConfig,
+    req: Requests,
+    replicas: int,
+    *,
+    concurrency: int | None = None,
+    env: EnvironmentProfile | None = None,
+    max_steps: int = 5_000_000,
+) -> SimResult:
+    """Split requests round-robin over ``replicas`` independent engines (data-parallel copies
+    or pipeline virtual engines) and merge their records; ``max_steps`` is shared among them."""
+    if replicas <= 1:
+        return simulate(cost, cfg, req, concurrency=concurrency, env=env, max_steps=max_steps)
+    parts = []
+    for r in range(replicas):
+        sub = Requests(
+            req.arrival_s[r::replicas],
+            req.input_tokens[r::replicas],
+            req.output_tokens[r::replicas],
+        )
+        if len(sub) == 0:
+            continue
+        share = None if concurrency is None else max(math.ceil(concurrency / replicas), 1)
+        parts.append(simulate(cost, cfg, sub, concurrency=share, env=env, max_steps=max(max_steps // replicas, 1)))
+    cat = np.concatenate
+    return SimResult(
+        cat([p.arrival_s for p in parts]),
+        cat([p.first_token_s for p in parts]),
+        cat([p.finish_s for p in parts]),
+        cat([p.input_tokens for p in parts]),
+        cat([p.output_tokens for p in parts]),
+        cat([p.step_s for p in parts]),
+        cat([p.step_decode_tokens for p in parts]),
+        cat([p.step_num_seqs for p in parts]),
+        cat([p.step_kv_fraction for p in parts]),
+        sum(p.num_preemptions for p in parts),
+        cat([p.repeats for p in parts]),
+    )

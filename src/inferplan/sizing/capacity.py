@@ -1,0 +1,205 @@
+"""Answers built on the memory model: does it fit, how many sequences, how long a context,
+how many GPUs at least. :func:`plan_memory` returns a :class:`MemoryPlan` per GPU."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from inferplan.errors import DoesNotFitError, InputError
+from inferplan.specs.hardware import GpuSpec
+from inferplan.sizing.memory import (
+    EngineMemoryConfig,
+    Parallelism,
+    activation_peak_bytes,
+    attention_scores_bytes_eager,
+    kv_bytes_per_sequence,
+    kv_layout,
+    logits_buffer_bytes,
+    rule_of_thumb_bytes,
+    runtime_overhead_bytes,
+    weight_bytes,
+    weight_bytes_per_gpu,
+)
+from inferplan.specs.model import ModelSpec, count_params
+from inferplan.specs.precision import KvDtype, Precision
+
+__all__ = ["MemoryPlan", "check_divisibility", "max_context_tokens", "min_gpus", "plan_memory"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    """Per-GPU memory of one deployment (bytes), and what it allows."""
+
+    model: ModelSpec
+    gpu: GpuSpec
+    precision: Precision
+    kv_dtype: KvDtype
+    parallelism: Parallelism
+    engine: EngineMemoryConfig
+    visible_bytes: float
+    budget_bytes: float
+    weights_bytes: float
+    activation_bytes: float
+    logits_bytes: float
+    non_torch_bytes: float
+    kv_cache_bytes: float
+    kv_bytes_per_token: float
+    num_blocks: int
+    total_weight_bytes: float
+    rule_of_thumb_total_bytes: float
+
+    @property
+    def fits(self) -> bool:
+        """True when the KV cache has room for at least one block."""
+        return self.num_blocks > 0
+
+    @property
+    def kv_tokens(self) -> int:
+        """Tokens the KV cache holds with every layer storing each token."""
+        return self.num_blocks * self.engine.block_size
+
+    def sequence_bytes(self, context_tokens: int) -> float:
+        return kv_bytes_per_sequence(
+            self.model, context_tokens, self.kv_dtype, self.parallelism, self.engine.block_size
+        )
+
+    def max_sequences(self, context_tokens: int) -> int:
+        """Sequences of ``context_tokens`` that fit at once (KV only)."""
+        if context_tokens <= 0:
+            raise InputError(f"context must be a positive number of tokens, got {context_tokens}")
+        if not self.fits:
+            return 0
+        return int(self.kv_cache_bytes // self.sequence_bytes(context_tokens))
+
+    def attention_scores_bytes(self, context_tokens: int) -> float:
+        """Extra bytes of one prefill without FlashAttention (quadratic in context)."""
+        return attention_scores_bytes_eager(self.model, context_tokens, self.parallelism.tp)
+
+    @property
+    def used_bytes(self) -> float:
+        return self.weights_bytes + self.activation_bytes + self.logits_bytes + self.non_torch_bytes
+
+
+def check_divisibility(model: ModelSpec, par: Parallelism) -> None:
+    """vLLM's constraints: attention heads divisible by TP; KV heads divisible by TP or TP
+    by KV heads; at least one layer per pipeline stage."""
+    attn = model.attention
+    if attn.num_heads % par.tp:
+        raise InputError(
+            f"tensor parallel {par.tp} does not divide the {attn.num_heads} attention heads; "
+            "choose a TP size that divides it"
+        )
+    kv = attn.num_kv_heads
+    if not attn.kv_lora_rank and kv % par.tp and par.tp % kv:
+        raise InputError(f"tensor parallel {par.tp} and the {kv} KV heads must divide one another")
+    if par.pp > model.num_layers:
+        raise InputError(f"pipeline parallel {par.pp} exceeds the {model.num_layers} layers")
+
+
+def plan_memory(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    precision: Precision,
+    kv_dtype: KvDtype,
+    par: Parallelism,
+    engine: EngineMemoryConfig | None = None,
+) -> MemoryPlan:
+    """The per-GPU memory breakdown and KV capacity of ``model`` on ``gpu``."""
+    engine = engine or EngineMemoryConfig()
+    check_divisibility(model, par)
+    visible = gpu.visible_memory_bytes
+    budget = visible * engine.gpu_memory_utilization
+    weights = weight_bytes_per_gpu(model, precision, par)
+    activation = activation_peak_bytes(model, engine.max_num_batched_tokens, par.tp)
+    logits = logits_buffer_bytes(model, engine.max_num_seqs, par.tp)
+    non_torch = runtime_overhead_bytes(par, engine.non_torch_bytes)
+    kv_bytes = budget - weights - activation - logits - non_torch
+    layout = kv_layout(model, kv_dtype, par, engine.block_size)
+    blocks = max(int(kv_bytes // layout.bytes_per_block), 0)
+    c = count_params(model)
+    total_weights = weight_bytes(model, precision).total
+    return MemoryPlan(
+        model=model,
+        gpu=gpu,
+        precision=precision,
+        kv_dtype=kv_dtype,
+        parallelism=par,
+        engine=engine,
+        visible_bytes=visible,
+        budget_bytes=budget,
+        weights_bytes=weights,
+        activation_bytes=activation,
+        logits_bytes=logits,
+        non_torch_bytes=non_torch,
+        kv_cache_bytes=max(kv_bytes, 0.0) if blocks else kv_bytes,
+        kv_bytes_per_token=layout.bytes_per_token,
+        num_blocks=blocks,
+        total_weight_bytes=total_weights,
+        rule_of_thumb_total_bytes=rule_of_thumb_bytes(c.total, precision.bytes_per_param),
+    )
+
+
+def max_context_tokens(plan: MemoryPlan, concurrency: int) -> int:
+    """Longest context that ``concurrency`` sequences can each hold at once (binary search
+    on the KV bytes per sequence, which never decreases with context)."""
+    if concurrency <= 0:
+        raise InputError(f"concurrency must be a positive integer, got {concurrency}")
+    if not plan.fits or plan.sequence_bytes(1) * concurrency > plan.kv_cache_bytes:
+        return 0
+    low, high = 1, 1 << 24
+    while low < high:
+        mid = (low + high + 1) // 2
+        if plan.sequence_bytes(mid) * concurrency <= plan.kv_cache_bytes:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _tp_options(model: ModelSpec, max_tp: int) -> list[int]:
+    out = []
+    tp = 1
+    while tp <= max_tp:
+        try:
+            check_divisibility(model, Parallelism(tp=tp))
+            out.append(tp)
+        except InputError:
+            pass
+        tp *= 2
+    return out
+
+
+def min_gpus(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    precision: Precision,
+    kv_dtype: KvDtype,
+    context_tokens: int,
+    concurrency: int,
+    engine: EngineMemoryConfig | None = None,
+    max_gpus: int = 512,
+) -> MemoryPlan:
+    """The smallest deployment (TP within a server, then PP across servers) on which
+    ``concurrency`` sequences of ``context_tokens`` fit."""
+    node = max(gpu.max_scale_up_gpus, 1) if gpu.scale_up else 8
+    tps = _tp_options(model, min(node, max_gpus))
+    candidates = sorted(
+        (tp * pp, tp, pp)
+        for tp in tps
+        for pp in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+        if tp * pp <= max_gpus and pp <= model.num_layers and (pp == 1 or tp == tps[-1])
+    )
+    for _, tp, pp in candidates:
+        plan = plan_memory(model, gpu, precision, kv_dtype, Parallelism(tp=tp, pp=pp), engine)
+        if plan.fits and plan.max_sequences(context_tokens) >= concurrency:
+            return plan
+    raise DoesNotFitError(
+        f"{model.name} at {precision.name} does not fit {concurrency} x {context_tokens} tokens "
+        f"on up to {max_gpus} x {gpu.id}; use a lower precision, FP8 KV cache or a bigger GPU"
+    )
+
+
+def weights_floor_gpus(total_weight_bytes: float, gpu: GpuSpec, utilization: float) -> int:
+    """GPUs needed for the weights alone (the VRAM floor before any KV cache)."""
+    return max(1, math.ceil(total_weight_bytes / (gpu.visible_memory_bytes * utilization)))

@@ -1,0 +1,272 @@
+"""GPU memory: weights, KV cache, activations and runtime overhead, per GPU.
+
+Every formula is a named pure function. The budget follows vLLM's start-up profiling::
+
+    kv_cache_bytes = visible_memory * gpu_memory_utilization
+                     - weights - activation_peak - non_torch (CUDA context, NCCL buffers)
+
+and the KV cache is handed out in blocks of ``block_size`` tokens (paged attention).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from inferplan.errors import InputError
+from inferplan.specs.model import AttentionSpec, LayerSpec, ModelSpec, count_params
+from inferplan.specs.precision import KvDtype, Precision
+from inferplan.units import GIB
+
+__all__ = [
+    "ACTIVATION_BYTES",
+    "COMM_BUFFER_BYTES",
+    "CUDA_CONTEXT_BYTES",
+    "EngineMemoryConfig",
+    "KvLayout",
+    "Parallelism",
+    "WeightBytes",
+    "activation_peak_bytes",
+    "attention_scores_bytes_eager",
+    "kv_bytes_per_sequence",
+    "kv_bytes_per_token_layer",
+    "kv_layout",
+    "logits_buffer_bytes",
+    "rule_of_thumb_bytes",
+    "runtime_overhead_bytes",
+    "weight_bytes",
+    "weight_bytes_per_gpu",
+]
+
+#: Activations are BF16/FP16 (2 bytes) in every engine we model.
+ACTIVATION_BYTES = 2
+#: Non-PyTorch memory of one engine process on one GPU: CUDA context, cuBLAS/attention
+#: kernel modules and workspaces. vLLM logs 0.35 GiB (RTX 3090, memory.csv#20) to 1.79 GiB
+#: (80 GB GPU, memory.csv#7); 0.5 GiB is a typical current value.
+CUDA_CONTEXT_BYTES = 0.5 * GIB
+#: Extra per-GPU buffers when the model spans several GPUs (NCCL channels, vLLM custom
+#: all-reduce): TP=2 added 1.79 GiB of non-torch memory over TP=1 in memory.csv#13 vs #7.
+COMM_BUFFER_BYTES = 1.0 * GIB
+
+
+@dataclass(frozen=True, slots=True)
+class Parallelism:
+    """How one model replica is split: tensor (tp) and pipeline (pp) parallel; ``dp``
+    independent replicas; ``ep`` puts experts on different GPUs of the TP group."""
+
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("tp", "pp", "dp"):
+            value = getattr(self, name)
+            if not 1 <= value <= 1024:
+                raise InputError(f"{name} must be between 1 and 1024, got {value}")
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def num_gpus(self) -> int:
+        return self.tp * self.pp * self.dp
+
+
+@dataclass(frozen=True, slots=True)
+class EngineMemoryConfig:
+    """The engine settings that decide memory (vLLM names and defaults)."""
+
+    gpu_memory_utilization: float = 0.9
+    block_size: int = 16
+    max_num_batched_tokens: int = 8192
+    max_num_seqs: int = 256
+    non_torch_bytes: float | None = None  # None: CUDA_CONTEXT_BYTES (+ COMM_BUFFER_BYTES)
+    flash_attention: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.gpu_memory_utilization <= 1.0:
+            raise InputError(f"gpu_memory_utilization must be in [0.05, 1.0], got {self.gpu_memory_utilization}")
+        if self.block_size not in (1, 8, 16, 32, 64, 128, 256):
+            raise InputError(f"block_size must be a power of two up to 256, got {self.block_size}")
+        if not 1 <= self.max_num_batched_tokens <= 10_000_000:
+            raise InputError("max_num_batched_tokens must be between 1 and 10,000,000")
+        if not 1 <= self.max_num_seqs <= 100_000:
+            raise InputError("max_num_seqs must be between 1 and 100,000")
+
+
+@dataclass(frozen=True, slots=True)
+class WeightBytes:
+    quantized: float
+    unquantized: float
+
+    @property
+    def total(self) -> float:
+        return self.quantized + self.unquantized
+
+
+def _quantized_parts(model: ModelSpec, precision: Precision) -> tuple[str, ...]:
+    q = model.quantization
+    if q is not None and q.precision == precision.name:
+        return q.quantized_parts
+    return ("attention", "mlp", "experts")
+
+
+def weight_bytes(model: ModelSpec, precision: Precision) -> WeightBytes:
+    """Bytes of all weights: quantised linear layers at ``precision.bytes_per_param``;
+    embeddings, LM head, norms and routers in 16-bit (no format quantises them)."""
+    c = count_params(model)
+    parts = _quantized_parts(model, precision)
+    by_part = {
+        "attention": c.attention,
+        "mlp": c.dense_mlp,
+        "experts": c.routed_experts + c.shared_experts,
+    }
+    quantized_params = sum(v for k, v in by_part.items() if k in parts)
+    unquantized_params = c.total - quantized_params
+    return WeightBytes(quantized_params * precision.bytes_per_param, unquantized_params * 2.0)
+
+
+def _kv_replication(attn: AttentionSpec, tp: int) -> float:
+    """Fraction of all KV heads one TP rank holds: KV/tp, at least one head (replicated)."""
+    if attn.kv_lora_rank:
+        return 1.0  # MLA's latent is shared by all heads and replicated on every rank
+    return max(attn.num_kv_heads / tp, 1.0) / attn.num_kv_heads
+
+
+def weight_bytes_per_gpu(model: ModelSpec, precision: Precision, par: Parallelism) -> float:
+    """Weight bytes on the fullest GPU. Linear layers split over TP (K/V projections
+    replicated once TP exceeds the KV heads); layers split over PP, the first stage also
+    holding the embedding and the last the LM head; norms and routers replicated."""
+    c = count_params(model)
+    parts = _quantized_parts(model, precision)
+    q_b, u_b = precision.bytes_per_param, 2.0
+    tp, n = par.tp, model.num_layers
+
+    def b(part: str) -> float:
+        return q_b if part in parts else u_b
+
+    attn = model.attention
+    kv_share = _kv_replication(attn, tp)
+    if attn.kv_lora_rank:
+        kv_a = model.hidden_size * (attn.kv_lora_rank + attn.qk_rope_head_dim)
+        per_layer_attn = (c.attention / n - kv_a) / tp + kv_a
+    else:
+        kv_params = model.hidden_size * attn.num_kv_heads * (attn.head_dim + attn.v_head_dim)
+        per_layer_attn = (c.attention / n - kv_params) / tp + kv_params * kv_share
+    moe_layers = model.num_moe_layers if model.moe else 0
+    dense_per_layer = c.dense_mlp / max(n - moe_layers, 1) if n > moe_layers else 0.0
+    experts_per_layer = (c.routed_experts + c.shared_experts) / max(moe_layers, 1)
+    router_per_layer = c.router / max(moe_layers, 1)
+    norms_per_layer = model.norm_params_per_layer
+
+    stage_layers = math.ceil(n / par.pp)
+    moe_share = moe_layers / n
+    layer_bytes = (
+        per_layer_attn * b("attention")
+        + (1 - moe_share) * dense_per_layer / tp * b("mlp")
+        + moe_share * (experts_per_layer / tp * b("experts") + router_per_layer * u_b)
+        + norms_per_layer * u_b
+    )
+    embed = c.embedding / tp * u_b
+    head = c.lm_head / tp * u_b
+    extra = (c.extra + model.final_norm_params) * u_b
+    if par.pp == 1:
+        return stage_layers * layer_bytes + embed + head + extra
+    return stage_layers * layer_bytes + max(embed, head + extra)
+
+
+def kv_bytes_per_token_layer(attn: AttentionSpec, kv: KvDtype, tp: int = 1) -> float:
+    """KV bytes one token adds to one layer on one TP rank.
+
+    MHA/GQA/MQA: ``(k_head_dim + v_head_dim) * max(KV/tp, 1) * bytes``;
+    MLA: ``(kv_lora_rank + qk_rope_head_dim) * bytes``, the same on every rank.
+    """
+    if attn.kv_lora_rank:
+        return (attn.kv_lora_rank + attn.qk_rope_head_dim) * kv.bytes_per_value
+    heads = max(attn.num_kv_heads / tp, 1.0)
+    return (attn.head_dim + attn.v_head_dim) * heads * kv.bytes_per_value
+
+
+def _tokens_held(layer: LayerSpec, context_tokens: int, block_size: int) -> int:
+    """Tokens a layer keeps for a sequence, in whole blocks. A sliding-window layer keeps
+    the window plus the partly filled block at its start."""
+    if layer.window_tokens is None or context_tokens <= layer.window_tokens:
+        return math.ceil(context_tokens / block_size) * block_size
+    return (math.ceil(layer.window_tokens / block_size) + 1) * block_size
+
+
+def kv_bytes_per_sequence(
+    model: ModelSpec, context_tokens: int, kv: KvDtype, par: Parallelism, block_size: int = 16
+) -> float:
+    """KV bytes of one sequence of ``context_tokens`` on the fullest GPU (its PP stage)."""
+    per_layer = kv_bytes_per_token_layer(model.attention, kv, par.tp)
+    stage = math.ceil(model.num_layers / par.pp)
+    layers = model.layers[:stage] if par.pp > 1 else model.layers
+    return per_layer * sum(_tokens_held(layer, context_tokens, block_size) for layer in layers)
+
+
+@dataclass(frozen=True, slots=True)
+class KvLayout:
+    """Per-GPU KV facts: bytes per token with every layer full, and per paged block."""
+
+    bytes_per_token: float
+    bytes_per_block: float
+    num_full_layers: int
+    num_window_layers: int
+
+
+def kv_layout(model: ModelSpec, kv: KvDtype, par: Parallelism, block_size: int = 16) -> KvLayout:
+    per_layer = kv_bytes_per_token_layer(model.attention, kv, par.tp)
+    stage = math.ceil(model.num_layers / par.pp)
+    layers = model.layers[:stage]
+    per_token = per_layer * len(layers)
+    windows = sum(1 for layer in layers if layer.window_tokens is not None)
+    return KvLayout(per_token, per_token * block_size, len(layers) - windows, windows)
+
+
+def activation_peak_bytes(model: ModelSpec, num_tokens: int, tp: int = 1) -> float:
+    """Peak activation bytes of one forward pass over ``num_tokens`` batched tokens.
+
+    The MLP stage dominates: the residual stream, the normed input and the output
+    (3 x hidden), the fused gate/up output (2I) and the activated product (I), I split
+    over TP: ``bytes = T * 2 * (3*d + 3*I/tp)``. A routed MoE layer instead holds
+    ``top_k * 3 * I_expert / tp + top_k * d`` per token in the fused-MoE caches.
+    Fitted check: 110.6 kB/token for Llama-3.1-8B vs 109.8 kB/token in memory.csv#19/#24.
+    """
+    d = model.hidden_size
+    per_token = 3 * d + 3 * model.mlp.intermediate_size / tp
+    if model.moe is not None and model.num_moe_layers:
+        moe = model.moe
+        routed = moe.top_k * (3 * moe.expert.intermediate_size / tp + d)
+        shared = 3 * moe.shared.intermediate_size / tp if moe.shared else 0.0
+        per_token = max(per_token, 3 * d + routed + shared)
+    attn = model.attention
+    attn_stage = 2 * d + (2 * attn.q_dim + 2 * attn.num_kv_heads * attn.head_dim) / tp
+    return num_tokens * ACTIVATION_BYTES * max(per_token, attn_stage)
+
+
+def logits_buffer_bytes(model: ModelSpec, num_seqs: int, tp: int = 1) -> float:
+    """FP32 logits of the sampled positions: ``num_seqs * vocab / tp * 4`` bytes."""
+    return num_seqs * model.vocab_size / tp * 4.0
+
+
+def attention_scores_bytes_eager(model: ModelSpec, context_tokens: int, tp: int = 1) -> float:
+    """The L x L attention-score matrix one prefill of length L materialises without a
+    FlashAttention-style kernel (FP32 for the softmax): ``heads/tp * L^2 * 4`` bytes.
+    Fused kernels never store it: their extra memory is linear in L."""
+    heads = max(model.attention.num_heads // tp, 1)
+    return heads * float(context_tokens) ** 2 * 4.0
+
+
+def runtime_overhead_bytes(par: Parallelism, non_torch_bytes: float | None = None) -> float:
+    """Non-PyTorch memory per GPU: CUDA context, plus communication buffers when sharded."""
+    if non_torch_bytes is not None:
+        return non_torch_bytes
+    return CUDA_CONTEXT_BYTES + (COMM_BUFFER_BYTES if par.gpus_per_replica > 1 else 0.0)
+
+
+def rule_of_thumb_bytes(num_params: float, bytes_per_param: float, headroom: float = 0.2) -> float:
+    """The common estimate: parameters x bytes per parameter x (1 + 20% headroom)."""
+    return num_params * bytes_per_param * (1.0 + headroom)

@@ -1,0 +1,458 @@
+"""Build a :class:`~inferplan.model.ModelSpec` from a Hugging Face ``config.json`` dict.
+
+Only the config's numbers are read; no code from a model repository is ever executed.
+Each supported ``model_type`` maps to a family function below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from inferplan.errors import ConfigError, UnsupportedModelError
+from inferplan.specs.model import AttentionSpec, LayerSpec, MlpSpec, ModelSpec, MoeSpec, QuantInfo
+
+__all__ = ["SUPPORTED_MODEL_TYPES", "parse_quantization", "spec_from_config"]
+
+Config = Mapping[str, Any]
+
+
+class _Reader:
+    """Typed access to config fields; errors name the file and the field."""
+
+    def __init__(self, cfg: Config, origin: str) -> None:
+        self.cfg = cfg
+        self.origin = origin
+
+    def integer(self, *keys: str, default: int | None = None) -> int:
+        for key in keys:
+            value = self.cfg.get(key)
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise ConfigError(f"{self.origin}: field '{key}' must be a non-negative integer, got {value!r}")
+                return int(value)
+        if default is None:
+            raise ConfigError(f"{self.origin}: missing field '{keys[0]}'; is this a complete Hugging Face config.json?")
+        return default
+
+    def opt_int(self, *keys: str) -> int | None:
+        return self.integer(*keys, default=-1) if any(self.cfg.get(k) is not None for k in keys) else None
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.cfg.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.origin}: field '{key}' must be true or false, got {value!r}")
+        return value
+
+    def positive(self, *keys: str, default: int | None = None) -> int:
+        value = self.integer(*keys, default=default)
+        if value <= 0:
+            raise ConfigError(f"{self.origin}: field '{keys[0]}' must be positive, got {value}")
+        return value
+
+
+def _dtype(cfg: Config) -> str:
+    raw = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
+    return {"bfloat16": "bf16", "float16": "fp16", "float32": "bf16"}.get(raw, "bf16")
+
+
+def _windows_from_layer_types(r: _Reader, n_layers: int, window: int | None) -> list[int | None]:
+    types = r.cfg.get("layer_types")
+    if not isinstance(types, list) or len(types) != n_layers:
+        raise ConfigError(f"{r.origin}: field 'layer_types' must list one type per layer")
+    out: list[int | None] = []
+    for t in types:
+        sliding = str(t).startswith("sliding") or str(t) == "chunked_attention"
+        if sliding and not window:
+            raise ConfigError(f"{r.origin}: sliding layers need a positive 'sliding_window'")
+        out.append(window if sliding else None)
+    return out
+
+
+def _attn(
+    r: _Reader,
+    *,
+    qkv_bias: bool = False,
+    o_bias: bool = False,
+    qk_norm: bool = False,
+    sinks: bool = False,
+) -> AttentionSpec:
+    heads = r.positive("num_attention_heads", "n_head")
+    kv = r.positive("num_key_value_heads", "num_kv_heads", "n_head_kv", default=heads)
+    if heads % kv:
+        raise ConfigError(f"{r.origin}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv})")
+    d = r.positive("hidden_size", "n_embd", "d_model")
+    head_dim = r.positive("head_dim", default=d // heads)
+    return AttentionSpec(
+        heads,
+        kv,
+        head_dim,
+        head_dim,
+        qkv_bias=qkv_bias,
+        o_bias=o_bias,
+        qk_norm=qk_norm,
+        sinks=sinks,
+    )
+
+
+def _base(
+    r: _Reader,
+    name: str,
+    attn: AttentionSpec,
+    mlp: MlpSpec,
+    layers: list[LayerSpec],
+    *,
+    moe: MoeSpec | None = None,
+    norms_per_layer: int,
+    final_norm: int,
+    tie_default: bool = False,
+    extra: int = 0,
+) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        model_type=str(r.cfg.get("model_type")),
+        hidden_size=r.positive("hidden_size", "n_embd"),
+        vocab_size=r.positive("vocab_size"),
+        attention=attn,
+        mlp=mlp,
+        layers=tuple(layers),
+        moe=moe,
+        tie_word_embeddings=r.flag("tie_word_embeddings", tie_default),
+        norm_params_per_layer=norms_per_layer,
+        final_norm_params=final_norm,
+        extra_params=extra,
+        max_position_embeddings=r.integer("max_position_embeddings", "n_positions", default=4096),
+        native_dtype=_dtype(r.cfg),
+        quantization=parse_quantization(r.cfg, r.origin),
+    )
+
+
+def _llama_like(r: _Reader, name: str) -> ModelSpec:
+    """Llama 2/3, CodeLlama, Yi, Mistral, Qwen2/2.5/3, Phi-3: RMSNorm, gated MLP."""
+    mt = r.cfg.get("model_type")
+    d = r.positive("hidden_size")
+    n = r.positive("num_hidden_layers")
+    qkv_bias = r.flag("attention_bias", mt == "qwen2") or mt == "qwen2"
+    attn = _attn(
+        r,
+        qkv_bias=qkv_bias,
+        o_bias=r.flag("attention_bias", False) and mt == "llama",
+        qk_norm=mt == "qwen3",
+    )
+    window = r.opt_int("sliding_window")
+    use_window = r.flag("use_sliding_window", mt not in ("qwen2", "qwen3"))
+    if "layer_types" in r.cfg:
+        windows = _windows_from_layer_types(r, n, window)
+    else:
+        windows = [window if (window and use_window) else None] * n
+    layers = [LayerSpec(w) for w in windows]
+    mlp = MlpSpec(r.positive("intermediate_size"), gated=True, bias=r.flag("mlp_bias", False))
+    return _base(r, name, attn, mlp, layers, norms_per_layer=2 * d, final_norm=d)
+
+
+def _moe_layers(r: _Reader, n: int, windows: list[int | None]) -> list[LayerSpec]:
+    step = r.integer("decoder_sparse_step", default=1) or 1
+    dense_only = set(r.cfg.get("mlp_only_layers") or [])
+    return [LayerSpec(windows[i], moe=(i not in dense_only) and (i + 1) % step == 0) for i in range(n)]
+
+
+def _mixtral_qwen_moe(r: _Reader, name: str) -> ModelSpec:
+    """Mixtral, Qwen2-MoE, Qwen3-MoE: every (sparse-step) layer is a routed MoE."""
+    mt = r.cfg.get("model_type")
+    d = r.positive("hidden_size")
+    n = r.positive("num_hidden_layers")
+    attn = _attn(r, qkv_bias=mt == "qwen2_moe", qk_norm=mt == "qwen3_moe")
+    window = r.opt_int("sliding_window")
+    use_window = r.flag("use_sliding_window", mt == "mixtral")
+    windows: list[int | None] = [window if (window and use_window) else None] * n
+    experts = r.positive("num_local_experts", "num_experts")
+    expert_inter = r.positive("moe_intermediate_size", "intermediate_size")
+    shared_inter = r.integer("shared_expert_intermediate_size", default=0)
+    moe = MoeSpec(
+        num_experts=experts,
+        top_k=r.positive("num_experts_per_tok"),
+        expert=MlpSpec(expert_inter),
+        shared=MlpSpec(shared_inter) if shared_inter else None,
+    )
+    # Qwen2-MoE gates its shared expert with a d x 1 linear layer per layer.
+    layers = _moe_layers(r, n, windows)
+    shared_gate = d * sum(1 for layer in layers if layer.moe) if shared_inter else 0
+    dense = MlpSpec(r.positive("intermediate_size"))
+    return _base(
+        r,
+        name,
+        attn,
+        dense,
+        layers,
+        moe=moe,
+        norms_per_layer=2 * d,
+        final_norm=d,
+        extra=shared_gate,
+    )
+
+
+def _gemma(r: _Reader, name: str) -> ModelSpec:
+    """Gemma 2 / Gemma 3 text: four RMSNorms per layer, tied embeddings, local/global layers."""
+    mt = r.cfg.get("model_type")
+    d = r.positive("hidden_size")
+    n = r.positive("num_hidden_layers")
+    attn = _attn(r, qkv_bias=r.flag("attention_bias", False), qk_norm=mt != "gemma2")
+    window = r.opt_int("sliding_window")
+    if "layer_types" in r.cfg:
+        windows = _windows_from_layer_types(r, n, window)
+    elif mt == "gemma2":
+        windows = [window if i % 2 == 0 else None for i in range(n)]
+    else:
+        pattern = r.integer("sliding_window_pattern", default=6)
+        windows = [None if (i + 1) % pattern == 0 else window for i in range(n)]
+    mlp = MlpSpec(r.positive("intermediate_size"), gated=True)
+    return _base(
+        r,
+        name,
+        attn,
+        mlp,
+        [LayerSpec(w) for w in windows],
+        norms_per_layer=4 * d,
+        final_norm=d,
+        tie_default=True,
+    )
+
+
+def _falcon(r: _Reader, name: str) -> ModelSpec:
+    """Falcon 7B (MQA, one LayerNorm) and 40B/180B (new decoder: GQA, two LayerNorms)."""
+    d = r.positive("hidden_size")
+    n = r.positive("num_hidden_layers", "n_layer")
+    heads = r.positive("num_attention_heads", "n_head")
+    new_arch = r.flag("new_decoder_architecture", r.cfg.get("model_type") == "RefinedWeb")
+    if new_arch:
+        kv = r.positive("num_kv_heads", "n_head_kv", default=heads)
+    else:
+        kv = 1 if r.flag("multi_query", True) else heads
+    bias = r.flag("bias", False)
+    attn = AttentionSpec(heads, kv, d // heads, d // heads, qkv_bias=bias, o_bias=bias)
+    inter = r.integer("ffn_hidden_size", default=4 * d)
+    parallel = r.flag("parallel_attn", True)
+    lns = 2 if (new_arch or not parallel) else 1
+    mlp = MlpSpec(inter, gated=False, bias=bias)
+    return _base(
+        r,
+        name,
+        attn,
+        mlp,
+        [LayerSpec()] * n,
+        norms_per_layer=lns * 2 * d,
+        final_norm=2 * d,
+        tie_default=True,
+    )
+
+
+def _gpt_neox(r: _Reader, name: str) -> ModelSpec:
+    """GPT-NeoX / Pythia: biased projections, plain GELU MLP, two LayerNorms per layer."""
+    d = r.positive("hidden_size")
+    n = r.positive("num_hidden_layers")
+    attn = _attn(r, qkv_bias=True, o_bias=True)
+    mlp = MlpSpec(r.positive("intermediate_size"), gated=False, bias=True)
+    return _base(r, name, attn, mlp, [LayerSpec()] * n, norms_per_layer=4 * d, final_norm=2 * d)
+
+
+def _gptj(r: _Reader, name: str) -> ModelSpec:
+    """GPT-J: parallel attention and MLP after one LayerNorm, unbiased q/k/v/o, a biased
+    plain GELU MLP and a biased LM head."""
+    d = r.positive("n_embd", "hidden_size")
+    n = r.positive("n_layer", "num_hidden_layers")
+    heads = r.positive("n_head", "num_attention_heads")
+    attn = AttentionSpec(heads, heads, d // heads, d // heads)
+    mlp = MlpSpec(r.integer("n_inner", default=4 * d) or 4 * d, gated=False, bias=True)
+    return _base(
+        r,
+        name,
+        attn,
+        mlp,
+        [LayerSpec()] * n,
+        norms_per_layer=2 * d,
+        final_norm=2 * d,
+        extra=r.positive("vocab_size"),
+    )
+
+
+def _deepseek(r: _Reader, name: str) -> ModelSpec:
+    """DeepSeek-V2/V3, Kimi K2: MLA attention, MoE with shared experts after k dense layers.
+
+    The multi-token-prediction module (``num_nextn_predict_layers``) is not part of the
+    served model's published count and is not counted.
+    """
+    d = r.positive("hidden_size")
+    n = r.positive("num_hidden_layers")
+    heads = r.positive("num_attention_heads")
+    nope, rope = r.positive("qk_nope_head_dim"), r.positive("qk_rope_head_dim")
+    attn = AttentionSpec(
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=nope + rope,
+        v_head_dim=r.positive("v_head_dim"),
+        kv_lora_rank=r.positive("kv_lora_rank"),
+        q_lora_rank=r.integer("q_lora_rank", default=0),
+        qk_rope_head_dim=rope,
+    )
+    first_dense = r.integer("first_k_dense_replace", default=0)
+    freq = r.integer("moe_layer_freq", default=1) or 1
+    layers = [LayerSpec(moe=i >= first_dense and i % freq == 0) for i in range(n)]
+    expert_inter = r.positive("moe_intermediate_size")
+    n_shared = r.integer("n_shared_experts", default=0)
+    moe = MoeSpec(
+        num_experts=r.positive("n_routed_experts"),
+        top_k=r.positive("num_experts_per_tok"),
+        expert=MlpSpec(expert_inter),
+        shared=MlpSpec(n_shared * expert_inter) if n_shared else None,
+        router_bias=r.cfg.get("topk_method") == "noaux_tc",
+    )
+    dense = MlpSpec(r.positive("intermediate_size"))
+    return _base(r, name, attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d)
+
+
+def _gpt_oss(r: _Reader, name: str) -> ModelSpec:
+    """gpt-oss: alternating 128-token sliding / full layers, attention sinks, biased MoE."""
+    d = r.positive("hidden_size")
+    n = r.positive("num_hidden_layers")
+    attn = _attn(r, qkv_bias=True, o_bias=True, sinks=True)
+    windows = _windows_from_layer_types(r, n, r.opt_int("sliding_window"))
+    inter = r.positive("intermediate_size")
+    moe = MoeSpec(
+        num_experts=r.positive("num_local_experts"),
+        top_k=r.positive("num_experts_per_tok", "experts_per_token"),
+        expert=MlpSpec(inter, gated=True, bias=True),
+        router_bias=True,
+    )
+    layers = [LayerSpec(w, moe=True) for w in windows]
+    return _base(r, name, attn, MlpSpec(inter), layers, moe=moe, norms_per_layer=2 * d, final_norm=d)
+
+
+def _llama4(r: _Reader, name: str) -> ModelSpec:
+    """Llama 4 text: MoE every ``interleave_moe_layer_step`` layers with one shared expert;
+    three of four layers use chunked local attention (KV bounded by the chunk size)."""
+    d = r.positive("hidden_size")
+    n = r.positive("num_hidden_layers")
+    attn = _attn(r)
+    chunk = r.opt_int("attention_chunk_size")
+    no_rope = r.cfg.get("no_rope_layers")
+    if isinstance(no_rope, list) and len(no_rope) == n:
+        uses_rope = [bool(x) for x in no_rope]
+    else:
+        uses_rope = [(i + 1) % 4 != 0 for i in range(n)]
+    step = r.integer("interleave_moe_layer_step", default=1) or 1
+    layers = [LayerSpec(chunk if (chunk and uses_rope[i]) else None, moe=(i + 1) % step == 0) for i in range(n)]
+    inter = r.positive("intermediate_size")
+    moe = MoeSpec(
+        num_experts=r.positive("num_local_experts"),
+        top_k=r.positive("num_experts_per_tok"),
+        expert=MlpSpec(inter),
+        shared=MlpSpec(inter),
+    )
+    dense = MlpSpec(r.positive("intermediate_size_mlp", "intermediate_size"))
+    return _base(r, name, attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d)
+
+
+_FAMILIES: dict[str, Callable[[_Reader, str], ModelSpec]] = {
+    "llama": _llama_like,
+    "mistral": _llama_like,
+    "qwen2": _llama_like,
+    "qwen3": _llama_like,
+    "phi3": _llama_like,
+    "yi": _llama_like,
+    "mixtral": _mixtral_qwen_moe,
+    "qwen2_moe": _mixtral_qwen_moe,
+    "qwen3_moe": _mixtral_qwen_moe,
+    "gemma2": _gemma,
+    "gemma3_text": _gemma,
+    "falcon": _falcon,
+    "RefinedWeb": _falcon,
+    "RefinedWebModel": _falcon,
+    "gpt_neox": _gpt_neox,
+    "gptj": _gptj,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "kimi_k2": _deepseek,
+    "gpt_oss": _gpt_oss,
+    "llama4_text": _llama4,
+}
+#: Multimodal wrappers whose language model sits in ``text_config``.
+_WRAPPERS = {"gemma3": "gemma3_text", "llama4": "llama4_text"}
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(set(_FAMILIES) | set(_WRAPPERS)))
+
+
+def spec_from_config(cfg: Config, name: str, origin: str = "config.json") -> ModelSpec:
+    """Describe the language model of a Hugging Face config (a parsed ``config.json``)."""
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"{origin}: expected a JSON object at the top level")
+    model_type = cfg.get("model_type")
+    if model_type is None:
+        raise ConfigError(f"{origin}: missing field 'model_type'; is this a Hugging Face config.json?")
+    if model_type in _WRAPPERS:
+        text = cfg.get("text_config")
+        if not isinstance(text, Mapping):
+            raise ConfigError(f"{origin}: field 'text_config' missing for model_type '{model_type}'")
+        inner = {"model_type": _WRAPPERS[str(model_type)], **text}
+        if "quantization_config" in cfg and "quantization_config" not in inner:
+            inner["quantization_config"] = cfg["quantization_config"]
+        spec = _FAMILIES[_WRAPPERS[str(model_type)]](_Reader(inner, origin), name)
+        note = "multimodal model: only the language model is counted (the vision tower is not)"
+        return _with_notes(spec, note, source_type=str(model_type))
+    family = _FAMILIES.get(str(model_type))
+    if family is None:
+        raise UnsupportedModelError(
+            f"{origin}: model_type '{model_type}' is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    return family(_Reader(cfg, origin), name)
+
+
+def _with_notes(spec: ModelSpec, note: str, source_type: str) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, model_type=source_type, notes=(*spec.notes, note))
+
+
+def parse_quantization(cfg: Config, origin: str = "config.json") -> QuantInfo | None:
+    """Map a ``quantization_config`` (FP8, AWQ, GPTQ, compressed-tensors, bitsandbytes,
+    MXFP4, ModelOpt) to the inferplan precision that stores the same bytes."""
+    q = cfg.get("quantization_config")
+    if q is None:
+        return None
+    if not isinstance(q, Mapping):
+        raise ConfigError(f"{origin}: field 'quantization_config' must be an object")
+    method = str(q.get("quant_method", "")).lower()
+    if method in ("fp8", "fbgemm_fp8"):
+        return QuantInfo("fp8", "fp8", 8)
+    if method == "mxfp4":
+        return QuantInfo("mxfp4", "mxfp4", 4, 32, quantized_parts=("experts",))
+    if method in ("awq", "gptq", "awq_marlin", "gptq_marlin"):
+        bits = int(q.get("bits", q.get("w_bit", 4)))
+        group = int(q.get("group_size", q.get("q_group_size", 128)))
+        return QuantInfo(method, "int4" if bits == 4 else "int8", bits, max(group, 0))
+    if method == "bitsandbytes":
+        four = bool(q.get("load_in_4bit"))
+        return QuantInfo(method, "int4" if four else "int8", 4 if four else 8, 64 if four else 0)
+    if method == "compressed-tensors":
+        return _compressed_tensors(q, origin)
+    if method in ("modelopt", "nvfp4"):
+        algo = str(q.get("quant_algo", "FP8")).upper()
+        return QuantInfo("modelopt", "nvfp4" if "FP4" in algo else "fp8", 4 if "FP4" in algo else 8)
+    raise ConfigError(
+        f"{origin}: quantization_config.quant_method '{method}' is not supported; supported: "
+        "fp8, awq, gptq, compressed-tensors, bitsandbytes, mxfp4, modelopt"
+    )
+
+
+def _compressed_tensors(q: Mapping[str, Any], origin: str) -> QuantInfo:
+    groups = q.get("config_groups") or {}
+    for group in groups.values() if isinstance(groups, Mapping) else []:
+        weights = group.get("weights") or {}
+        bits = int(weights.get("num_bits", 8))
+        is_float = weights.get("type") == "float"
+        group_size = int(weights.get("group_size") or 0)
+        if bits == 8:
+            return QuantInfo("compressed-tensors", "fp8" if is_float else "w8a8-int8", 8)
+        if bits == 4:
+            return QuantInfo("compressed-tensors", "nvfp4" if is_float else "int4", 4, group_size)
+    raise ConfigError(f"{origin}: compressed-tensors quantization_config has no weight bits")

@@ -1,0 +1,182 @@
+"""Find a model: a catalog name, a ``config.json`` path, a local model folder or a hub id.
+
+The catalog lives in ``inferplan/data/models/NAME.json``: the published ``config.json``
+of each model with its Hugging Face id, its source and its published parameter counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from inferplan.errors import ConfigError, OfflineError, UnknownModelError
+from inferplan.specs.hf_config import spec_from_config
+from inferplan.specs.model import ModelSpec
+
+__all__ = [
+    "CatalogModel",
+    "catalog_models",
+    "load_catalog_model",
+    "load_model",
+    "model_from_config_text",
+    "parse_json_text",
+    "parse_param_count",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogModel:
+    name: str
+    hf_id: str
+    config_source: str
+    published_total: str | None
+    published_active: str | None
+    published_source: str
+    config: dict[str, Any]
+    published_meta: dict[str, str]
+
+
+def parse_param_count(text: str) -> tuple[float, float]:
+    """'8.03B' -> (8.03e9, half a unit of the last digit = 0.005e9)."""
+    match = re.fullmatch(r"([0-9]+)(?:\.([0-9]+))?([MBT])", text.strip())
+    if not match:
+        raise ConfigError(f"published parameter count '{text}' must look like 8.03B, 494M or 1T")
+    whole, frac, unit = match.groups()
+    scale = {"M": 1e6, "B": 1e9, "T": 1e12}[unit]
+    value = float(f"{whole}.{frac or '0'}") * scale
+    return value, 0.5 * scale * 10.0 ** (-len(frac or ""))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    return parse_json_text(text, str(path))
+
+
+def parse_json_text(text: str, origin: str) -> Any:
+    """Parsed JSON, or a ConfigError that says where the text is broken."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{origin}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); is the text truncated?"
+        ) from exc
+    except RecursionError:
+        raise ConfigError(f"{origin}: JSON nested too deeply to be a config.json") from None
+
+
+@cache
+def catalog_models() -> dict[str, CatalogModel]:
+    """Every catalog model by name."""
+    out: dict[str, CatalogModel] = {}
+    folder = resources.files("inferplan") / "data" / "models"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        doc = json.loads(entry.read_text(encoding="utf-8"))
+        pub = doc.get("published") or {}
+        out[doc["name"]] = CatalogModel(
+            name=doc["name"],
+            hf_id=doc["hf_id"],
+            config_source=doc["config_source"],
+            published_total=pub.get("total_params"),
+            published_active=pub.get("active_params"),
+            published_source=pub.get("source", ""),
+            config=doc["config"],
+            published_meta={k: v for k, v in pub.items() if k in ("kind", "active_kind", "active_convention", "scope")},
+        )
+    return out
+
+
+def _catalog_lookup(name: str) -> CatalogModel | None:
+    models = catalog_models()
+    low = name.lower()
+    if low in models:
+        return models[low]
+    for model in models.values():
+        if model.hf_id.lower() == low or model.hf_id.split("/")[-1].lower() == low:
+            return model
+    return None
+
+
+def load_catalog_model(name: str) -> ModelSpec:
+    """A catalog model by name or hub id; never a file, folder or download (for the web UI)."""
+    hit = _catalog_lookup(name)
+    if hit is None:
+        raise UnknownModelError(name, catalog_models())
+    return replace(spec_from_config(hit.config, hit.name, f"catalog:{hit.name}"), source=hit.config_source)
+
+
+def model_from_config_text(text: str, name: str = "pasted-model") -> ModelSpec:
+    """A model from the text of a ``config.json`` (pasted into the web UI)."""
+    origin = "the pasted config.json"
+    try:
+        return spec_from_config(parse_json_text(text, origin), name, origin)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        # untrusted text: a field of the wrong type or value must not escape as a crash
+        raise ConfigError(f"{origin}: a field has the wrong type or value ({type(exc).__name__}: {exc})") from None
+
+
+def load_model(ref: str, *, allow_hub: bool = True) -> ModelSpec:
+    """Resolve ``ref`` into a ModelSpec.
+
+    Order: catalog name or hub id of a catalog model; a ``config.json`` file; a folder
+    holding ``config.json`` (its safetensors headers give exact counts and dtypes, see
+    :mod:`inferplan.specs.checkpoint`); else a hub id fetched through ``huggingface_hub``.
+    """
+    hit = _catalog_lookup(ref)
+    if hit is not None:
+        return replace(spec_from_config(hit.config, hit.name, f"catalog:{hit.name}"), source=hit.config_source)
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return spec_from_config(_read_json(path), path.parent.name or path.stem, str(path))
+    if path.is_dir():
+        return _load_folder(path)
+    if ref.endswith(".json") or (os.sep in ref and not re.fullmatch(r"[\w.-]+/[\w.-]+", ref)):
+        raise ConfigError(f"no such file or folder: {ref}")
+    if allow_hub and re.fullmatch(r"[\w.-]+/[\w.-]+", ref):
+        return _load_hub(ref)
+    raise UnknownModelError(ref, catalog_models())
+
+
+def _load_folder(path: Path) -> ModelSpec:
+    from inferplan.specs.checkpoint import read_checkpoint
+
+    config = path / "config.json"
+    if not config.is_file():
+        raise ConfigError(f"{path}: no config.json in this folder; pass a model folder or a config file")
+    spec = spec_from_config(_read_json(config), path.name, str(config))
+    checkpoint = read_checkpoint(path)
+    if checkpoint is None:
+        return spec
+    note = (
+        f"checkpoint: {checkpoint.num_params:,} parameters in {checkpoint.num_files} "
+        f"safetensors file(s), dtypes {', '.join(sorted(checkpoint.dtypes))}"
+    )
+    return replace(spec, notes=(*spec.notes, note))
+
+
+def _load_hub(repo_id: str) -> ModelSpec:
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as exc:
+        raise OfflineError(
+            f"'{repo_id}' is not in the catalog and huggingface_hub is not installed; "
+            "install inferplan[hub] or pass a local config.json"
+        ) from exc
+    try:
+        local = hf_hub_download(repo_id, "config.json")
+    except Exception as exc:
+        raise OfflineError(
+            f"could not fetch config.json of '{repo_id}' from the hub ({type(exc).__name__}); "
+            "check the network or pass a local config.json"
+        ) from exc
+    return spec_from_config(_read_json(Path(local)), repo_id.rsplit("/", maxsplit=1)[-1], repo_id)
