@@ -7,12 +7,12 @@ import statistics
 import sys
 import time
 
-from inferplan.specs.model_catalog import load_model
+from inferplan.plan.search import Demand, Targets, candidates, search
 from inferplan.specs.engines import get_engine
 from inferplan.specs.hardware import gpu_catalog
+from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_precision
 from inferplan.specs.prices import load_offers
-from inferplan.plan.search import Demand, Targets, candidates, search
 
 
 def main() -> int:

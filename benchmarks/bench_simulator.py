@@ -7,14 +7,14 @@ import statistics
 import sys
 import time
 
-from inferplan.specs.model_catalog import load_model
 from inferplan.perf.replica import build
-from inferplan.specs.engines import get_engine
-from inferplan.specs.hardware import get_gpu
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
+from inferplan.sizing.memory import Parallelism
+from inferplan.specs.engines import get_engine
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.model_catalog import load_model
+from inferplan.specs.precision import get_kv_dtype, get_precision
 
 
 def main() -> int:

@@ -22,8 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from inferplan.bench.calibration import fit_parameters
-from inferplan.specs.engines import ENGINES, EngineProfile
 from inferplan.perf.validate import Measurement, read_measurements, validate_rows
+from inferplan.specs.engines import ENGINES, EngineProfile
 
 KERNEL_PARAMS = ("gemm_efficiency", "gemm_m_half", "attention_efficiency", "weight_only_bandwidth")
 ENGINE_PARAMS = ("step_overhead_s", "layer_overhead_s")

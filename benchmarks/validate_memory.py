@@ -10,9 +10,9 @@ from typing import Any
 import yaml
 
 from inferplan.sizing.capacity import MemoryPlan, plan_memory
-from inferplan.specs.model_catalog import load_model
-from inferplan.specs.hardware import get_gpu
 from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.units import GIB
 

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from inferplan.bench.client import RequestRecord
-from inferplan.bench.store import ResultsStore
 from inferplan.bench.calibration import (
     Observation,
     apply_profile,
@@ -20,17 +18,19 @@ from inferplan.bench.calibration import (
     observation_from_records,
     save_profile,
 )
-from inferplan.specs.model_catalog import load_model
+from inferplan.bench.client import RequestRecord
+from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
-from inferplan.perf.replica import build
-from inferplan.specs.engines import get_engine
 from inferplan.errors import ConfigError, InputError
-from inferplan.specs.hardware import get_gpu
-from inferplan.sizing.memory import Parallelism
 from inferplan.perf.metrics import serving_metrics
-from inferplan.specs.precision import get_kv_dtype, get_precision
+from inferplan.perf.replica import build
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
+from inferplan.sizing.memory import Parallelism
+from inferplan.specs.engines import get_engine
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.model_catalog import load_model
+from inferplan.specs.precision import get_kv_dtype, get_precision
 from tests.conftest import store_simulated_run
 
 MODEL, GPU = load_model("llama-3.1-8b"), get_gpu("h100-sxm")

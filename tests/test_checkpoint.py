@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from inferplan.specs.model_catalog import load_model
-from inferplan.specs.checkpoint import read_checkpoint, read_safetensors_header
 from inferplan.errors import ConfigError
+from inferplan.specs.checkpoint import read_checkpoint, read_safetensors_header
+from inferplan.specs.model_catalog import load_model
 from tests.conftest import tiny_llama_config
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from inferplan.errors import ConfigError, InputError
 from inferplan.plan.cost import (
     HOURS_PER_MONTH,
     CostAssumptions,
@@ -15,7 +16,6 @@ from inferplan.plan.cost import (
     cost_per_million_tokens_usd,
     power_monthly_usd,
 )
-from inferplan.errors import ConfigError, InputError
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.prices import Offer, cheapest_cloud_offer, default_offers, load_offers
 

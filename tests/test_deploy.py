@@ -8,13 +8,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from inferplan.sizing.capacity import plan_memory
-from inferplan.specs.model_catalog import load_model
 from inferplan.cli import app
 from inferplan.deploy.engine_args import compose_manifest, engine_command, k8s_manifests, settings_for, shell_script
 from inferplan.errors import DoesNotFitError, InputError
-from inferplan.specs.hardware import get_gpu
+from inferplan.sizing.capacity import plan_memory
 from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_kv_dtype, get_precision
 
 MODEL = load_model("llama-3.1-70b")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from inferplan.specs.model_catalog import load_model
 from inferplan.errors import ConfigError, UnknownModelError, UnsupportedModelError
 from inferplan.specs.hf_config import SUPPORTED_MODEL_TYPES, parse_quantization, spec_from_config
 from inferplan.specs.model import count_params
+from inferplan.specs.model_catalog import load_model
 from tests.conftest import tiny_llama_config
 
 

@@ -11,10 +11,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferplan.sizing.capacity import max_context_tokens, min_gpus, plan_memory
-from inferplan.specs.model_catalog import load_model
 from inferplan.errors import DoesNotFitError, InputError
-from inferplan.specs.hardware import get_gpu
+from inferplan.sizing.capacity import max_context_tokens, min_gpus, plan_memory
 from inferplan.sizing.memory import (
     EngineMemoryConfig,
     Parallelism,
@@ -24,6 +22,8 @@ from inferplan.sizing.memory import (
     weight_bytes,
     weight_bytes_per_gpu,
 )
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.units import GIB
 from tests.conftest import DATA

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inferplan.specs.model_catalog import catalog_models, load_model, parse_param_count
 from inferplan.specs.model import AttentionSpec, MlpSpec, attention_params, count_params, mlp_params
+from inferplan.specs.model_catalog import catalog_models, load_model, parse_param_count
 
 NOMINAL_TOLERANCE = 0.05  # names such as "Falcon-40B" are not counts
 

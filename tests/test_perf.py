@@ -6,11 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferplan.specs.model_catalog import load_model
 from inferplan.perf.replica import build
-from inferplan.specs.engines import get_engine
-from inferplan.specs.hardware import get_gpu, get_link
-from inferplan.sizing.memory import Parallelism, weight_bytes_per_gpu
 from inferplan.perf.roofline import (
     allreduce_time_s,
     expected_distinct_experts,
@@ -18,6 +14,10 @@ from inferplan.perf.roofline import (
     roofline_time_s,
     step_shape,
 )
+from inferplan.sizing.memory import Parallelism, weight_bytes_per_gpu
+from inferplan.specs.engines import get_engine
+from inferplan.specs.hardware import get_gpu, get_link
+from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_kv_dtype, get_precision
 
 BF16, KV = get_precision("bf16"), get_kv_dtype("bf16")

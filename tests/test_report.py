@@ -13,22 +13,22 @@ import pytest
 from typer.testing import CliRunner
 
 from inferplan.bench.store import ResultsStore
-from inferplan.specs.model_catalog import load_model
 from inferplan.cli import app
 from inferplan.perf.replica import build
+from inferplan.perf.simulator import simulate
+from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
+from inferplan.plan.planner import Plan, make_plan
+from inferplan.plan.search import Demand, Targets
+from inferplan.present.payload_plan import plan_dict
+from inferplan.present.report_charts import compare_runs, parse_runs_on, report_charts, runs_candidate
+from inferplan.present.report_html import render_report_html
+from inferplan.sizing.memory import Parallelism
 from inferplan.specs.engines import get_engine
 from inferplan.specs.environment import get_environment
 from inferplan.specs.hardware import get_gpu
-from inferplan.sizing.memory import Parallelism
-from inferplan.plan.planner import Plan, make_plan
+from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.specs.prices import load_offers
-from inferplan.present.report_charts import compare_runs, parse_runs_on, report_charts, runs_candidate
-from inferplan.present.report_html import render_report_html
-from inferplan.plan.search import Demand, Targets
-from inferplan.perf.simulator import simulate
-from inferplan.present.payload_plan import plan_dict
-from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
 from tests.conftest import store_simulated_run
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -11,16 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferplan.specs.model_catalog import load_model
-from inferplan.specs.engines import get_engine
-from inferplan.specs.environment import get_environment
 from inferplan.errors import InfeasibleError, InputError
-from inferplan.specs.hardware import get_gpu, gpu_catalog
 from inferplan.plan.planner import make_plan
-from inferplan.specs.precision import get_precision
-from inferplan.specs.prices import load_offers
 from inferplan.plan.search import Demand, Targets, candidates, pareto_front, search
 from inferplan.present.payload_plan import plan_dict
+from inferplan.specs.engines import get_engine
+from inferplan.specs.environment import get_environment
+from inferplan.specs.hardware import get_gpu, gpu_catalog
+from inferplan.specs.model_catalog import load_model
+from inferplan.specs.precision import get_precision
+from inferplan.specs.prices import load_offers
 from tests.conftest import DATA
 
 VLLM = get_engine("vllm")

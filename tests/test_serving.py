@@ -10,17 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferplan.specs.model_catalog import load_model
-from inferplan.perf.replica import build
-from inferplan.specs.engines import get_engine
-from inferplan.specs.environment import get_environment
 from inferplan.errors import ConfigError, InputError
-from inferplan.specs.hardware import get_gpu
-from inferplan.sizing.memory import Parallelism
 from inferplan.perf.metrics import Slo, percentiles, serving_metrics
-from inferplan.specs.precision import get_kv_dtype, get_precision
+from inferplan.perf.replica import build
 from inferplan.perf.simulator import simulate, simulate_replicas
 from inferplan.perf.workload import Arrivals, LengthDist, Requests, Workload, load_trace, make_requests
+from inferplan.sizing.memory import Parallelism
+from inferplan.specs.engines import get_engine
+from inferplan.specs.environment import get_environment
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.model_catalog import load_model
+from inferplan.specs.precision import get_kv_dtype, get_precision
 
 
 def built(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", tp: int = 1, engine: str = "vllm"):

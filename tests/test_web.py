@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from typer.testing import CliRunner
 
-from inferplan.specs.model_catalog import model_from_config_text
 from inferplan.cli import app as cli_app
 from inferplan.errors import InferplanError
 from inferplan.present.web import MAX_BODY_BYTES, create_app
+from inferplan.specs.model_catalog import model_from_config_text
 from tests.conftest import tiny_llama_config
 
 APP = create_app()

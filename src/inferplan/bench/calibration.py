@@ -23,16 +23,16 @@ import yaml
 
 from inferplan.bench.client import RequestRecord
 from inferplan.bench.summary import summarize_records
-from inferplan.perf.replica import build
-from inferplan.specs.engines import EngineProfile, KernelParams
 from inferplan.errors import ConfigError, InputError
-from inferplan.specs.hardware import GpuSpec
-from inferplan.sizing.memory import Parallelism
 from inferplan.perf.metrics import serving_metrics
-from inferplan.specs.model import ModelSpec
-from inferplan.specs.precision import KvDtype, Precision
+from inferplan.perf.replica import build
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Requests
+from inferplan.sizing.memory import Parallelism
+from inferplan.specs.engines import EngineProfile, KernelParams
+from inferplan.specs.hardware import GpuSpec
+from inferplan.specs.model import ModelSpec
+from inferplan.specs.precision import KvDtype, Precision
 
 __all__ = [
     "ENGINE_FIELDS",

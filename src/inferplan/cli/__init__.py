@@ -15,37 +15,37 @@ import typer
 from rich.console import Console
 
 from inferplan.bench.calibration import apply_profile, load_profile
-from inferplan.sizing.capacity import min_gpus, plan_memory
-from inferplan.specs.model_catalog import catalog_models, load_model
 from inferplan.cli.common import emit_json, err, handles_errors
-from inferplan.plan.cost import CostAssumptions, compare_costs
 from inferplan.deploy.engine_args import engine_command, render, settings_for
-from inferplan.specs.engines import get_engine
-from inferplan.specs.environment import get_environment
-from inferplan.errors import DoesNotFitError, InfeasibleError, InputError
-from inferplan.specs.hardware import get_gpu, gpu_catalog
 from inferplan.deploy.launch import launch_engine
-from inferplan.sizing.memory import EngineMemoryConfig
+from inferplan.errors import DoesNotFitError, InfeasibleError, InputError
 from inferplan.perf.metrics import Slo
-from inferplan.specs.deployment import resolve_deployment, resolve_kv_dtype, resolve_precision
-from inferplan.plan.planner import make_plan
-from inferplan.specs.precision import get_precision
 from inferplan.perf.predict import predict as run_prediction
-from inferplan.specs.prices import load_offers
-from inferplan.present.report_charts import compare_runs, load_stored_runs, parse_runs_on, runs_candidate
-from inferplan.present.report_html import check_output_path, write_report
-from inferplan.plan.search import Candidate, Demand, Targets, evaluate
-from inferplan.units import GIB, parse_budget_usd_per_hour, parse_bytes, parse_duration_s
 from inferplan.perf.validate import read_measurements, validate_rows
+from inferplan.perf.workload import Arrivals, LengthDist, Workload, load_trace
+from inferplan.plan.cost import CostAssumptions, compare_costs
+from inferplan.plan.planner import make_plan
+from inferplan.plan.search import Candidate, Demand, Targets, evaluate
 from inferplan.present.payload_fit import gib, gpu_row, memory_plan_dict, model_row, table
+from inferplan.present.payload_plan import cost_dict, plan_dict, plan_markdown, print_cost, print_plan
 from inferplan.present.payload_predict import (
     prediction_dict,
     print_prediction,
     print_validation,
     validation_dict,
 )
-from inferplan.present.payload_plan import cost_dict, plan_dict, plan_markdown, print_cost, print_plan
-from inferplan.perf.workload import Arrivals, LengthDist, Workload, load_trace
+from inferplan.present.report_charts import compare_runs, load_stored_runs, parse_runs_on, runs_candidate
+from inferplan.present.report_html import check_output_path, write_report
+from inferplan.sizing.capacity import min_gpus, plan_memory
+from inferplan.sizing.memory import EngineMemoryConfig
+from inferplan.specs.deployment import resolve_deployment, resolve_kv_dtype, resolve_precision
+from inferplan.specs.engines import get_engine
+from inferplan.specs.environment import get_environment
+from inferplan.specs.hardware import get_gpu, gpu_catalog
+from inferplan.specs.model_catalog import catalog_models, load_model
+from inferplan.specs.precision import get_precision
+from inferplan.specs.prices import load_offers
+from inferplan.units import GIB, parse_budget_usd_per_hour, parse_bytes, parse_duration_s
 
 app = typer.Typer(
     name="inferplan",

@@ -13,23 +13,23 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from inferplan.bench.calibration import CalibrationProfile, calibrate, observation_from_records, save_profile
 from inferplan.bench.client import RequestRecord
 from inferplan.bench.loop import loop_name, run
 from inferplan.bench.selfcheck import run_self_check
 from inferplan.bench.serve import ServeSpec, run_sweep
 from inferplan.bench.store import ResultsStore, RunInfo
 from inferplan.bench.summary import summarize_records
-from inferplan.bench.calibration import CalibrationProfile, calibrate, observation_from_records, save_profile
-from inferplan.specs.model_catalog import load_model
 from inferplan.cli.common import emit_json, handles_errors
-from inferplan.specs.engines import get_engine
 from inferplan.errors import InputError
-from inferplan.specs.hardware import get_gpu
-from inferplan.sizing.memory import Parallelism
 from inferplan.perf.metrics import Slo
-from inferplan.specs.deployment import resolve_kv_dtype, resolve_precision
-from inferplan.units import parse_duration_s
 from inferplan.present.payload_fit import table
+from inferplan.sizing.memory import Parallelism
+from inferplan.specs.deployment import resolve_kv_dtype, resolve_precision
+from inferplan.specs.engines import get_engine
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.model_catalog import load_model
+from inferplan.units import parse_duration_s
 
 bench_app = typer.Typer(help="Measure real servers and this machine.", no_args_is_help=True)
 runs_app = typer.Typer(help="The results database: list, show, export, import.", invoke_without_command=True)

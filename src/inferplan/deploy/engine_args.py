@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from inferplan.sizing.capacity import plan_memory
 from inferplan.errors import DoesNotFitError, InputError
-from inferplan.specs.hardware import GpuSpec
+from inferplan.sizing.capacity import plan_memory
 from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
+from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KvDtype, Precision
 

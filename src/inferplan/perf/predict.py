@@ -6,17 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from inferplan.perf.metrics import ServingMetrics, Slo, serving_metrics
 from inferplan.perf.replica import Built, build
+from inferplan.perf.roofline import OpTime, step_shape
+from inferplan.perf.simulator import simulate_replicas
+from inferplan.perf.workload import Requests, Workload, make_requests
+from inferplan.sizing.memory import Parallelism
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.environment import EnvironmentProfile
 from inferplan.specs.hardware import GpuSpec
-from inferplan.sizing.memory import Parallelism
-from inferplan.perf.metrics import ServingMetrics, Slo, serving_metrics
 from inferplan.specs.model import ModelSpec
-from inferplan.perf.roofline import OpTime, step_shape
 from inferplan.specs.precision import KvDtype, Precision
-from inferplan.perf.simulator import simulate_replicas
-from inferplan.perf.workload import Requests, Workload, make_requests
 
 __all__ = ["Prediction", "op_rows", "predict"]
 

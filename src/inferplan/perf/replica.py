@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inferplan.perf.roofline import Deployment, StepCostModel
+from inferplan.perf.simulator import SchedulerConfig
 from inferplan.sizing.capacity import MemoryPlan, plan_memory
+from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.environment import EnvironmentProfile
 from inferplan.specs.hardware import GpuSpec, LinkSpec, get_link, mig_slice
-from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
 from inferplan.specs.model import ModelSpec
-from inferplan.perf.roofline import Deployment, StepCostModel
 from inferplan.specs.precision import KvDtype, Precision
-from inferplan.perf.simulator import SchedulerConfig
 
 __all__ = ["Built", "build", "tp_link_for"]
 

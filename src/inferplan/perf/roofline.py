@@ -15,9 +15,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from inferplan.sizing.memory import ACTIVATION_BYTES, Parallelism, kv_bytes_per_token_layer
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.hardware import GpuSpec, LinkSpec
-from inferplan.sizing.memory import ACTIVATION_BYTES, Parallelism, kv_bytes_per_token_layer
 from inferplan.specs.model import ModelSpec, attention_params, count_params, mlp_params
 from inferplan.specs.precision import KvDtype, Precision
 

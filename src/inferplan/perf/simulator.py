@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferplan.specs.environment import EnvironmentProfile
 from inferplan.errors import InputError
 from inferplan.perf.roofline import StepCostModel, StepShape
 from inferplan.perf.workload import Requests
+from inferplan.specs.environment import EnvironmentProfile
 
 __all__ = ["SchedulerConfig", "SimResult", "simulate", "simulate_replicas"]
 

@@ -13,17 +13,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inferplan.specs.model_catalog import catalog_models, load_model
-from inferplan.perf.replica import Built, build
-from inferplan.specs.engines import ENGINES, EngineProfile
 from inferplan.errors import ConfigError, InferplanError
-from inferplan.specs.hardware import get_gpu
-from inferplan.sizing.memory import Parallelism
 from inferplan.perf.metrics import serving_metrics
+from inferplan.perf.replica import Built, build
 from inferplan.perf.roofline import step_shape
-from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
+from inferplan.sizing.memory import Parallelism
+from inferplan.specs.engines import ENGINES, EngineProfile
+from inferplan.specs.hardware import get_gpu
+from inferplan.specs.model_catalog import catalog_models, load_model
+from inferplan.specs.precision import get_kv_dtype, get_precision
 
 __all__ = ["Measurement", "Outcome", "read_measurements", "summarize", "validate_rows"]
 

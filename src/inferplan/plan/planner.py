@@ -13,18 +13,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from inferplan.sizing.capacity import min_gpus
-from inferplan.plan.cost import CostAssumptions, CostComparison, compare_costs
-from inferplan.specs.engines import EngineProfile
-from inferplan.specs.environment import EnvironmentProfile, get_environment
 from inferplan.errors import DoesNotFitError, InfeasibleError, InputError
-from inferplan.specs.hardware import GpuSpec, LinkSpec, get_link, gpu_catalog
-from inferplan.sizing.memory import EngineMemoryConfig, Parallelism, weight_bytes
 from inferplan.perf.metrics import ServingMetrics, Slo
-from inferplan.specs.model import ModelSpec, count_params
-from inferplan.specs.precision import Precision, get_precision
 from inferplan.perf.predict import predict
-from inferplan.specs.prices import Offer
+from inferplan.perf.workload import Arrivals, LengthDist, Workload
+from inferplan.plan.cost import CostAssumptions, CostComparison, compare_costs
 from inferplan.plan.search import (
     Candidate,
     Demand,
@@ -35,8 +28,15 @@ from inferplan.plan.search import (
     pareto_front,
     search,
 )
+from inferplan.sizing.capacity import min_gpus
+from inferplan.sizing.memory import EngineMemoryConfig, Parallelism, weight_bytes
+from inferplan.specs.engines import EngineProfile
+from inferplan.specs.environment import EnvironmentProfile, get_environment
+from inferplan.specs.hardware import GpuSpec, LinkSpec, get_link, gpu_catalog
+from inferplan.specs.model import ModelSpec, count_params
+from inferplan.specs.precision import Precision, get_precision
+from inferplan.specs.prices import Offer
 from inferplan.units import GB, GIB
-from inferplan.perf.workload import Arrivals, LengthDist, Workload
 
 __all__ = ["Plan", "PlanStep", "StorageAssumptions", "make_plan"]
 

@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inferplan.sizing.capacity import check_divisibility
+from inferplan.errors import InferplanError, InputError
 from inferplan.perf.replica import Built, build, tp_link_for
+from inferplan.perf.roofline import step_shape
+from inferplan.sizing.capacity import check_divisibility
+from inferplan.sizing.memory import Parallelism, weight_bytes_per_gpu
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.environment import EnvironmentProfile
-from inferplan.errors import InferplanError, InputError
 from inferplan.specs.hardware import GpuSpec, LinkSpec
-from inferplan.sizing.memory import Parallelism, weight_bytes_per_gpu
 from inferplan.specs.model import ModelSpec
-from inferplan.perf.roofline import step_shape
 from inferplan.specs.precision import KvDtype, Precision, get_kv_dtype
 from inferplan.specs.prices import Offer, cheapest_cloud_offer
 

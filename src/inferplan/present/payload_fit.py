@@ -11,9 +11,9 @@ from typing import Any
 from rich.table import Table
 
 from inferplan.sizing.capacity import MemoryPlan, max_context_tokens
-from inferplan.specs.model_catalog import catalog_models
 from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.model import ModelSpec, count_params
+from inferplan.specs.model_catalog import catalog_models
 from inferplan.units import GIB
 
 __all__ = [

@@ -9,8 +9,8 @@ from rich.console import Console
 
 from inferplan.perf.predict import Prediction, op_rows
 from inferplan.perf.validate import Outcome, summarize
-from inferplan.present.payload_fit import table
 from inferplan.perf.workload import Workload
+from inferplan.present.payload_fit import table
 
 __all__ = ["prediction_dict", "print_prediction", "print_validation", "validation_dict"]
 

@@ -10,19 +10,19 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from inferplan.bench.calibration import observation_from_records, replay_observation
 from inferplan.bench.client import RequestRecord
 from inferplan.bench.store import ResultsStore
-from inferplan.bench.calibration import observation_from_records, replay_observation
-from inferplan.sizing.capacity import MemoryPlan
-from inferplan.present.charts import Chart, Ref, Series, line_chart, stacked_bar_chart
-from inferplan.perf.replica import Built, build
 from inferplan.errors import InputError
-from inferplan.specs.hardware import get_gpu
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.deployment import resolve_kv_dtype, resolve_precision
+from inferplan.perf.replica import Built, build
 from inferplan.perf.roofline import step_shape
 from inferplan.plan.planner import Plan
 from inferplan.plan.search import Candidate, Evaluated, steady_state_curve
+from inferplan.present.charts import Chart, Ref, Series, line_chart, stacked_bar_chart
+from inferplan.sizing.capacity import MemoryPlan
+from inferplan.sizing.memory import Parallelism
+from inferplan.specs.deployment import resolve_kv_dtype, resolve_precision
+from inferplan.specs.hardware import get_gpu
 from inferplan.units import GIB
 
 __all__ = [

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from inferplan import __version__
-from inferplan.present.charts import Chart
 from inferplan.errors import InputError
 from inferplan.plan.planner import Plan
+from inferplan.present.charts import Chart
 from inferplan.present.report_charts import RUN_FIGURES, RunComparison, report_charts
 
 __all__ = ["STYLE_CSS", "chart_figure", "check_output_path", "render_report_html", "write_report"]

@@ -23,15 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inferplan import __version__
-from inferplan.specs.model_catalog import catalog_models, load_catalog_model, model_from_config_text
-from inferplan.specs.engines import ENGINES, get_engine
-from inferplan.specs.environment import get_environment
 from inferplan.errors import InferplanError, InputError
-from inferplan.specs.hardware import get_gpu, gpu_catalog
-from inferplan.specs.model import ModelSpec, count_params
 from inferplan.plan.planner import Plan, make_plan
-from inferplan.specs.precision import KV_DTYPES, PRECISIONS, get_precision
-from inferplan.specs.prices import load_offers
+from inferplan.plan.search import Demand, Targets
+from inferplan.present.payload_plan import plan_dict
 from inferplan.present.report_charts import report_charts
 from inferplan.present.report_html import (
     chart_figure,
@@ -40,9 +35,14 @@ from inferplan.present.report_html import (
     recommendation_html,
     render_report_html,
 )
-from inferplan.plan.search import Demand, Targets
+from inferplan.specs.engines import ENGINES, get_engine
+from inferplan.specs.environment import get_environment
+from inferplan.specs.hardware import get_gpu, gpu_catalog
+from inferplan.specs.model import ModelSpec, count_params
+from inferplan.specs.model_catalog import catalog_models, load_catalog_model, model_from_config_text
+from inferplan.specs.precision import KV_DTYPES, PRECISIONS, get_precision
+from inferplan.specs.prices import load_offers
 from inferplan.units import GIB
-from inferplan.present.payload_plan import plan_dict
 
 __all__ = ["MAX_BODY_BYTES", "PlanRequest", "create_app"]
 

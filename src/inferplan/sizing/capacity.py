@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 
 from inferplan.errors import DoesNotFitError, InputError
-from inferplan.specs.hardware import GpuSpec
 from inferplan.sizing.memory import (
     EngineMemoryConfig,
     Parallelism,
@@ -21,6 +20,7 @@ from inferplan.sizing.memory import (
     weight_bytes,
     weight_bytes_per_gpu,
 )
+from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.model import ModelSpec, count_params
 from inferplan.specs.precision import KvDtype, Precision
 

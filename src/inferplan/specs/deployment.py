@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inferplan.specs.model_catalog import load_model
 from inferplan.errors import InputError
-from inferplan.specs.hardware import GpuSpec, get_gpu
 from inferplan.sizing.memory import Parallelism
+from inferplan.specs.hardware import GpuSpec, get_gpu
 from inferplan.specs.model import ModelSpec
+from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import KvDtype, Precision, get_kv_dtype, get_precision
 
 __all__ = ["Resolved", "resolve_deployment", "resolve_kv_dtype", "resolve_parallelism", "resolve_precision"]
