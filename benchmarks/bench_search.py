@@ -7,8 +7,11 @@ import statistics
 import sys
 import time
 
-from inferplan.plan.search import Demand, Targets, candidates, search
+from inferplan.plan.candidates import SearchSpace, candidates
+from inferplan.plan.question import Demand, Targets
+from inferplan.plan.search import search
 from inferplan.specs.engines import get_engine
+from inferplan.specs.environment import BARE_METAL
 from inferplan.specs.hardware import gpu_catalog
 from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_precision
@@ -18,14 +21,12 @@ from inferplan.specs.prices import load_offers
 def main() -> int:
     model = load_model(sys.argv[1] if len(sys.argv) > 1 else "llama-3.1-70b")
     offers = load_offers()
-    precisions = [get_precision("bf16"), get_precision("fp8")]
+    space = SearchSpace(tuple(gpu_catalog().values()), (get_precision("bf16"), get_precision("fp8")), ("auto", "fp8"))
     times, n = [], 0
     for _ in range(5):
         start = time.perf_counter()
-        cands = candidates(model, gpu_catalog().values(), precisions, ["auto", "fp8"])
-        ranked = search(
-            model, cands, Demand(2000, 300, rate_per_s=10), Targets(ttft_p90_s=0.2), get_engine("vllm"), offers
-        )
+        cands = candidates(model, space, get_engine("vllm"), BARE_METAL)
+        ranked = search(cands, Demand(2000, 300, rate_per_s=10), Targets(ttft_p90_s=0.2), offers)
         times.append(time.perf_counter() - start)
         n = len(ranked)
     print(

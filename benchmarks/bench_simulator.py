@@ -7,24 +7,18 @@ import statistics
 import sys
 import time
 
-from inferplan.perf.replica import build
+from inferplan.perf.replica import build_replica
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.engines import get_engine
+from inferplan.specs.deployment import Deployment
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_kv_dtype, get_precision
 
 
 def main() -> int:
-    built = build(
-        load_model("llama-3.1-8b"),
-        get_gpu("h100-sxm"),
-        get_precision("bf16"),
-        get_kv_dtype("bf16"),
-        Parallelism(),
-        get_engine("vllm"),
+    replica = build_replica(
+        Deployment(load_model("llama-3.1-8b"), get_gpu("h100-sxm"), get_precision("bf16"), get_kv_dtype("bf16"))
     )
     for label, arrivals in (
         ("offline", Arrivals("offline")),
@@ -36,8 +30,7 @@ def main() -> int:
         for _ in range(3):
             start = time.perf_counter()
             sim = simulate(
-                built.cost,
-                built.scheduler,
+                replica,
                 reqs,
                 concurrency=arrivals.concurrency if arrivals.kind == "concurrency" else None,
             )

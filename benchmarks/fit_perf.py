@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from inferplan.bench.calibration import fit_parameters
+from inferplan.bench.calibration import Schedule, fit_parameters
 from inferplan.perf.validate import Measurement, read_measurements, validate_rows
 from inferplan.specs.engines import ENGINES, EngineProfile
 
@@ -91,8 +91,7 @@ def main() -> int:
             lambda params: loss(rows, params, pool),
             start,
             bounds,
-            rounds=args.rounds,
-            step=1.3,
+            Schedule(rounds=args.rounds, step=1.3),
             log=lambda line: print(line, flush=True),
         )
     print(f"fitted (loss {best:.4f}):")

@@ -4,15 +4,18 @@ predicted vs logged figures. Run: python benchmarks/validate_memory.py"""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from inferplan.sizing.capacity import MemoryPlan, plan_memory
-from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
+from inferplan.specs.deployment import Deployment
+from inferplan.specs.engines import get_engine
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import load_model
+from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.units import GIB
 
@@ -20,20 +23,21 @@ ROWS = Path(__file__).resolve().parents[1] / "tests" / "data" / "vllm_memory_log
 
 
 def predict(row: dict[str, Any]) -> MemoryPlan:
-    engine = EngineMemoryConfig(
+    engine = replace(
+        get_engine("vllm"),
         gpu_memory_utilization=row["gpu_memory_utilization"],
         max_num_batched_tokens=row["max_num_batched_tokens"],
         non_torch_bytes=row["non_torch_gib"] * GIB if row["non_torch_gib"] is not None else None,
     )
-    precision = get_precision(row["dtype"])
-    return plan_memory(
+    dep = Deployment(
         load_model(row["model"]),
         get_gpu(row["gpu"]),
-        precision,
+        get_precision(row["dtype"]),
         get_kv_dtype(row["dtype"]),
         Parallelism(tp=row["tp"]),
         engine,
     )
+    return plan_memory(dep)
 
 
 def comparisons(row: dict[str, Any]) -> list[tuple[str, float, float]]:

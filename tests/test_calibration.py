@@ -9,25 +9,18 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from inferplan.bench.calibration import (
-    Observation,
-    apply_profile,
-    calibrate,
-    fit_parameters,
-    load_profile,
-    observation_from_records,
-    save_profile,
-)
+from inferplan.bench.calibration import Observation, Schedule, calibrate, fit_parameters, observation_from_records
 from inferplan.bench.client import RequestRecord
 from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
 from inferplan.errors import ConfigError, InputError
 from inferplan.perf.metrics import serving_metrics
-from inferplan.perf.replica import build
+from inferplan.perf.replica import build_replica
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.engines import get_engine
+from inferplan.specs.calibration_profile import apply_profile, load_profile, save_profile
+from inferplan.specs.deployment import Deployment
+from inferplan.specs.engines import EngineProfile, get_engine
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_kv_dtype, get_precision
@@ -35,6 +28,10 @@ from tests.conftest import store_simulated_run
 
 MODEL, GPU = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
 BF16, KV = get_precision("bf16"), get_kv_dtype("bf16")
+
+
+def on(engine: EngineProfile) -> Deployment:
+    return Deployment(MODEL, GPU, BF16, KV, engine=engine)
 
 
 def measured(engine_truth, rate: float, seed: int) -> Observation:  # type: ignore[no-untyped-def]
@@ -48,8 +45,7 @@ def measured(engine_truth, rate: float, seed: int) -> Observation:  # type: igno
             seed,
         )
     )
-    b = build(MODEL, GPU, BF16, KV, Parallelism(), engine_truth)
-    m = serving_metrics(simulate(b.cost, b.scheduler, reqs))
+    m = serving_metrics(simulate(build_replica(on(engine_truth)), reqs))
     return Observation(f"synthetic-{rate}", reqs, m.ttft_s.mean, m.tpot_s.mean, m.output_token_throughput_per_s)
 
 
@@ -59,7 +55,7 @@ def test_fit_parameters_finds_a_known_minimum() -> None:
         lambda p: abs(np.log(p["a"] / 3.0)) + abs(np.log(p["b"] / 0.02)),
         {"a": 1.0, "b": 0.1},
         {"a": (0.1, 10), "b": (1e-4, 1)},
-        rounds=8,
+        Schedule(rounds=8),
     )
     assert params["a"] == pytest.approx(target["a"], rel=0.1) and params["b"] == pytest.approx(target["b"], rel=0.1)
     assert best < 0.15
@@ -69,9 +65,7 @@ def test_calibration_recovers_known_parameters() -> None:
     base = get_engine("vllm")
     truth = replace(base, step_overhead_s=6e-3, kernels=replace(base.kernels, mem_efficiency=0.6))
     observations = [measured(truth, rate, seed) for rate, seed in ((2.0, 1), (8.0, 2), (20.0, 3))]
-    profile = calibrate(
-        "synthetic", observations, MODEL, GPU, BF16, KV, Parallelism(), base, ("step_overhead_s", "mem_efficiency")
-    )
+    profile = calibrate("synthetic", observations, on(base), ("step_overhead_s", "mem_efficiency"))
     assert profile.engine_overrides["step_overhead_s"] == pytest.approx(6e-3, rel=0.15)
     assert profile.kernels["mem_efficiency"] == pytest.approx(0.6, rel=0.1)
     assert profile.error_after is not None and profile.error_before is not None
@@ -80,7 +74,7 @@ def test_calibration_recovers_known_parameters() -> None:
 
 def test_profiles_save_load_and_apply(tmp_path: Path) -> None:
     base = get_engine("vllm")
-    profile = calibrate("p1", [measured(base, 4.0, 0)], MODEL, GPU, BF16, KV, Parallelism(), base, ("step_overhead_s",))
+    profile = calibrate("p1", [measured(base, 4.0, 0)], on(base), ("step_overhead_s",))
     profile = replace(profile, measured_matmul_tflops={"bf16": 700.0})
     path = save_profile(profile, tmp_path)
     loaded = load_profile("p1", tmp_path)
@@ -96,17 +90,7 @@ def test_profiles_save_load_and_apply(tmp_path: Path) -> None:
 
 def test_bad_calibration_requests() -> None:
     with pytest.raises(InputError, match="cannot calibrate"):
-        calibrate(
-            "x",
-            [measured(get_engine("vllm"), 2.0, 0)],
-            MODEL,
-            GPU,
-            BF16,
-            KV,
-            Parallelism(),
-            get_engine("vllm"),
-            ("vibes",),
-        )
+        calibrate("x", [measured(get_engine("vllm"), 2.0, 0)], on(get_engine("vllm")), ("vibes",))
     with pytest.raises(InputError, match="fewer than two"):
         observation_from_records("1", [RequestRecord(0, 0.0)])
 
@@ -118,8 +102,7 @@ def test_calibrate_cli_from_stored_runs(tmp_path: Path, monkeypatch: pytest.Monk
     base = get_engine("vllm")
     truth = replace(base, step_overhead_s=5e-3)
     reqs = make_requests(Workload(LengthDist(500), LengthDist(100), Arrivals("poisson", rate_per_s=5.0), 60, 4))
-    b = build(MODEL, GPU, BF16, KV, Parallelism(), truth)
-    sim = simulate(b.cost, b.scheduler, reqs)
+    sim = simulate(build_replica(on(truth)), reqs)
     run_id = store_simulated_run(store, reqs, sim)
     gpu_run = store.start_run("gpu", {}, {})
     store.add_measurement(gpu_run, "gemm_tflops", 650.0, "TFLOPS", {"dtype": "bf16", "m": 8192})

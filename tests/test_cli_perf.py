@@ -138,7 +138,7 @@ def test_plan_json_and_markdown(runner: CliRunner) -> None:
     rec = d["recommendation"]
     assert rec["meets_targets"] and rec["ttft_p90_s"] <= 0.3
     assert [s["title"][:2] for s in d["steps"]] == ["1.", "2.", "3.", "4."]
-    assert d["verified_by_simulation"]["ttft_s"]["p90"] <= 0.3
+    assert d["verified_by_simulation"]["metrics"]["ttft_s"]["p90"] <= 0.3
     costs = [r["usd_per_mtok"] for r in d["ranked"] if r["meets_targets"] and r["usd_per_mtok"] is not None]
     assert costs == sorted(costs)
     md = runner.invoke(app, [*args, "--markdown"])
@@ -191,8 +191,9 @@ def test_cost_command(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     d = json.loads(result.stdout)
     assert d["schema"] == "inferplan.cost/1"
-    assert d["bare_metal_monthly_usd"] > 0 and d["cloud_elastic_monthly_usd"] > 0
-    assert 0 < d["break_even_hours_fraction"] < 5
+    c = d["cost"]
+    assert c["bare_metal_monthly_usd"] > 0 and c["cloud_elastic_monthly_usd"] > 0
+    assert 0 < c["break_even_hours_fraction"] < 5
     prices = tmp_path / "p.yaml"
     prices.write_text(
         "- {id: lease1, provider: me, product: x, gpu: h100-sxm, gpus: 8, kind: lease,"
@@ -202,6 +203,6 @@ def test_cost_command(runner: CliRunner, tmp_path: Path) -> None:
         app,
         ["cost", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "4", "--rate", "3", "--prices", str(prices), "--json"],
     )
-    assert json.loads(cheap.stdout)["bare_metal_offer"] == "lease1"
+    assert json.loads(cheap.stdout)["cost"]["bare_metal_offer"] == "lease1"
     bad = runner.invoke(app, ["cost", "llama-3.1-70b", "--gpu", "l4", "--tp", "1"])
     assert bad.exit_code == 5 and "does not fit" in bad.stderr

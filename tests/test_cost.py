@@ -10,6 +10,8 @@ from inferplan.errors import ConfigError, InputError
 from inferplan.plan.cost import (
     HOURS_PER_MONTH,
     CostAssumptions,
+    Costing,
+    Fleet,
     bare_metal_monthly_usd,
     break_even_utilization,
     compare_costs,
@@ -17,7 +19,14 @@ from inferplan.plan.cost import (
     power_monthly_usd,
 )
 from inferplan.specs.hardware import get_gpu
-from inferplan.specs.prices import Offer, cheapest_cloud_offer, default_offers, load_offers
+from inferplan.specs.prices import (
+    Offer,
+    cheapest_cloud_offer,
+    default_offers,
+    load_offers,
+    parse_offers_text,
+    read_price_file,
+)
 
 H100 = get_gpu("h100-sxm")
 
@@ -79,15 +88,16 @@ def test_compare_costs_by_hand() -> None:
         amortisation_months=36,
         egress_usd_per_gb=0.0,
     )
-    c = compare_costs(H100, 8, 1.0, 1.0, offers, 1000.0, 1.0, 1.0, a)
+    fleet = Fleet(H100, 8, 1.0, 1.0, 1000.0)
+    c = compare_costs(fleet, offers, Costing(1.0, 1.0, a))
     assert c.cloud_elastic_monthly_usd == pytest.approx(16 * HOURS_PER_MONTH)
     assert c.bare_monthly_usd == pytest.approx(292_000 / 36)
     assert c.break_even_hours_fraction == pytest.approx((292_000 / 36) / (16 * HOURS_PER_MONTH))
     assert c.totals_usd["36_months"]["bare_metal"] == pytest.approx(292_000)
-    half = compare_costs(H100, 8, 1.0, 1.0, offers, 1000.0, 0.5, 1.0, a)
+    half = compare_costs(fleet, offers, Costing(0.5, 1.0, a))
     assert half.cloud_elastic_monthly_usd == pytest.approx(8 * HOURS_PER_MONTH)
     assert half.bare_monthly_usd == c.bare_monthly_usd
-    spiky = compare_costs(H100, 8, 1.0, 1.0, offers, 1000.0, 1.0, 2.0, a)
+    spiky = compare_costs(fleet, offers, Costing(1.0, 2.0, a))
     assert spiky.bare_replicas == 2 and spiky.bare_monthly_usd == pytest.approx(2 * 292_000 / 36)
     assert spiky.cloud_elastic_monthly_usd == c.cloud_elastic_monthly_usd
 
@@ -95,7 +105,7 @@ def test_compare_costs_by_hand() -> None:
 def test_egress_by_hand() -> None:
     offers = [offer("cloud-on-demand", per_gpu_hour=2.0)]
     a = CostAssumptions(egress_usd_per_gb=0.1, bytes_per_output_token=100)
-    c = compare_costs(H100, 8, 1.0, 1.0, offers, 1000.0, 1.0, 1.0, a)
+    c = compare_costs(Fleet(H100, 8, 1.0, 1.0, 1000.0), offers, Costing(assumptions=a))
     assert c.cloud_egress_monthly_usd == pytest.approx(1000 * 730 * 3600 * 100 / 1e9 * 0.1)
 
 
@@ -118,9 +128,9 @@ def test_bad_assumptions(kwargs: dict[str, float]) -> None:
 
 def test_bad_compare_inputs() -> None:
     with pytest.raises(InputError):
-        compare_costs(H100, 8, 1, 1, [], 1.0, hours_fraction=0.0)
+        Costing(hours_fraction=0.0)
     with pytest.raises(InputError):
-        compare_costs(H100, 8, 1, 1, [], 1.0, peak_to_mean=0.5)
+        Costing(peak_to_mean=0.5)
 
 
 def test_catalog_prices_are_dated_and_sourced() -> None:
@@ -136,7 +146,7 @@ def test_user_price_file_adds_and_reports_line(tmp_path: Path) -> None:
         "- {id: my-lease, provider: Colo, product: 8x H100, gpu: h100-sxm, gpus: 8, kind: lease,\n"
         "   usd_per_month: 15000, as_of: 2026-11-01, source: our quote}\n"
     )
-    offers = load_offers(good)
+    offers = load_offers(parse_offers_text(read_price_file(good), str(good)))
     assert any(o.id == "my-lease" and o.usd_per_month == 15000 for o in offers)
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -146,19 +156,19 @@ def test_user_price_file_adds_and_reports_line(tmp_path: Path) -> None:
         "   as_of: x, source: y}\n"
     )
     with pytest.raises(ConfigError, match=r"bad.yaml, line 3, field 'entry'|bad.yaml, line 3"):
-        load_offers(bad)
+        parse_offers_text(read_price_file(bad), str(bad))
     worse = tmp_path / "worse.yaml"
     worse.write_text(
         "- {id: a, provider: p, product: q, gpu: h100-sxm, gpus: zero, kind: lease,\n"
         "   usd_per_month: 1, as_of: x, source: y}\n"
     )
     with pytest.raises(ConfigError, match=r"worse.yaml, line 1, field 'gpus'"):
-        load_offers(worse)
+        parse_offers_text(read_price_file(worse), str(worse))
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text(
         "- {id: a, provider: p, product: q, gpu: h999, gpus: 8, kind: lease, usd_per_month: 1, as_of: x, source: y}\n"
     )
     with pytest.raises(ConfigError, match="not in the GPU catalog"):
-        load_offers(unknown)
+        parse_offers_text(read_price_file(unknown), str(unknown))
     with pytest.raises(ConfigError, match="cannot read"):
-        load_offers(tmp_path / "missing.yaml")
+        read_price_file(tmp_path / "missing.yaml")

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from inferplan.cli import app
-from inferplan.deploy.engine_args import compose_manifest, engine_command, k8s_manifests, settings_for, shell_script
+from inferplan.deploy.engine_args import DeploySpec, ServeTarget, engine_command, settings_for
+from inferplan.deploy.manifests import compose_manifest, k8s_manifests, shell_script
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.sizing.capacity import plan_memory
-from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
+from inferplan.specs.deployment import Deployment
+from inferplan.specs.engines import get_engine
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import load_model
+from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype, get_precision
 
 MODEL = load_model("llama-3.1-70b")
@@ -22,31 +26,19 @@ H100 = get_gpu("h100-sxm")
 FP8, KV8 = get_precision("fp8"), get_kv_dtype("fp8")
 
 
-def spec(engine: str = "vllm", dp: int = 1, concurrency: int = 64, tp: int = 4):  # type: ignore[no-untyped-def]
-    return settings_for(
-        MODEL, "meta-llama/Llama-3.1-70B", H100, FP8, KV8, Parallelism(tp=tp, dp=dp), engine, 8192, concurrency
-    )
+def spec(engine: str = "vllm", dp: int = 1, concurrency: int = 64, tp: int = 4) -> DeploySpec:
+    dep = Deployment(MODEL, H100, FP8, KV8, Parallelism(tp=tp, dp=dp), get_engine(engine))
+    return settings_for(dep, ServeTarget("meta-llama/Llama-3.1-70B", 8192, concurrency))
 
 
 def test_memory_fraction_holds_the_planned_kv_cache() -> None:
     s = spec()
-    plan = plan_memory(
-        MODEL,
-        H100,
-        FP8,
-        KV8,
-        Parallelism(tp=4),
-        EngineMemoryConfig(gpu_memory_utilization=s.memory_fraction, max_num_seqs=64),
-    )
+    vllm = get_engine("vllm")
+    engine = replace(vllm, gpu_memory_utilization=s.memory_fraction, max_num_seqs=64)
+    plan = plan_memory(Deployment(MODEL, H100, FP8, KV8, Parallelism(tp=4), engine))
     assert plan.max_sequences(8192) >= 64
-    tighter = plan_memory(
-        MODEL,
-        H100,
-        FP8,
-        KV8,
-        Parallelism(tp=4),
-        EngineMemoryConfig(gpu_memory_utilization=s.memory_fraction - 0.05, max_num_seqs=64),
-    )
+    tighter_engine = replace(engine, gpu_memory_utilization=s.memory_fraction - 0.05)
+    tighter = plan_memory(Deployment(MODEL, H100, FP8, KV8, Parallelism(tp=4), tighter_engine))
     assert tighter.max_sequences(8192) < 64 * 1.05  # not wastefully high
     assert 0.5 <= s.memory_fraction <= 0.95
 
@@ -103,17 +95,10 @@ def test_k8s_manifests() -> None:
 
 
 def test_multi_node_needs_shell() -> None:
-    big = settings_for(
-        load_model("llama-3.1-405b"),
-        "meta-llama/Llama-3.1-405B",
-        H100,
-        get_precision("bf16"),
-        get_kv_dtype("bf16"),
-        Parallelism(tp=8, pp=2),
-        "vllm",
-        4096,
-        8,
+    dep = Deployment(
+        load_model("llama-3.1-405b"), H100, get_precision("bf16"), get_kv_dtype("bf16"), Parallelism(tp=8, pp=2)
     )
+    big = settings_for(dep, ServeTarget("meta-llama/Llama-3.1-405B", 4096, 8))
     assert big.nodes_per_replica == 2
     assert "NCCL_IB_DISABLE=0" in shell_script(big) and "ray start" in shell_script(big)
     with pytest.raises(InputError, match="several servers"):
@@ -124,9 +109,10 @@ def test_errors() -> None:
     with pytest.raises(DoesNotFitError, match="memory fraction"):
         spec(tp=1, concurrency=256)
     with pytest.raises(InputError, match="--engine"):
-        spec("tgi")
+        spec("trtllm")
     with pytest.raises(InputError, match="pre-quantised"):
-        engine_command(settings_for(MODEL, "m", H100, get_precision("int4"), KV8, Parallelism(tp=2), "vllm", 4096, 4))
+        int4 = Deployment(MODEL, H100, get_precision("int4"), KV8, Parallelism(tp=2))
+        engine_command(settings_for(int4, ServeTarget("m", 4096, 4)))
 
 
 def test_deploy_cli() -> None:

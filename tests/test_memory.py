@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,17 @@ from hypothesis import strategies as st
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.sizing.capacity import max_context_tokens, min_gpus, plan_memory
 from inferplan.sizing.memory import (
-    EngineMemoryConfig,
-    Parallelism,
     activation_peak_bytes,
     kv_bytes_per_sequence,
     kv_bytes_per_token_layer,
     weight_bytes,
     weight_bytes_per_gpu,
 )
+from inferplan.specs.deployment import Deployment
+from inferplan.specs.engines import EngineProfile, get_engine
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import load_model
+from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype, get_precision
 from inferplan.units import GIB
 from tests.conftest import DATA
@@ -110,7 +112,7 @@ def test_activation_formula_matches_fitted_slope() -> None:
 
 
 def test_fits_answers() -> None:
-    plan = plan_memory(load_model("llama-3.1-70b"), get_gpu("h100-sxm"), BF16, BF16KV, Parallelism(tp=4))
+    plan = plan_memory(Deployment(load_model("llama-3.1-70b"), get_gpu("h100-sxm"), BF16, BF16KV, Parallelism(tp=4)))
     assert plan.fits
     seqs = plan.max_sequences(8192)
     assert seqs == int(plan.kv_cache_bytes // plan.sequence_bytes(8192))
@@ -121,12 +123,12 @@ def test_fits_answers() -> None:
 
 def test_min_gpus() -> None:
     m = load_model("llama-3.1-70b")
-    plan = min_gpus(m, get_gpu("h100-sxm"), BF16, BF16KV, 8192, 1)
-    assert plan.parallelism.gpus_per_replica == 2
-    plan = min_gpus(m, get_gpu("h200-sxm"), get_precision("fp8"), BF16KV, 8192, 1)
-    assert plan.parallelism.gpus_per_replica == 1
+    plan = min_gpus(Deployment(m, get_gpu("h100-sxm"), BF16, BF16KV), 8192, 1)
+    assert plan.deployment.gpus_per_replica == 2
+    plan = min_gpus(Deployment(m, get_gpu("h200-sxm"), get_precision("fp8"), BF16KV), 8192, 1)
+    assert plan.deployment.gpus_per_replica == 1
     with pytest.raises(DoesNotFitError):
-        min_gpus(load_model("llama-3.1-405b"), get_gpu("l4"), BF16, BF16KV, 8192, 1, max_gpus=8)
+        min_gpus(Deployment(load_model("llama-3.1-405b"), get_gpu("l4"), BF16, BF16KV), 8192, 1, max_gpus=8)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +143,7 @@ def test_min_gpus() -> None:
 )
 def test_engine_config_rejects_bad_values(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InputError):
-        EngineMemoryConfig(**kwargs)
+        EngineProfile("x", 0.0, 0.0, **kwargs)
 
 
 @pytest.mark.parametrize("tp", [0, -1, 5000])
@@ -152,7 +154,7 @@ def test_parallelism_rejects_bad_values(tp: int) -> None:
 
 def test_tp_must_divide_heads() -> None:
     with pytest.raises(InputError, match="does not divide"):
-        plan_memory(load_model("llama-3.1-8b"), get_gpu("h100-sxm"), BF16, BF16KV, Parallelism(tp=3))
+        plan_memory(Deployment(load_model("llama-3.1-8b"), get_gpu("h100-sxm"), BF16, BF16KV, Parallelism(tp=3)))
 
 
 MODELS = [
@@ -216,7 +218,10 @@ def test_tp_never_increases_weights_per_gpu(name: str, k: int) -> None:
 def test_more_memory_never_fewer_sequences(util: float, ctx: int) -> None:
     m = load_model("llama-3.1-8b")
     gpu = get_gpu("h100-sxm")
-    low = plan_memory(m, gpu, BF16, BF16KV, Parallelism(), EngineMemoryConfig(util))
-    high = plan_memory(m, gpu, BF16, BF16KV, Parallelism(), EngineMemoryConfig(min(util + 0.04, 1.0)))
+    vllm = get_engine("vllm")
+    low = plan_memory(Deployment(m, gpu, BF16, BF16KV, engine=replace(vllm, gpu_memory_utilization=util)))
+    high = plan_memory(
+        Deployment(m, gpu, BF16, BF16KV, engine=replace(vllm, gpu_memory_utilization=min(util + 0.04, 1.0)))
+    )
     assert high.max_sequences(ctx) >= low.max_sequences(ctx)
     assert high.kv_cache_bytes / GIB > low.kv_cache_bytes / GIB

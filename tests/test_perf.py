@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferplan.perf.replica import build
+from inferplan.perf.replica import build_replica
 from inferplan.perf.roofline import (
     allreduce_time_s,
     expected_distinct_experts,
@@ -14,25 +14,20 @@ from inferplan.perf.roofline import (
     roofline_time_s,
     step_shape,
 )
-from inferplan.sizing.memory import Parallelism, weight_bytes_per_gpu
+from inferplan.sizing.memory import weight_bytes_per_gpu
+from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import get_engine
 from inferplan.specs.hardware import get_gpu, get_link
 from inferplan.specs.model_catalog import load_model
+from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype, get_precision
 
 BF16, KV = get_precision("bf16"), get_kv_dtype("bf16")
 
 
 def cost_for(model: str, gpu: str = "h100-sxm", tp: int = 1, dtype: str = "bf16", engine: str = "vllm"):
-    b = build(
-        load_model(model),
-        get_gpu(gpu),
-        get_precision(dtype),
-        KV,
-        Parallelism(tp=tp),
-        get_engine(engine),
-    )
-    return b.cost
+    dep = Deployment(load_model(model), get_gpu(gpu), get_precision(dtype), KV, Parallelism(tp=tp), get_engine(engine))
+    return build_replica(dep).cost
 
 
 def test_batch1_decode_is_memory_bound_near_weights_over_bandwidth() -> None:
@@ -65,8 +60,8 @@ def test_prefill_attention_is_quadratic_decode_attention_linear() -> None:
 
 def test_fp8_kv_halves_decode_attention_bytes() -> None:
     m, g = load_model("llama-3.1-8b"), get_gpu("h100-sxm")
-    b16 = build(m, g, BF16, KV, Parallelism(), get_engine("vllm")).cost
-    b8 = build(m, g, BF16, get_kv_dtype("fp8"), Parallelism(), get_engine("vllm")).cost
+    b16 = build_replica(Deployment(m, g, BF16, KV)).cost
+    b8 = build_replica(Deployment(m, g, BF16, get_kv_dtype("fp8"))).cost
     shape = step_shape([], [4096] * 8)
     a16 = {o.name: o for o in b16.breakdown(shape)}["attention"].bytes
     a8 = {o.name: o for o in b8.breakdown(shape)}["attention"].bytes
@@ -109,8 +104,8 @@ def test_allreduce_alpha_beta() -> None:
 
 def test_pcie_tp_is_slower_than_nvlink() -> None:
     m, g = load_model("llama-3.1-70b"), get_gpu("h100-sxm")
-    nv = build(m, g, BF16, KV, Parallelism(tp=4), get_engine("vllm")).cost
-    pcie = build(m, g, BF16, KV, Parallelism(tp=4), get_engine("vllm"), tp_link=get_link("pcie5")).cost
+    nv = build_replica(Deployment(m, g, BF16, KV, Parallelism(tp=4))).cost
+    pcie = build_replica(Deployment(m, g, BF16, KV, Parallelism(tp=4), tp_link_id="pcie5")).cost
     shape = step_shape([(2048, 0)], [])
     assert pcie.time_s(shape) > nv.time_s(shape) * 1.1
 

@@ -3,8 +3,10 @@ fetched from elsewhere; measured runs set against their replay; the CLI's errors
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,23 +14,24 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from inferplan.bench.runs import compare_runs, parse_runs_on, runs_deployment
 from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
-from inferplan.perf.replica import build
+from inferplan.perf.replica import build_replica
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
-from inferplan.plan.planner import Plan, make_plan
-from inferplan.plan.search import Demand, Targets
-from inferplan.present.payload_plan import plan_dict
-from inferplan.present.report_charts import compare_runs, parse_runs_on, report_charts, runs_candidate
+from inferplan.plan.planner import Plan
+from inferplan.plan.question import PlanQuestion
+from inferplan.plan.service import answer
+from inferplan.present.payload import to_json_dict
+from inferplan.present.payload_plan import plan_payload
+from inferplan.present.report_charts import report_charts
 from inferplan.present.report_html import render_report_html
-from inferplan.sizing.memory import Parallelism
+from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import get_engine
-from inferplan.specs.environment import get_environment
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_kv_dtype, get_precision
-from inferplan.specs.prices import load_offers
 from tests.conftest import store_simulated_run
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -39,17 +42,16 @@ UNIT = re.compile(r"\(([^()]*)\)")
 
 @cache
 def small_plan() -> Plan:
-    return make_plan(
-        load_model("llama-3.1-8b"),
-        Demand(1000, 200, 4.0),
-        Targets(0.5, 0.05),
-        gpus=[get_gpu(g) for g in ("h100-sxm", "a100-sxm-80gb", "l40s")],
-        precisions=None,
-        kv_dtypes=["auto", "fp8"],
-        engine=get_engine("vllm"),
-        env=get_environment("bare-metal"),
-        offers=load_offers(None),
+    question = PlanQuestion(
+        model="llama-3.1-8b",
+        isl=1000,
+        osl=200,
+        rate_per_s=4.0,
+        ttft_ms=500.0,
+        tpot_ms=50.0,
+        gpus=["h100-sxm", "a100-sxm-80gb", "l40s"],
     )
+    return answer(question, files=False)
 
 
 class _Tags(HTMLParser):
@@ -59,6 +61,8 @@ class _Tags(HTMLParser):
         self.external: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script" and dict(attrs) == {"type": "application/json", "id": "inferplan-plan"}:
+            tag = "data"  # the plan's figures as inert JSON, no code and nothing fetched
         self.tags.append(tag)
         for name, value in attrs:
             if name != "xmlns" and value and re.match(r"\s*(https?:|//|file:)", value):
@@ -92,7 +96,7 @@ def check_chart(cid: str, svg: ET.Element, caption: str) -> None:
 
 def test_report_has_every_chart_labelled_and_nothing_external() -> None:
     plan = small_plan()
-    payload = plan_dict(plan, 10)
+    payload = to_json_dict(plan_payload(plan, 10))
     html = render_report_html(payload, report_charts(plan))
     parser = _Tags()
     parser.feed(html)
@@ -103,13 +107,15 @@ def test_report_has_every_chart_labelled_and_nothing_external() -> None:
     for cid, (_, svg, caption) in figs.items():
         check_chart(cid, svg, caption)
     assert 'id="recommendation"' in html and payload["recommendation"]["label"] in html
+    data = re.search(r'<script type="application/json" id="inferplan-plan">(.*?)</script>', html, re.S)
+    assert data is not None and json.loads(data.group(1).replace("<\\/", "</")) == payload
     assert html.count("<h3>1. VRAM floor</h3>") == 1
 
 
 def test_charts_follow_the_plan() -> None:
     plan = small_plan()
     charts = {c.id: c for c in report_charts(plan)}
-    chosen = plan.chosen.candidate.label()
+    chosen = plan.chosen.label()
     assert charts["memory"].svg.count('class="bar"') >= 3 * 4  # weights, KV, activations, runtime per config
     assert chosen in charts["memory"].svg and chosen in charts["kv_capacity"].svg
     ttft = ET.fromstring(charts["ttft_vs_rate"].svg)
@@ -136,22 +142,14 @@ def test_cumulative_cost_crosses_at_break_even() -> None:
 
 def simulated_run(db: Path, step_overhead_s: float) -> int:
     """A stored run that a server with this step overhead would have produced."""
-    engine = get_engine("vllm")
-    engine = type(engine)(
-        **{**{f: getattr(engine, f) for f in engine.__dataclass_fields__}, "step_overhead_s": step_overhead_s}
-    )
+    engine = replace(get_engine("vllm"), step_overhead_s=step_overhead_s)
     reqs = make_requests(Workload(LengthDist(800), LengthDist(150), Arrivals("poisson", rate_per_s=3.0), 60, 3))
-    b = build(
-        load_model("llama-3.1-8b"),
-        get_gpu("h100-sxm"),
-        get_precision("bf16"),
-        get_kv_dtype("bf16"),
-        Parallelism(),
-        engine,
+    dep = Deployment(
+        load_model("llama-3.1-8b"), get_gpu("h100-sxm"), get_precision("bf16"), get_kv_dtype("bf16"), engine=engine
     )
     store = ResultsStore(db)
     try:
-        return store_simulated_run(store, reqs, simulate(b.cost, b.scheduler, reqs))
+        return store_simulated_run(store, reqs, simulate(build_replica(dep), reqs))
     finally:
         store.close()
 
@@ -161,15 +159,15 @@ def test_measured_runs_are_replayed_on_their_deployment(tmp_path: Path) -> None:
     same = simulated_run(db, get_engine("vllm").step_overhead_s)
     slower = simulated_run(db, 0.02)
     plan = small_plan()
-    where = runs_candidate(parse_runs_on("gpu=h100-sxm,tp=1,dtype=bf16,kv_dtype=bf16"), plan)
+    where = runs_deployment(parse_runs_on("gpu=h100-sxm,tp=1,dtype=bf16,kv_dtype=bf16"), plan)
     store = ResultsStore(db)
     runs = [(str(i), store.records(i)) for i in (same, slower)]
     store.close()
-    exact, off = compare_runs(plan, runs, where)
+    exact, off = compare_runs(runs, where)
     assert all(abs(e) < 0.05 for e in exact.errors().values()), exact.errors()
     assert exact.label == f"run {same} on h100-sxm TP1 bf16/bf16-kv"
     assert off.errors()["tpot_mean_s"] < -0.2  # the model, not knowing the 20 ms overhead, predicts faster
-    html = render_report_html(plan_dict(plan, 5), report_charts(plan, [exact, off]), [exact, off])
+    html = render_report_html(to_json_dict(plan_payload(plan, 5)), report_charts(plan, [exact, off]), [exact, off])
     figs = figures(html)
     assert list(figs) == [*PLAN_CHARTS, "measured"]
     check_chart("measured", figs["measured"][1], figs["measured"][2])

@@ -12,11 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferplan.errors import InfeasibleError, InputError
-from inferplan.plan.planner import make_plan
-from inferplan.plan.search import Demand, Targets, candidates, pareto_front, search
-from inferplan.present.payload_plan import plan_dict
+from inferplan.plan.candidates import SearchSpace, candidates
+from inferplan.plan.question import Demand, PlanQuestion, Targets
+from inferplan.plan.search import pareto_front, search
+from inferplan.plan.service import answer
+from inferplan.present.payload import to_json_dict
+from inferplan.present.payload_plan import plan_payload
+from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import get_engine
-from inferplan.specs.environment import get_environment
+from inferplan.specs.environment import BARE_METAL
 from inferplan.specs.hardware import get_gpu, gpu_catalog
 from inferplan.specs.model_catalog import load_model
 from inferplan.specs.precision import get_precision
@@ -29,9 +33,13 @@ MODEL = load_model("llama-3.1-70b")
 PRECS = [get_precision("bf16"), get_precision("fp8")]
 
 
+def cands_for(gpus: list[str], kv_dtypes: tuple[str, ...] = ("auto",)) -> list[Deployment]:
+    space = SearchSpace(tuple(get_gpu(g) for g in gpus), tuple(PRECS), kv_dtypes)
+    return candidates(MODEL, space, VLLM, BARE_METAL)
+
+
 def best_cost(gpus: list[str], demand: Demand, targets: Targets) -> float:
-    cands = candidates(MODEL, [get_gpu(g) for g in gpus], PRECS, ["auto"])
-    ranked = search(MODEL, cands, demand, targets, VLLM, OFFERS)
+    ranked = search(cands_for(gpus), demand, targets, OFFERS)
     costs = [e.usd_per_hour for e in ranked if e.meets and e.usd_per_hour is not None]
     return min(costs) if costs else float("inf")
 
@@ -58,12 +66,12 @@ def test_one_more_gpu_type_never_raises_best_cost(extra: str) -> None:
 
 
 def test_candidates_respect_divisibility_and_memory() -> None:
-    cands = candidates(MODEL, gpu_catalog().values(), PRECS, ["auto", "fp8"])
+    cands = cands_for(list(gpu_catalog()), ("auto", "fp8"))
     assert cands
     for c in cands:
-        assert MODEL.attention.num_heads % c.tp == 0
-        assert c.tp <= 8
-    assert not any(c.gpu.id == "l4" and c.tp * c.pp == 1 for c in cands)  # 70B never fits one L4
+        assert MODEL.attention.num_heads % c.parallelism.tp == 0
+        assert c.parallelism.tp <= 8
+    assert not any(c.gpu.id == "l4" and c.gpus_per_replica == 1 for c in cands)  # 70B never fits one L4
 
 
 def test_bad_demand() -> None:
@@ -77,17 +85,19 @@ def test_bad_demand() -> None:
 
 def test_infeasible_explains_nearest_miss() -> None:
     with pytest.raises(InfeasibleError) as info:
-        make_plan(
-            MODEL,
-            Demand(2000, 300, rate_per_s=2),
-            Targets(ttft_p90_s=0.01),
-            gpus=[get_gpu("h100-sxm")],
-            precisions=PRECS,
-            kv_dtypes=["auto"],
-            engine=VLLM,
-            env=get_environment("bare-metal"),
-            offers=OFFERS,
-            verify=0,
+        answer(
+            PlanQuestion(
+                model="llama-3.1-70b",
+                isl=2000,
+                osl=300,
+                rate_per_s=2.0,
+                ttft_ms=10.0,
+                gpus=["h100-sxm"],
+                dtypes=["bf16", "fp8"],
+                kv_dtypes=["auto"],
+                verify=0,
+            ),
+            files=False,
         )
     message = str(info.value)
     assert "best reaches TTFT p90" in message and "relax to --ttft" in message
@@ -95,27 +105,28 @@ def test_infeasible_explains_nearest_miss() -> None:
 
 def test_analytic_estimate_agrees_with_simulation() -> None:
     """The fast estimator that prunes the search is checked against the simulator."""
-    plan = make_plan(
-        MODEL,
-        Demand(2000, 300, rate_per_s=4),
-        Targets(ttft_p90_s=0.5, tpot_p90_s=0.05),
-        gpus=[get_gpu("h100-sxm")],
-        precisions=[get_precision("fp8")],
+    question = PlanQuestion(
+        model="llama-3.1-70b",
+        isl=2000,
+        osl=300,
+        rate_per_s=4.0,
+        ttft_ms=500.0,
+        tpot_ms=50.0,
+        gpus=["h100-sxm"],
+        dtypes=["fp8"],
         kv_dtypes=["auto"],
-        engine=VLLM,
-        env=get_environment("bare-metal"),
-        offers=OFFERS,
-        verify=1,
     )
-    op, sim = plan.chosen.per_replica, plan.verified
-    assert op is not None and sim is not None
+    plan = answer(question, files=False)
+    op, check = plan.chosen.per_replica, plan.verification
+    assert op is not None and check is not None
+    sim = check.metrics
     assert sim.tpot_s.p90 == pytest.approx(op.tpot_p90_s, rel=0.35)
     assert sim.ttft_s.p90 < 0.5 and sim.num_completed == sim.num_requests
+    assert check.steady, check.note  # the check ran long enough to serve the demand it was asked for
 
 
 def test_pareto_front_is_non_dominated() -> None:
-    cands = candidates(MODEL, [get_gpu("h100-sxm"), get_gpu("h200-sxm")], PRECS, ["auto"])
-    ranked = search(MODEL, cands, Demand(1000, 200, rate_per_s=2), Targets(), VLLM, OFFERS)
+    ranked = search(cands_for(["h100-sxm", "h200-sxm"]), Demand(1000, 200, rate_per_s=2), Targets(), OFFERS)
     front = pareto_front(ranked)
     assert front
     for x, y, _ in front:
@@ -131,23 +142,16 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def _golden(case: dict[str, object]) -> dict[str, object]:
-    plan = make_plan(
-        load_model(str(case["model"])),
-        Demand(
-            int(case["isl"]),
-            int(case["osl"]),  # type: ignore[call-overload]
-            rate_per_s=float(case["rate"]),
-        ),  # type: ignore[arg-type]
-        Targets(ttft_p90_s=case.get("ttft"), tpot_p90_s=case.get("tpot")),  # type: ignore[arg-type]
-        gpus=None,
-        precisions=None,
-        kv_dtypes=["auto", "fp8"],
-        engine=VLLM,
-        env=get_environment("bare-metal"),
-        offers=OFFERS,
+    question = PlanQuestion(
+        model=str(case["model"]),
+        isl=int(case["isl"]),  # type: ignore[call-overload]
+        osl=int(case["osl"]),  # type: ignore[call-overload]
+        rate_per_s=float(case["rate"]),  # type: ignore[arg-type]
+        ttft_ms=float(case["ttft"]) * 1e3 if "ttft" in case else None,  # type: ignore[arg-type]
+        tpot_ms=float(case["tpot"]) * 1e3 if "tpot" in case else None,  # type: ignore[arg-type]
         verify=0,
     )
-    r = plan_dict(plan, 3)["recommendation"]
+    r = to_json_dict(plan_payload(answer(question, files=False), 3))["recommendation"]
     return {k: r[k] for k in ("label", "replicas", "num_gpus", "usd_per_hour")}
 
 

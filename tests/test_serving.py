@@ -12,29 +12,36 @@ from hypothesis import strategies as st
 
 from inferplan.errors import ConfigError, InputError
 from inferplan.perf.metrics import Slo, percentiles, serving_metrics
-from inferplan.perf.replica import build
-from inferplan.perf.simulator import simulate, simulate_replicas
+from inferplan.perf.replica import Replica, SchedulerConfig, build_replica
+from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Requests, Workload, load_trace, make_requests
-from inferplan.sizing.memory import Parallelism
+from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import get_engine
 from inferplan.specs.environment import get_environment
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import load_model
+from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype, get_precision
 
 
-def built(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", tp: int = 1, engine: str = "vllm"):
-    return build(
-        load_model(model),
-        get_gpu(gpu),
-        get_precision("bf16"),
-        get_kv_dtype("bf16"),
-        Parallelism(tp=tp),
-        get_engine(engine),
+def built(model: str = "llama-3.1-8b", gpu: str = "h100-sxm", tp: int = 1, engine: str = "vllm") -> Replica:
+    return build_replica(
+        Deployment(
+            load_model(model),
+            get_gpu(gpu),
+            get_precision("bf16"),
+            get_kv_dtype("bf16"),
+            Parallelism(tp=tp),
+            get_engine(engine),
+        )
     )
 
 
 B = built()
+
+
+def with_sched(sched: SchedulerConfig) -> Replica:
+    return replace(B, scheduler=sched)
 
 
 def run(
@@ -48,7 +55,7 @@ def run(
     wl = Workload(isl or LengthDist(500), osl or LengthDist(100), arrivals, n, seed)
     reqs = make_requests(wl)
     conc = arrivals.concurrency if arrivals.kind == "concurrency" else None
-    return reqs, simulate(B.cost, sched or B.scheduler, reqs, concurrency=conc)
+    return reqs, simulate(with_sched(sched or B.scheduler), reqs, concurrency=conc)
 
 
 @pytest.mark.parametrize(
@@ -100,8 +107,7 @@ def test_reserve_full_policy_never_preempts() -> None:
 def test_request_that_cannot_fit_is_an_error() -> None:
     with pytest.raises(InputError, match="does not fit"):
         simulate(
-            B.cost,
-            replace(B.scheduler, kv_blocks=0.0),
+            with_sched(replace(B.scheduler, kv_blocks=0.0)),
             make_requests(Workload(LengthDist(10), LengthDist(10), Arrivals("offline"), 2)),
         )
 
@@ -115,16 +121,18 @@ def test_offline_throughput_grows_with_batch_limit() -> None:
 
 def test_replicas_double_capacity() -> None:
     wl = Workload(LengthDist(500), LengthDist(100), Arrivals("offline"), 400)
-    one = serving_metrics(simulate(B.cost, replace(B.scheduler, max_num_seqs=32), make_requests(wl)))
-    two = serving_metrics(simulate_replicas(B.cost, replace(B.scheduler, max_num_seqs=32), make_requests(wl), 2))
+    small = with_sched(replace(B.scheduler, max_num_seqs=32))
+    one = serving_metrics(simulate(small, make_requests(wl)))
+    two = serving_metrics(simulate(small, make_requests(wl), replicas=2))
     assert two.output_token_throughput_per_s == pytest.approx(2 * one.output_token_throughput_per_s, rel=0.1)
     assert two.num_completed == 400
 
 
 def test_vm_environment_slows_steps() -> None:
     wl = Workload(LengthDist(500), LengthDist(100), Arrivals("offline"), 100)
-    base = serving_metrics(simulate(B.cost, B.scheduler, make_requests(wl)))
-    vm = serving_metrics(simulate(B.cost, B.scheduler, make_requests(wl), env=get_environment("vm")))
+    base = serving_metrics(simulate(B, make_requests(wl)))
+    in_vm = build_replica(replace(B.deployment, environment=get_environment("vm")))
+    vm = serving_metrics(simulate(in_vm, make_requests(wl)))
     assert vm.output_token_throughput_per_s < base.output_token_throughput_per_s
     with pytest.raises(InputError):
         get_environment("vm", {"jitter_loss": 0.95})
@@ -194,7 +202,7 @@ def test_conservation_property(n: int, isl: int, osl: int, seed: int) -> None:
         seed,
     )
     reqs = make_requests(wl)
-    sim = simulate(B.cost, B.scheduler, reqs)
+    sim = simulate(B, reqs)
     assert np.isfinite(sim.finish_s).all()
     assert int(np.sum(sim.step_decode_tokens * sim.repeats)) == int(np.sum(reqs.output_tokens - 1))
     assert isinstance(reqs, Requests)

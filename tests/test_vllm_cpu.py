@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
 from inferplan.deploy.launch import LAUNCHED
-from inferplan.sizing.memory import Parallelism, kv_layout
+from inferplan.sizing.memory import kv_layout
 from inferplan.specs.hf_config import spec_from_config
+from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype
 from tests.realserver.servers import vllm_cpu
 from tests.realserver.tiny_model import make_tiny_model

@@ -110,7 +110,7 @@ def test_report_download() -> None:
         ({"model": "/etc/passwd"}, 404, "unknown model"),  # never read from disk
         ({"model": "../../config.json"}, 404, "unknown model"),
         ({"model": "meta-llama/Some-Other-Model"}, 404, "unknown model"),  # never downloaded
-        ({"model": "llama-3.1-8b", "isl": 0}, 422, "isl: Input should be greater than or equal to 1"),
+        ({"model": "llama-3.1-8b", "isl": 0}, 422, "isl (--isl): Input should be greater than or equal to 1"),
         ({"model": "llama-3.1-8b", "rate_per_s": -1}, 422, "rate_per_s"),
         ({"model": "llama-3.1-8b", "gpus": ["h900"]}, 404, "unknown GPU 'h900'"),
         ({"model": "llama-3.1-8b", "dtypes": ["fp3"]}, 422, "unknown precision 'fp3'; choose one of"),

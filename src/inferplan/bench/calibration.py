@@ -10,47 +10,43 @@ directly. Only engine overheads and kernel efficiencies are fitted, never per-ru
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 
 from inferplan.bench.client import RequestRecord
 from inferplan.bench.summary import summarize_records
-from inferplan.errors import ConfigError, InputError
+from inferplan.errors import InputError
 from inferplan.perf.metrics import serving_metrics
-from inferplan.perf.replica import build
+from inferplan.perf.replica import build_replica
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Requests
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.engines import EngineProfile, KernelParams
-from inferplan.specs.hardware import GpuSpec
-from inferplan.specs.model import ModelSpec
-from inferplan.specs.precision import KvDtype, Precision
+from inferplan.specs.calibration_profile import ENGINE_FIELDS, KERNEL_FIELDS, CalibrationProfile, engine_with
+from inferplan.specs.deployment import Deployment
 
 __all__ = [
-    "ENGINE_FIELDS",
-    "KERNEL_FIELDS",
-    "CalibrationProfile",
+    "BOUNDS",
     "Observation",
-    "apply_profile",
+    "Schedule",
     "calibrate",
     "fit_parameters",
-    "load_profile",
     "observation_from_records",
-    "profile_dir",
     "replay_observation",
-    "save_profile",
 ]
 
-KERNEL_FIELDS = ("gemm_efficiency", "gemm_m_half", "mem_efficiency", "attention_efficiency", "weight_only_bandwidth")
-ENGINE_FIELDS = ("step_overhead_s", "layer_overhead_s")
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How a pattern search moves: ``rounds`` rounds, starting with factor ``step``, which
+    shrinks to its square root every round."""
+
+    rounds: int = 6
+    step: float = 1.6
+
+
 BOUNDS = {
     "gemm_efficiency": (0.2, 1.0),
     "gemm_m_half": (1.0, 1024.0),
@@ -62,33 +58,19 @@ BOUNDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class CalibrationProfile:
-    name: str
-    engine: str
-    kernels: dict[str, float] = field(default_factory=dict)
-    engine_overrides: dict[str, float] = field(default_factory=dict)
-    gpu: str | None = None
-    measured_matmul_tflops: dict[str, float] = field(default_factory=dict)
-    measured_mem_bw_gb_s: float | None = None
-    fitted_on: list[str] = field(default_factory=list)
-    error_before: float | None = None
-    error_after: float | None = None
-    created_at: str = ""
-
-
 def fit_parameters(
     objective: Callable[[dict[str, float]], float],
     start: dict[str, float],
     bounds: dict[str, tuple[float, float]],
-    rounds: int = 6,
-    step: float = 1.6,
+    schedule: Schedule | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, float], float]:
     """Pattern search in log space: move one parameter, or two together (correlated
     parameters such as a fixed overhead and a bandwidth efficiency lie along diagonal
     valleys), by a factor ``step``, for as long as the objective falls; then shrink the step."""
     params, best = dict(start), objective(start)
+    schedule = schedule or Schedule()
+    step = schedule.step
     keys = list(params)
     moves = [{k: f} for k in keys for f in (step, 1 / step)]
     moves += [
@@ -98,7 +80,7 @@ def fit_parameters(
         for fa in (step, 1 / step)
         for fb in (step, 1 / step)
     ]
-    for rnd in range(rounds):
+    for rnd in range(schedule.rounds):
         improved = True
         while improved:
             improved = False
@@ -141,41 +123,10 @@ def observation_from_records(label: str, records: list[RequestRecord]) -> Observ
     return Observation(label, reqs, s["ttft_s"]["mean"], s["tpot_s"]["mean"], s["output_token_throughput_per_s"])
 
 
-def _engine_with(engine: EngineProfile, values: dict[str, float]) -> EngineProfile:
-    kernels: KernelParams = replace(engine.kernels, **{k: v for k, v in values.items() if k in KERNEL_FIELDS})
-    return replace(
-        engine,
-        kernels=kernels,
-        step_overhead_s=values.get("step_overhead_s", engine.step_overhead_s),
-        layer_overhead_s=values.get("layer_overhead_s", engine.layer_overhead_s),
-    )
-
-
-def apply_profile(
-    engine: EngineProfile, gpu: GpuSpec, profile: CalibrationProfile | None
-) -> tuple[EngineProfile, GpuSpec]:
-    """The engine and GPU as the profile measured them."""
-    if profile is None:
-        return engine, gpu
-    engine = _engine_with(engine, profile.kernels | profile.engine_overrides)
-    if profile.measured_matmul_tflops and (profile.gpu is None or profile.gpu == gpu.id):
-        measured = dict(gpu.measured_matmul_flops) | {k: v * 1e12 for k, v in profile.measured_matmul_tflops.items()}
-        gpu = replace(gpu, measured_matmul_flops=measured)
-    return engine, gpu
-
-
-def replay_observation(
-    obs: Observation,
-    model: ModelSpec,
-    gpu: GpuSpec,
-    precision: Precision,
-    kv: KvDtype,
-    par: Parallelism,
-    engine: EngineProfile,
-) -> tuple[float, float, float]:
-    """Replay the run's exact requests on the deployment: (TTFT mean s, TPOT mean s, output tok/s)."""
-    built = build(model, gpu, precision, kv, par, engine)
-    m = serving_metrics(simulate(built.cost, built.scheduler, obs.requests))
+def replay_observation(obs: Observation, dep: Deployment) -> tuple[float, float, float]:
+    """Replay the run's exact requests on one replica of ``dep``: (TTFT mean s, TPOT mean s,
+    output tok/s)."""
+    m = serving_metrics(simulate(build_replica(dep), obs.requests))
     return m.ttft_s.mean, m.tpot_s.mean, m.output_token_throughput_per_s
 
 
@@ -189,16 +140,14 @@ def _error(observations: list[Observation], predictor: Callable[[Observation], t
     return statistics.mean(errs) if errs else math.inf
 
 
+DEFAULT_FIELDS = ("step_overhead_s", "mem_efficiency", "gemm_efficiency", "layer_overhead_s")
+
+
 def calibrate(
     name: str,
     observations: list[Observation],
-    model: ModelSpec,
-    gpu: GpuSpec,
-    precision: Precision,
-    kv: KvDtype,
-    par: Parallelism,
-    engine: EngineProfile,
-    fields: tuple[str, ...] = ("step_overhead_s", "mem_efficiency", "gemm_efficiency", "layer_overhead_s"),
+    dep: Deployment,
+    fields: tuple[str, ...] = DEFAULT_FIELDS,
     log: Callable[[str], None] | None = None,
 ) -> CalibrationProfile:
     """Fit ``fields`` so that replayed runs match their measurements (mean |log error| of
@@ -209,9 +158,12 @@ def calibrate(
     if not observations:
         raise InputError("give at least one run to calibrate on")
 
+    engine = dep.engine
+    one = dep.with_replicas(1)
+
     def objective(params: dict[str, float]) -> float:
-        eng = _engine_with(engine, params)
-        return _error(observations, lambda o: replay_observation(o, model, gpu, precision, kv, par, eng))
+        trial = replace(one, engine=engine_with(engine, params))
+        return _error(observations, lambda o: replay_observation(o, trial))
 
     start = {k: float(getattr(engine.kernels, k) if k in KERNEL_FIELDS else getattr(engine, k)) for k in fields}
     before = objective(start)
@@ -221,45 +173,9 @@ def calibrate(
         engine=engine.name,
         kernels={k: v for k, v in fitted.items() if k in KERNEL_FIELDS},
         engine_overrides={k: v for k, v in fitted.items() if k in ENGINE_FIELDS},
-        gpu=gpu.id,
+        gpu=dep.gpu.id,
         fitted_on=[o.label for o in observations],
         error_before=before,
         error_after=after,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-
-
-def profile_dir() -> Path:
-    """``$INFERPLAN_HOME/calibrations`` (default ``~/.inferplan/calibrations``)."""
-    return Path(os.environ.get("INFERPLAN_HOME") or Path.home() / ".inferplan") / "calibrations"
-
-
-def save_profile(profile: CalibrationProfile, directory: Path | None = None) -> Path:
-    folder = directory or profile_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{profile.name}.yaml"
-    data: dict[str, Any] = {f: getattr(profile, f) for f in profile.__dataclass_fields__}
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def load_profile(name_or_path: str, directory: Path | None = None) -> CalibrationProfile:
-    """A profile by name (in the calibration folder) or by path."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = (directory or profile_dir()) / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = (
-            sorted(p.stem for p in (directory or profile_dir()).glob("*.yaml"))
-            if (directory or profile_dir()).is_dir()
-            else []
-        )
-        raise ConfigError(
-            f"no calibration profile '{name_or_path}'; known: {', '.join(known) or 'none'} "
-            "(create one with inferplan calibrate)"
-        )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return CalibrationProfile(**data)
-    except (yaml.YAMLError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a calibration profile ({exc})") from exc

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,26 +9,26 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from inferplan.bench.calibration import CalibrationProfile, calibrate, observation_from_records, save_profile
 from inferplan.bench.client import RequestRecord
 from inferplan.bench.loop import loop_name, run
 from inferplan.bench.selfcheck import run_self_check
 from inferplan.bench.serve import ServeSpec, run_sweep
-from inferplan.bench.store import ResultsStore, RunInfo
-from inferplan.bench.summary import summarize_records
+from inferplan.bench.store import ResultsStore
 from inferplan.cli.common import emit_json, handles_errors
 from inferplan.errors import InputError
 from inferplan.perf.metrics import Slo
-from inferplan.present.payload_fit import table
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.deployment import resolve_kv_dtype, resolve_precision
-from inferplan.specs.engines import get_engine
-from inferplan.specs.hardware import get_gpu
-from inferplan.specs.model_catalog import load_model
+from inferplan.present.payload_bench import (
+    BenchGpuPayload,
+    BenchServePayload,
+    MeasurementRow,
+    RunSummary,
+    SelfCheckPayload,
+    ServePoint,
+)
+from inferplan.present.text import ms, table
 from inferplan.units import parse_duration_s
 
 bench_app = typer.Typer(help="Measure real servers and this machine.", no_args_is_help=True)
-runs_app = typer.Typer(help="The results database: list, show, export, import.", invoke_without_command=True)
 out = Console(soft_wrap=False, width=120)
 err = Console(stderr=True)  # progress and warnings
 
@@ -54,13 +50,9 @@ def _floats(text: str | None, what: str) -> tuple[float, ...]:
     return values
 
 
-def _ms(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x * 1e3:,.1f}"
-
-
 def print_summary(s: dict[str, Any], title: str) -> None:
     rows = [
-        [name, _ms(s[key]["mean"]), _ms(s[key]["p50"]), _ms(s[key]["p90"]), _ms(s[key]["p99"])]
+        [name, ms(s[key]["mean"]), ms(s[key]["p50"]), ms(s[key]["p90"]), ms(s[key]["p99"])]
         for name, key in (("TTFT", "ttft_s"), ("TPOT", "tpot_s"), ("ITL", "itl_s"), ("E2E", "e2e_s"))
     ]
     out.print(table(title, ["metric (ms)", "mean", "p50", "p90", "p99"], rows))
@@ -154,26 +146,21 @@ def bench_serve(
     finally:
         store.close()
     if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "schema": "inferplan.bench-serve/1",
-                    "db": str(store.path),
-                    "points": [
-                        {
-                            "run_id": r.run_id,
-                            "arrivals": r.arrivals.kind,
-                            "rate_per_s": r.arrivals.rate_per_s,
-                            "concurrency": r.arrivals.concurrency,
-                            "summary": r.summary,
-                            "telemetry": r.telemetry,
-                        }
-                        for r in results
-                    ],
-                },
-                indent=2,
+        emit_json(
+            BenchServePayload(
+                db=str(store.path),
+                points=[
+                    ServePoint(
+                        run_id=r.run_id,
+                        arrivals=r.arrivals.kind,
+                        rate_per_s=r.arrivals.rate_per_s,
+                        concurrency=r.arrivals.concurrency,
+                        summary=RunSummary.model_validate(r.summary),
+                        telemetry=r.telemetry,
+                    )
+                    for r in results
+                ],
             )
-            + "\n"
         )
         return
     for r in results:
@@ -193,20 +180,19 @@ def bench_self_check(
 ) -> None:
     """Measure the latency the client itself adds, against a zero-latency local server."""
     result = run_self_check(concurrency, num_requests, tokens, parse_duration_s(token_delay, default_unit="ms"))
-    payload = {
-        "schema": "inferplan.self-check/1",
-        "concurrency": result.concurrency,
-        "requests": result.num_requests,
-        "succeeded": result.num_ok,
-        "client_ttft_p50_s": result.client_ttft_p50_s,
-        "client_ttft_p99_s": result.client_ttft_p99_s,
-        "client_ttft_p99_including_ramp_s": result.client_ttft_p99_all_s,
-        "event_loop": loop_name(),
-        "send_lag_p99_s": result.send_lag_p99_s,
-        "wall_s": result.wall_s,
-    }
+    payload = SelfCheckPayload(
+        concurrency=result.concurrency,
+        requests=result.num_requests,
+        succeeded=result.num_ok,
+        client_ttft_p50_s=result.client_ttft_p50_s,
+        client_ttft_p99_s=result.client_ttft_p99_s,
+        client_ttft_p99_including_ramp_s=result.client_ttft_p99_all_s,
+        event_loop=loop_name(),
+        send_lag_p99_s=result.send_lag_p99_s,
+        wall_s=result.wall_s,
+    )
     if as_json:
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        emit_json(payload)
         return
     out.print(
         f"At {result.concurrency} concurrent streams ({result.num_ok}/{result.num_requests} requests), the client "
@@ -216,224 +202,7 @@ def bench_self_check(
     )
 
 
-def _run_rows(runs: list[RunInfo]) -> list[list[str]]:
-    rows = []
-    for r in runs:
-        s = r.summary or {}
-        ttft = s.get("ttft_s", {}).get("p90") if isinstance(s.get("ttft_s"), dict) else None
-        rows.append(
-            [
-                str(r.id),
-                r.kind,
-                r.status,
-                r.started_at,
-                r.model or "-",
-                str(r.num_requests),
-                _ms(ttft) if isinstance(ttft, float) else "-",
-            ]
-        )
-    return rows
-
-
-@runs_app.callback()
-@handles_errors
-def runs_list(ctx: typer.Context, db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """List the runs (with no subcommand)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    store = ResultsStore(db)
-    runs = store.runs()
-    store.close()
-    if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "schema": "inferplan.runs/1",
-                    "runs": [
-                        {
-                            "id": r.id,
-                            "kind": r.kind,
-                            "status": r.status,
-                            "started_at": r.started_at,
-                            "model": r.model,
-                            "url": r.url,
-                            "num_requests": r.num_requests,
-                        }
-                        for r in runs
-                    ],
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        return
-    out.print(
-        table(
-            f"Runs in {store.path}",
-            ["id", "kind", "status", "started", "model", "requests", "TTFT p90 ms"],
-            _run_rows(runs),
-        )
-    )
-
-
-@runs_app.command("show")
-@handles_errors
-def runs_show(run_id: int, db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """One run: its settings, machine, summary and telemetry."""
-    store = ResultsStore(db)
-    try:
-        info = store.run(run_id)
-        summary = summarize_records(store.records(run_id))
-        telemetry = store.telemetry(run_id)
-    finally:
-        store.close()
-    if as_json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "schema": "inferplan.run-summary/1",
-                    "id": info.id,
-                    "kind": info.kind,
-                    "status": info.status,
-                    "config": info.config,
-                    "machine": info.machine,
-                    "summary": summary,
-                    "stored_summary": info.summary,
-                    "telemetry_samples": len(telemetry),
-                },
-                indent=2,
-                default=str,
-            )
-            + "\n"
-        )
-        return
-    out.print(
-        f"run {info.id} ({info.kind}, {info.status}) against {info.url or '-'} model {info.model or '-'}, "
-        f"started {info.started_at}; {info.num_requests} requests; {len(telemetry)} telemetry samples."
-    )
-    print_summary(summary, f"run {info.id}")
-
-
-@runs_app.command("export")
-@handles_errors
-def runs_export(
-    run_id: int,
-    output: Annotated[Path, typer.Option("-o", "--output")],
-    db: DbOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
-) -> None:
-    """Write one run to a JSON file (everything) or a CSV file (one row per request)."""
-    if fmt not in ("json", "csv"):
-        raise InputError("--format must be json or csv")
-    store = ResultsStore(db)
-    try:
-        if fmt == "json":
-            output.write_text(json.dumps(store.export_json(run_id), indent=2, default=str), encoding="utf-8")
-        else:
-            store.export_csv(run_id, output)
-    finally:
-        store.close()
-    out.print(f"wrote run {run_id} to {output}")
-
-
-@runs_app.command("import")
-@handles_errors
-def runs_import(path: Path, db: DbOpt = None) -> None:
-    """Import a 'vllm bench serve --save-result --save-detailed' JSON file as a run."""
-    store = ResultsStore(db)
-    try:
-        run_id = store.import_vllm_result(path)
-    finally:
-        store.close()
-    out.print(f"imported {path} as run {run_id}")
-
-
-__all__ = ["bench_app", "runs_app"]
-
-
-@handles_errors
-def calibrate_cmd(
-    run_ids: Annotated[list[int], typer.Argument(metavar="RUN...", help="Serving runs and/or 'bench gpu' runs.")],
-    name: Annotated[str, typer.Option(help="Profile name, used as --calibration NAME later.")],
-    model: Annotated[str, typer.Option(help="The model the server ran (catalog name, config.json or folder).")],
-    gpu: Annotated[str, typer.Option(help="The GPU it ran on.")],
-    tp: Annotated[int, typer.Option(min=1, max=64)] = 1,
-    pp: Annotated[int, typer.Option(min=1, max=64)] = 1,
-    dtype: Annotated[str, typer.Option()] = "auto",
-    kv_dtype: Annotated[str, typer.Option()] = "auto",
-    engine: Annotated[str, typer.Option()] = "vllm",
-    params: Annotated[str, typer.Option(help="Parameters to fit.")] = "step_overhead_s,mem_efficiency,gemm_efficiency",
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Fit the performance model to measured runs and save a calibration profile."""
-    spec = load_model(model)
-    g = get_gpu(gpu)
-    precision = resolve_precision(spec, dtype)
-    store = ResultsStore(db)
-    try:
-        serving = [store.run(i) for i in run_ids]
-        observations = [observation_from_records(str(r.id), store.records(r.id)) for r in serving if r.kind != "gpu"]
-        measured = [m for r in serving if r.kind == "gpu" for m in store.measurements(r.id)]
-    finally:
-        store.close()
-    eng = get_engine(engine)
-    matmul: dict[str, float] = {}
-    for m in measured:
-        if m["name"] == "gemm_tflops":
-            dt = str(m["params"].get("dtype"))
-            matmul[dt] = max(matmul.get(dt, 0.0), float(m["value"]))
-    bandwidth = max((float(m["value"]) for m in measured if m["name"] == "memory_bandwidth_gb_s"), default=None)
-    fields = tuple(p.strip() for p in params.split(",") if p.strip())
-    if observations:
-        profile = calibrate(
-            name,
-            observations,
-            spec,
-            g,
-            precision,
-            resolve_kv_dtype(kv_dtype, precision),
-            Parallelism(tp=tp, pp=pp),
-            eng,
-            fields,
-            log=None if as_json else err.print,
-        )
-    else:
-        profile = CalibrationProfile(name=name, engine=eng.name, gpu=g.id)
-    kernels = dict(profile.kernels)
-    if bandwidth:  # a measured copy bandwidth sets the streaming efficiency directly
-        kernels["mem_efficiency"] = min(bandwidth * 1e9 / g.mem_bw_bytes_per_s, 0.98)
-    profile = replace(
-        profile,
-        kernels=kernels,
-        measured_matmul_tflops=profile.measured_matmul_tflops | matmul,
-        measured_mem_bw_gb_s=bandwidth or profile.measured_mem_bw_gb_s,
-    )
-    path = save_profile(profile)
-    payload = {
-        "schema": "inferplan.calibration/1",
-        "name": profile.name,
-        "path": str(path),
-        "kernels": profile.kernels,
-        "engine_overrides": profile.engine_overrides,
-        "measured_matmul_tflops": profile.measured_matmul_tflops,
-        "measured_mem_bw_gb_s": profile.measured_mem_bw_gb_s,
-        "fitted_on": profile.fitted_on,
-        "error_before": profile.error_before,
-        "error_after": profile.error_after,
-    }
-    if as_json:
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-        return
-    if profile.error_before is not None and profile.error_after is not None:
-        out.print(
-            f"mean |log error| of TTFT, TPOT and throughput over {len(observations)} run(s): "
-            f"{profile.error_before:.3f} before, {profile.error_after:.3f} after "
-            f"(about {math.expm1(profile.error_before) * 100:.0f}% -> {math.expm1(profile.error_after) * 100:.0f}%)"
-        )
-    fitted = profile.kernels | profile.engine_overrides
-    out.print("fitted: " + ", ".join(f"{k}={v:.4g}" for k, v in fitted.items()))
-    out.print(f"saved {path}; use it with --calibration {profile.name}")
+__all__ = ["DbOpt", "JsonOpt", "bench_app", "err", "out", "print_summary"]
 
 
 @bench_app.command("gpu")
@@ -464,14 +233,13 @@ def bench_gpu(
         store.close()
     if as_json:
         emit_json(
-            {
-                "schema": "inferplan.bench-gpu/1",
-                "run_id": run_id,
-                "device": device,
-                "measurements": [
-                    {"name": m.name, "value": m.value, "unit": m.unit, "params": m.params} for m in results
+            BenchGpuPayload(
+                run_id=run_id,
+                device=device,
+                measurements=[
+                    MeasurementRow(name=m.name, value=m.value, unit=m.unit, params=m.params) for m in results
                 ],
-            }
+            )
         )
         return
     rows = [[m.name, ", ".join(f"{k}={v}" for k, v in m.params.items()), f"{m.value:,.3f}", m.unit] for m in results]

@@ -4,13 +4,13 @@ excluded; ITL = gaps between consecutive tokens of a request; E2E = finish - arr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from inferplan.perf.simulator import SimResult
 
-__all__ = ["Percentiles", "ServingMetrics", "Slo", "percentiles", "serving_metrics"]
+__all__ = ["Percentiles", "ServingMetrics", "Slo", "output_tokens_in_window", "percentiles", "serving_metrics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +94,29 @@ class ServingMetrics:
         }
 
 
-def serving_metrics(sim: SimResult, slo: Slo | None = None) -> ServingMetrics:
-    """Latency percentiles, throughput and goodput of a finished simulation."""
+def output_tokens_in_window(sim: SimResult, start_s: float, end_s: float) -> float:
+    """Output tokens generated between ``start_s`` and ``end_s``: each request's first token at
+    its first-token time, the rest spread evenly until it finishes (unfinished requests count
+    up to the end of the simulation's records, which is when they stopped)."""
+    ok = np.isfinite(sim.first_token_s)
+    first, out = sim.first_token_s[ok], sim.output_tokens[ok].astype(float)
+    finish = np.where(np.isfinite(sim.finish_s[ok]), sim.finish_s[ok], first)
+    firsts = float(np.sum((first >= start_s) & (first < end_s)))
+    span = np.maximum(finish - first, 1e-12)
+    overlap = np.clip(np.minimum(finish, end_s) - np.maximum(first, start_s), 0.0, None)
+    rest = np.where(finish > first, (out - 1) * overlap / span, 0.0)
+    return firsts + float(rest.sum())
+
+
+def serving_metrics(
+    sim: SimResult, slo: Slo | None = None, window: tuple[float, float] | None = None
+) -> ServingMetrics:
+    """Latency percentiles, throughput and goodput of a finished simulation; with ``window``
+    (start, end seconds) only the requests that arrived in it count, and throughput is what
+    was generated in it (a warm-up excluded)."""
     slo = slo or Slo()
+    if window is not None:
+        return _windowed(sim, slo, window)
     ok = np.isfinite(sim.finish_s)
     ttft = sim.first_token_s[ok] - sim.arrival_s[ok]
     e2e = sim.finish_s[ok] - sim.arrival_s[ok]
@@ -133,4 +153,35 @@ def serving_metrics(sim: SimResult, slo: Slo | None = None) -> ServingMetrics:
         mean_kv_usage=float(np.average(sim.step_kv_fraction, weights=sim.step_s * rep)) if busy else 0.0,
         num_preemptions=sim.num_preemptions,
         slo=slo,
+    )
+
+
+def _windowed(sim: SimResult, slo: Slo, window: tuple[float, float]) -> ServingMetrics:
+    start, end = window
+    inside = (sim.arrival_s >= start) & (sim.arrival_s < end)
+    sub = SimResult(
+        sim.arrival_s[inside],
+        sim.first_token_s[inside],
+        sim.finish_s[inside],
+        sim.input_tokens[inside],
+        sim.output_tokens[inside],
+        sim.step_s,
+        sim.step_decode_tokens,
+        sim.step_num_seqs,
+        sim.step_kv_fraction,
+        sim.num_preemptions,
+        sim.step_repeat,
+    )
+    m = serving_metrics(sub, slo)
+    span = max(end - start, 1e-12)
+    out_tokens = output_tokens_in_window(sim, start, end)
+    done = np.isfinite(sim.finish_s) & (sim.finish_s >= start) & (sim.finish_s < end)
+    in_tokens = float(sim.input_tokens[done].sum())
+    return replace(
+        m,
+        duration_s=span,
+        request_throughput_per_s=float(done.sum()) / span,
+        output_token_throughput_per_s=out_tokens / span,
+        total_token_throughput_per_s=(out_tokens + in_tokens) / span,
+        goodput_requests_per_s=m.goodput_requests_per_s * m.duration_s / span,
     )

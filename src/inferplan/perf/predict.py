@@ -4,99 +4,68 @@ decode step operator by operator. The CLI's ``predict`` and the planner call thi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from inferplan.perf.metrics import ServingMetrics, Slo, serving_metrics
-from inferplan.perf.replica import Built, build
+from inferplan.perf.replica import Replica, build_replica
 from inferplan.perf.roofline import OpTime, step_shape
-from inferplan.perf.simulator import simulate_replicas
+from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Requests, Workload, make_requests
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.engines import EngineProfile
-from inferplan.specs.environment import EnvironmentProfile
-from inferplan.specs.hardware import GpuSpec
-from inferplan.specs.model import ModelSpec
-from inferplan.specs.precision import KvDtype, Precision
+from inferplan.specs.deployment import Deployment
 
-__all__ = ["Prediction", "op_rows", "predict"]
+__all__ = ["Prediction", "StepBreakdown", "predict", "step_breakdowns"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepBreakdown:
+    """One engine step priced operator by operator."""
+
+    kind: str  # prefill or decode
+    tokens: int  # prefill chunk tokens, or the decode batch
+    context_tokens: int
+    ops: list[OpTime]
+
+    @property
+    def time_s(self) -> float:
+        return sum(op.time_s for op in self.ops)
 
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    built: Built
+    replica: Replica
     metrics: ServingMetrics
-    prefill_ops: list[OpTime]
-    decode_ops: list[OpTime]
-    prefill_tokens: int
-    decode_batch: int
-    decode_context: int
-    environment: EnvironmentProfile
+    prefill: StepBreakdown
+    decode: StepBreakdown
 
     @property
-    def num_gpus(self) -> int:
-        return self.built.deployment.parallelism.num_gpus
+    def deployment(self) -> Deployment:
+        return self.replica.deployment
+
+
+def step_breakdowns(replica: Replica, isl: int, osl: int, batch: int) -> tuple[StepBreakdown, StepBreakdown]:
+    """A prefill step of the first chunk of an ``isl``-token prompt, and a decode step of
+    ``batch`` sequences at the mean context of a request (``isl + osl / 2``)."""
+    chunk = min(isl, replica.scheduler.max_num_batched_tokens)
+    ctx = isl + osl // 2
+    cost = replica.cost
+    prefill = StepBreakdown("prefill", chunk, 0, cost.breakdown(step_shape([(chunk, 0)], [])))
+    decode = StepBreakdown("decode", batch, ctx, cost.breakdown(step_shape([], [ctx] * batch)))
+    return prefill, decode
 
 
 def predict(
-    model: ModelSpec,
-    gpu: GpuSpec,
-    precision: Precision,
-    kv_dtype: KvDtype,
-    par: Parallelism,
-    engine: EngineProfile,
+    dep: Deployment,
     workload: Workload,
     *,
-    env: EnvironmentProfile,
     slo: Slo | None = None,
     requests: Requests | None = None,
     max_steps: int = 5_000_000,
 ) -> Prediction:
-    """Simulate ``workload`` (or explicit ``requests``) on ``dp`` replicas of the deployment;
-    pipeline stages run as ``pp`` interleaved virtual engines sharing the KV cache."""
-    built = build(model, gpu, precision, kv_dtype, par, engine, env=env)
+    """Simulate ``workload`` (or explicit ``requests``) on ``dp`` replicas of the deployment."""
+    replica = build_replica(dep)
     reqs = requests if requests is not None else make_requests(workload)
-    sched = built.scheduler
-    if par.pp > 1:
-        from dataclasses import replace
-
-        sched = replace(
-            sched,
-            kv_blocks=sched.kv_blocks / par.pp,
-            max_num_seqs=max(sched.max_num_seqs // par.pp, 1),
-        )
     concurrency = workload.arrivals.concurrency if workload.arrivals.kind == "concurrency" else None
-    sim = simulate_replicas(
-        built.cost, sched, reqs, par.dp * par.pp, concurrency=concurrency, env=env, max_steps=max_steps
-    )
+    sim = simulate(replica, reqs, replicas=dep.parallelism.dp, concurrency=concurrency, max_steps=max_steps)
     metrics = serving_metrics(sim, slo)
-    isl = int(workload.input_tokens.mean)
-    osl = int(workload.output_tokens.mean)
-    chunk = min(isl, sched.max_num_batched_tokens)
     batch = max(round(metrics.mean_batch_size), 1)
-    ctx = isl + osl // 2
-    return Prediction(
-        built=built,
-        metrics=metrics,
-        prefill_ops=built.cost.breakdown(step_shape([(chunk, 0)], [])),
-        decode_ops=built.cost.breakdown(step_shape([], [ctx] * batch)),
-        prefill_tokens=chunk,
-        decode_batch=batch,
-        decode_context=ctx,
-        environment=env,
-    )
-
-
-def op_rows(ops: list[OpTime]) -> list[dict[str, Any]]:
-    total = sum(op.time_s for op in ops) or 1.0
-    return [
-        {
-            "operator": op.name,
-            "count": op.count,
-            "flops": op.flops,
-            "bytes": op.bytes,
-            "time_s": op.time_s,
-            "share": op.time_s / total,
-            "bound": op.bound,
-        }
-        for op in ops
-    ]
+    prefill, decode = step_breakdowns(replica, int(workload.input_tokens.mean), int(workload.output_tokens.mean), batch)
+    return Prediction(replica, metrics, prefill, decode)

@@ -1,85 +1,114 @@
-"""Assemble a :class:`~inferplan.perf.Deployment` and its scheduler limits from user choices:
-the memory plan fixes the KV capacity, the engine profile the batching limits, the GPU's
-links the communication costs. Shared by ``predict``, ``validate``, ``plan`` and the web UI."""
+"""One model replica as the simulator and the steady-state model see it: its memory plan
+(which fixes the KV capacity), its step cost model and its scheduler limits.
+
+Pipeline stages run as ``pp`` interleaved virtual engines sharing the KV cache:
+:attr:`Replica.virtual_engine` is the scheduler of one of them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from inferplan.perf.roofline import Deployment, StepCostModel
-from inferplan.perf.simulator import SchedulerConfig
+import numpy as np
+
+from inferplan.perf.roofline import StepCostModel, StepShape
 from inferplan.sizing.capacity import MemoryPlan, plan_memory
-from inferplan.sizing.memory import EngineMemoryConfig, Parallelism
-from inferplan.specs.engines import EngineProfile
+from inferplan.specs.deployment import Deployment
 from inferplan.specs.environment import EnvironmentProfile
-from inferplan.specs.hardware import GpuSpec, LinkSpec, get_link, mig_slice
-from inferplan.specs.model import ModelSpec
-from inferplan.specs.precision import KvDtype, Precision
 
-__all__ = ["Built", "build", "tp_link_for"]
-
-
-def tp_link_for(gpu: GpuSpec, tp: int) -> LinkSpec:
-    """NVLink/XGMI when the GPU has it and the TP group fits in its domain, else PCIe."""
-    if gpu.scale_up:
-        link = get_link(gpu.scale_up)
-        if tp <= min(link.max_gpus, gpu.max_scale_up_gpus):
-            return link
-    return get_link(gpu.pcie if gpu.pcie.startswith("pcie") else "pcie5")
+__all__ = ["Replica", "SchedulerConfig", "build_replica"]
 
 
 @dataclass(frozen=True, slots=True)
-class Built:
+class SchedulerConfig:
+    """Engine limits. ``kv_blocks``: capacity in blocks of ``block_size`` tokens for all
+    layers; sliding-window layers (``window_fraction`` of them) hold at most the window."""
+
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    kv_blocks: float
+    block_size: int = 16
+    chunked_prefill: bool = True
+    window: int | None = None
+    window_fraction: float = 0.0
+    reserve_full: bool = False  # admit only when prompt + all outputs fit (TRT-LLM no-evict)
+
+    def blocks_for(self, context: int | np.integer) -> float:
+        """Blocks one sequence of ``context`` tokens holds (fractional with window layers)."""
+        return self._blocks_scalar(int(context))
+
+    def blocks_total(self, contexts: np.ndarray) -> float:
+        """Blocks held by sequences of these contexts, together."""
+        full = np.ceil(contexts / self.block_size)
+        if not self.window or not self.window_fraction:
+            return float(full.sum())
+        capped = np.ceil(np.minimum(contexts, self.window + self.block_size) / self.block_size)
+        return float((1 - self.window_fraction) * full.sum() + self.window_fraction * capped.sum())
+
+    def _blocks_scalar(self, context: int) -> float:
+        full = float(-(-context // self.block_size))
+        if not self.window or not self.window_fraction:
+            return full
+        capped = float(-(-min(context, self.window + self.block_size) // self.block_size))
+        return (1 - self.window_fraction) * full + self.window_fraction * capped
+
+    @property
+    def kv_tokens(self) -> float:
+        return self.kv_blocks * self.block_size
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """Everything needed to price steps and simulate serving for one replica."""
+
     deployment: Deployment
     cost: StepCostModel
     memory: MemoryPlan
     scheduler: SchedulerConfig
 
+    @property
+    def environment(self) -> EnvironmentProfile:
+        return self.deployment.environment
 
-def build(
-    model: ModelSpec,
-    gpu: GpuSpec,
-    precision: Precision,
-    kv_dtype: KvDtype,
-    par: Parallelism,
-    engine: EngineProfile,
-    *,
-    env: EnvironmentProfile | None = None,
-    tp_link: LinkSpec | None = None,
-    pp_link: LinkSpec | None = None,
-    max_num_seqs: int | None = None,
-    max_num_batched_tokens: int | None = None,
-) -> Built:
-    """Everything needed to price steps and simulate serving for one replica."""
-    if env is not None and env.mig_profile:
-        gpu = mig_slice(gpu, env.mig_profile)
-    seqs = max_num_seqs or engine.max_num_seqs
-    tokens = max_num_batched_tokens or engine.max_num_batched_tokens
-    mem_cfg = EngineMemoryConfig(
-        gpu_memory_utilization=engine.gpu_memory_utilization,
-        max_num_batched_tokens=tokens,
-        max_num_seqs=min(seqs, 100_000),
-    )
-    memory = plan_memory(model, gpu, precision, kv_dtype, par, mem_cfg)
-    if engine.memory_mode == "trtllm":
-        # TensorRT-LLM: KV = kv_free_fraction x (free memory after weights and activations).
-        free = memory.visible_bytes - memory.weights_bytes - memory.activation_bytes - memory.non_torch_bytes
-        kv_bytes = max(free, 0.0) * engine.kv_free_fraction
-        blocks = int(kv_bytes // (memory.kv_bytes_per_token * mem_cfg.block_size))
-    else:
-        blocks = memory.num_blocks
-    link = tp_link or tp_link_for(gpu, par.tp)
-    dep = Deployment(model, gpu, precision, kv_dtype, par, engine, link, pp_link or link)
+    @property
+    def overhead_s(self) -> float:
+        """The engine's CPU-side time per step (scheduling, launches): the part a
+        hypervisor slows down."""
+        c = self.cost
+        return c.step_overhead + c.layers_per_stage * c.pp * c.layer_overhead
+
+    def step_time_s(self, shape: StepShape) -> float:
+        """One step's latency in this deployment's environment."""
+        return self.environment.step_time_s(self.cost.time_s(shape), self.overhead_s)
+
+    @property
+    def num_virtual_engines(self) -> int:
+        """Interleaved pipeline stages behave as ``pp`` engines sharing the KV cache."""
+        return self.deployment.parallelism.pp
+
+    @property
+    def virtual_engine(self) -> SchedulerConfig:
+        """The scheduler limits of one virtual engine (KV and sequences split over ``pp``)."""
+        pp = self.num_virtual_engines
+        if pp == 1:
+            return self.scheduler
+        s = self.scheduler
+        return replace(s, kv_blocks=s.kv_blocks / pp, max_num_seqs=max(s.max_num_seqs // pp, 1))
+
+
+def build_replica(dep: Deployment) -> Replica:
+    """The memory plan, step cost model and scheduler limits of one replica of ``dep``."""
+    engine, model = dep.engine, dep.model
+    memory = plan_memory(dep)
     windows = [x.window_tokens for x in model.layers if x.window_tokens and engine.sliding_window_kv]
-    window = min(windows) if windows else None
     sched = SchedulerConfig(
-        max_num_seqs=seqs,
-        max_num_batched_tokens=max(tokens, 1),
-        kv_blocks=float(blocks),
-        block_size=mem_cfg.block_size,
+        max_num_seqs=engine.max_num_seqs,
+        max_num_batched_tokens=engine.max_num_batched_tokens,
+        kv_blocks=float(memory.num_blocks),
+        block_size=engine.block_size,
         chunked_prefill=engine.chunked_prefill,
-        window=window,
+        window=min(windows) if windows else None,
         window_fraction=len(windows) / model.num_layers,
         reserve_full=engine.reserve_full_kv,
     )
-    return Built(dep, StepCostModel(dep), memory, sched)
+    return Replica(dep, StepCostModel(dep), memory, sched)

@@ -15,14 +15,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from inferplan.sizing.memory import ACTIVATION_BYTES, Parallelism, kv_bytes_per_token_layer
-from inferplan.specs.engines import EngineProfile
-from inferplan.specs.hardware import GpuSpec, LinkSpec
-from inferplan.specs.model import ModelSpec, attention_params, count_params, mlp_params
-from inferplan.specs.precision import KvDtype, Precision
+from inferplan.sizing.memory import ACTIVATION_BYTES, kv_bytes_per_token_layer
+from inferplan.specs.deployment import Deployment
+from inferplan.specs.hardware import LinkSpec
+from inferplan.specs.model import attention_params, count_params, mlp_params
 
 __all__ = [
-    "Deployment",
     "OpTime",
     "StepCostModel",
     "StepShape",
@@ -61,20 +59,6 @@ def allreduce_time_s(message_bytes: float, num_gpus: int, link: LinkSpec, latenc
     bus = link.sharp_bus_bytes_per_s or link.bw_bytes_per_s * link.allreduce_bus_efficiency
     alpha = max(link.latency_s, latency_s or 0.0)
     return alpha + 2.0 * (num_gpus - 1) / num_gpus * message_bytes / bus
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """Everything the performance model needs about one model replica."""
-
-    model: ModelSpec
-    gpu: GpuSpec
-    precision: Precision
-    kv_dtype: KvDtype
-    parallelism: Parallelism
-    engine: EngineProfile
-    tp_link: LinkSpec | None = None  # between the GPUs of a TP group
-    pp_link: LinkSpec | None = None  # between pipeline stages (may be a network)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +172,8 @@ class StepCostModel:
         self.hidden = d
         self.tp = tp
         self.pp = par.pp
-        self.tp_link = dep.tp_link
-        self.pp_link = dep.pp_link
+        self.tp_link: LinkSpec = dep.tp_link
+        self.pp_link: LinkSpec = dep.pp_link
         self.layer_overhead = dep.engine.layer_overhead_s
         self.step_overhead = dep.engine.step_overhead_s
 
@@ -247,11 +231,11 @@ class StepCostModel:
                 ops.append(("shared_experts", f * mf, b * mf, t * mf, "gemm"))
         eb = M * self.act_bytes_token
         ops.append(("norms_rotary_elementwise", 0.0, eb, eb / self.mem_bw, "memory"))
-        if self.tp > 1 and self.tp_link is not None:
+        if self.tp > 1:
             msg = M * self.hidden * ACTIVATION_BYTES
             t = 2 * allreduce_time_s(msg, self.tp, self.tp_link, self.allreduce_latency)
             ops.append(("tp_allreduce", 0.0, 2 * msg, t, "communication"))
-        if self.ep and self.tp_link is not None:
+        if self.ep:
             msg = M * self.top_k * self.hidden * ACTIVATION_BYTES * (self.tp - 1) / self.tp
             t = 2 * (self.tp_link.latency_s + msg / self.tp_link.bw_bytes_per_s) * mf
             ops.append(("ep_alltoall", 0.0, 2 * msg * mf, t, "communication"))
@@ -278,9 +262,9 @@ class StepCostModel:
         f, b, t = self._gemm(float(shape.num_sampled), self.lm_head_params, 2.0)
         ops.append(OpTime("lm_head_sampling", f, b, t, self._bound("gemm", f, b, t)))
         if self.pp > 1:
-            link = self.pp_link or self.tp_link
+            link = self.pp_link
             msg = shape.num_tokens * self.hidden * ACTIVATION_BYTES
-            per_hop = (link.latency_s + msg / link.bw_bytes_per_s) if link else 0.0
+            per_hop = link.latency_s + msg / link.bw_bytes_per_s
             ops.append(
                 OpTime(
                     "pp_send",
@@ -309,8 +293,6 @@ class StepCostModel:
         _, _, head = self._gemm(float(shape.num_sampled), self.lm_head_params, 2.0)
         total = n * (layer + self.layer_overhead) + head + self.step_overhead
         if self.pp > 1:
-            link = self.pp_link or self.tp_link
-            if link is not None:
-                msg = shape.num_tokens * self.hidden * ACTIVATION_BYTES
-                total += (self.pp - 1) * (link.latency_s + msg / link.bw_bytes_per_s)
+            msg = shape.num_tokens * self.hidden * ACTIVATION_BYTES
+            total += (self.pp - 1) * (self.pp_link.latency_s + msg / self.pp_link.bw_bytes_per_s)
         return total

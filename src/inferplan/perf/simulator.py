@@ -15,45 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferplan.errors import InputError
-from inferplan.perf.roofline import StepCostModel, StepShape
+from inferplan.perf.replica import Replica, SchedulerConfig
+from inferplan.perf.roofline import StepShape
 from inferplan.perf.workload import Requests
-from inferplan.specs.environment import EnvironmentProfile
 
-__all__ = ["SchedulerConfig", "SimResult", "simulate", "simulate_replicas"]
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerConfig:
-    """Engine limits. ``kv_blocks``: capacity in blocks of ``block_size`` tokens for all
-    layers; sliding-window layers (``window_fraction`` of them) hold at most the window."""
-
-    max_num_seqs: int
-    max_num_batched_tokens: int
-    kv_blocks: float
-    block_size: int = 16
-    chunked_prefill: bool = True
-    window: int | None = None
-    window_fraction: float = 0.0
-    reserve_full: bool = False  # admit only when prompt + all outputs fit (TRT-LLM no-evict)
-
-    def blocks_for(self, context: int | np.integer) -> float:
-        """Blocks one sequence of ``context`` tokens holds (fractional with window layers)."""
-        return self._blocks_scalar(int(context))
-
-    def blocks_total(self, contexts: np.ndarray) -> float:
-        """Blocks held by sequences of these contexts, together."""
-        full = np.ceil(contexts / self.block_size)
-        if not self.window or not self.window_fraction:
-            return float(full.sum())
-        capped = np.ceil(np.minimum(contexts, self.window + self.block_size) / self.block_size)
-        return float((1 - self.window_fraction) * full.sum() + self.window_fraction * capped.sum())
-
-    def _blocks_scalar(self, context: int) -> float:
-        full = float(-(-context // self.block_size))
-        if not self.window or not self.window_fraction:
-            return full
-        capped = float(-(-min(context, self.window + self.block_size) // self.block_size))
-        return (1 - self.window_fraction) * full + self.window_fraction * capped
+__all__ = ["SimResult", "simulate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,28 +43,11 @@ class SimResult:
         return self.step_repeat if self.step_repeat is not None else np.ones(len(self.step_s))
 
 
-class _Engine:
-    def __init__(self, cost: StepCostModel, cfg: SchedulerConfig, env: EnvironmentProfile | None) -> None:
-        self.cost, self.cfg, self.env = cost, cfg, env
-        self.overhead = cost.step_overhead + cost.layers_per_stage * cost.pp * cost.layer_overhead
-
-    def step_time(self, shape: StepShape) -> float:
-        t = self.cost.time_s(shape)
-        return self.env.step_time_s(t, self.overhead) if self.env else t
-
-
 class _Sim:
     """Mutable state of one simulated engine; one method per scheduler phase."""
 
-    def __init__(
-        self,
-        cost: StepCostModel,
-        cfg: SchedulerConfig,
-        req: Requests,
-        concurrency: int | None,
-        env: EnvironmentProfile | None,
-    ) -> None:
-        self.cfg, self.eng = cfg, _Engine(cost, cfg, env)
+    def __init__(self, replica: Replica, cfg: SchedulerConfig, req: Requests, concurrency: int | None) -> None:
+        self.cfg, self.eng = cfg, replica
         n = self.n = len(req)
         self.arrival = req.arrival_s.astype(float).copy()
         self.inp, self.out = req.input_tokens.astype(np.int64), req.output_tokens.astype(np.int64)
@@ -273,7 +222,7 @@ class _Sim:
         run = _decode_run_length(self)
         if run < 2:
             return False
-        dt = self.eng.step_time(_decode_shape(self.dec_ctx + (run - 1) / 2.0, self.window))
+        dt = self.eng.step_time_s(_decode_shape(self.dec_ctx + (run - 1) / 2.0, self.window))
         self.now += run * dt
         self.record(dt, int(self.dec_ids.size), int(self.dec_ids.size), run)
         self.advance_decode(run)
@@ -285,7 +234,7 @@ class _Sim:
         if self.fast_forward():
             return
         chunks = self.schedule_prefills()
-        dt = self.eng.step_time(self.shape(chunks))
+        dt = self.eng.step_time_s(self.shape(chunks))
         self.now += dt
         self.record(dt, int(self.dec_ids.size), int(self.dec_ids.size) + len(chunks), 1)
         self.advance_decode(1)
@@ -309,23 +258,13 @@ class _Sim:
         )
 
 
-def simulate(
-    cost: StepCostModel,
-    cfg: SchedulerConfig,
-    req: Requests,
-    *,
-    concurrency: int | None = None,
-    env: EnvironmentProfile | None = None,
-    max_steps: int = 5_000_000,
+def _simulate_engine(
+    replica: Replica, cfg: SchedulerConfig, req: Requests, concurrency: int | None, max_steps: int
 ) -> SimResult:
-    """Run every request to completion (or until ``max_steps``).
-
-    With ``concurrency`` (closed loop) the first ``concurrency`` requests start at t=0 and
-    each completion releases the next request at that moment.
-    """
+    """Run every request through one engine to completion (or until ``max_steps``)."""
     if cfg.kv_blocks < cfg.blocks_for(1) or cfg.max_num_seqs < 1:
         raise InputError("the KV cache cannot hold a single token; the deployment does not fit")
-    sim = _Sim(cost, cfg, req, concurrency, env)
+    sim = _Sim(replica, cfg, req, concurrency)
     for _ in range(max_steps):
         if sim.done >= sim.n or not sim.admit_arrivals():
             break
@@ -356,7 +295,7 @@ def _decode_run_length(sim: _Sim) -> int:
         gap = float(sim.arrival[sim.order[sim.next_arrival]]) - sim.now
         if not np.isfinite(gap):
             return steps
-        dt = sim.eng.step_time(_decode_shape(sim.dec_ctx + steps, sim.window)) if steps else 0.0
+        dt = sim.eng.step_time_s(_decode_shape(sim.dec_ctx + steps, sim.window)) if steps else 0.0
         steps = min(steps, int(gap // dt)) if dt > 0 else steps
     return steps
 
@@ -388,31 +327,36 @@ def _decode_shape(contexts: np.ndarray, window: int | None) -> StepShape:
     return StepShape(len(contexts), len(contexts), total, capped, total, capped)
 
 
-def simulate_replicas(
-    cost: StepCostModel,
-    cfg: SchedulerConfig,
+def simulate(
+    replica: Replica,
     req: Requests,
-    replicas: int,
     *,
+    replicas: int = 1,
     concurrency: int | None = None,
-    env: EnvironmentProfile | None = None,
     max_steps: int = 5_000_000,
 ) -> SimResult:
-    """Split requests round-robin over ``replicas`` independent engines (data-parallel copies
-    or pipeline virtual engines) and merge their records; ``max_steps`` is shared among them."""
-    if replicas <= 1:
-        return simulate(cost, cfg, req, concurrency=concurrency, env=env, max_steps=max_steps)
+    """Serve ``req`` on ``replicas`` copies of ``replica``, each running its pipeline stages as
+    interleaved virtual engines. Requests go round-robin to the engines; ``max_steps`` is
+    shared among them.
+
+    With ``concurrency`` (closed loop) the first ``concurrency`` requests start at t=0 and
+    each completion releases the next request at that moment.
+    """
+    engines = max(replicas, 1) * replica.num_virtual_engines
+    cfg = replica.virtual_engine
+    if engines == 1:
+        return _simulate_engine(replica, cfg, req, concurrency, max_steps)
     parts = []
-    for r in range(replicas):
-        sub = Requests(
-            req.arrival_s[r::replicas],
-            req.input_tokens[r::replicas],
-            req.output_tokens[r::replicas],
-        )
+    for r in range(engines):
+        sub = Requests(req.arrival_s[r::engines], req.input_tokens[r::engines], req.output_tokens[r::engines])
         if len(sub) == 0:
             continue
-        share = None if concurrency is None else max(math.ceil(concurrency / replicas), 1)
-        parts.append(simulate(cost, cfg, sub, concurrency=share, env=env, max_steps=max(max_steps // replicas, 1)))
+        share = None if concurrency is None else max(math.ceil(concurrency / engines), 1)
+        parts.append(_simulate_engine(replica, cfg, sub, share, max(max_steps // engines, 1)))
+    return _merge(parts)
+
+
+def _merge(parts: list[SimResult]) -> SimResult:
     cat = np.concatenate
     return SimResult(
         cat([p.arrival_s for p in parts]),

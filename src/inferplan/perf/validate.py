@@ -10,19 +10,20 @@ import csv
 import re
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from inferplan.errors import ConfigError, InferplanError
 from inferplan.perf.metrics import serving_metrics
-from inferplan.perf.replica import Built, build
+from inferplan.perf.replica import Replica, build_replica
 from inferplan.perf.roofline import step_shape
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
-from inferplan.sizing.memory import Parallelism
+from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import ENGINES, EngineProfile
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import catalog_models, load_model
+from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype, get_precision
 
 __all__ = ["Measurement", "Outcome", "read_measurements", "summarize", "validate_rows"]
@@ -154,7 +155,7 @@ def _setup(
     engines: dict[str, EngineProfile] | None,
     max_num_seqs: int | None = None,
     max_num_batched_tokens: int | None = None,
-) -> Built:
+) -> Replica:
     engine = _engine(row["source_key"], row)
     if engines:
         engine = engines.get(engine.name, engine)
@@ -164,16 +165,12 @@ def _setup(
     kv = get_kv_dtype("fp8" if kv_text.startswith("fp8") else ("fp16" if precision.name == "fp16" else "bf16"))
     par = Parallelism(tp=_int(row["tp"] or "1", "tp"), pp=_int(row["pp"] or "1", "pp"))
     try:
-        return build(
-            model,
-            get_gpu(_gpu_id(row)),
-            precision,
-            kv,
-            par,
+        engine = replace(
             engine,
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
+            max_num_seqs=max_num_seqs or engine.max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens or engine.max_num_batched_tokens,
         )
+        return build_replica(Deployment(model, get_gpu(_gpu_id(row)), precision, kv, par, engine))
     except InferplanError as exc:
         raise SkipRow(str(exc)) from exc
 
@@ -211,10 +208,10 @@ def _predict(row: Measurement, engines: dict[str, EngineProfile] | None) -> tupl
         arrivals, n = Arrivals("offline"), OFFLINE_REQUESTS
     else:
         raise SkipRow(f"load condition '{row['load_condition'][:40]}' is not modelled")
-    if b.scheduler.kv_blocks * b.scheduler.block_size < isl + osl:
+    if b.scheduler.kv_tokens < isl + osl:
         raise SkipRow("one request does not fit the KV cache of this deployment")
     reqs = make_requests(Workload(LengthDist(isl), LengthDist(osl), arrivals, n, seed=0))
-    m = serving_metrics(simulate(b.cost, b.scheduler, reqs))
+    m = serving_metrics(simulate(b, reqs))
     # "as published" tables of the same document are per GPU (assumption, see README)
     per_gpu = "per gpu" in row["scope"].lower() or "as published" in row["scope"].lower()
     gpus = b.deployment.parallelism.gpus_per_replica

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from inferplan.errors import ConfigError, InputError
+from inferplan.limits import MAX_CONCURRENCY, MAX_INPUT_TOKENS, MAX_RATE_PER_S
 
-__all__ = ["Arrivals", "LengthDist", "Requests", "Workload", "load_trace", "make_requests"]
+__all__ = ["Arrivals", "LengthDist", "Load", "Requests", "Workload", "load_trace", "make_requests"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +33,10 @@ class LengthDist:
     maximum: int = 10_000_000
 
     def __post_init__(self) -> None:
-        if not 1 <= self.mean <= 10_000_000:
-            raise InputError(f"token length must be between 1 and 10,000,000, got {self.mean}")
+        if not 1 <= self.mean <= MAX_INPUT_TOKENS:
+            raise InputError(f"token length must be between 1 and {MAX_INPUT_TOKENS:,}, got {self.mean}")
+        if not 0.0 <= self.cv <= 10.0:
+            raise InputError(f"length spread must be between 0 and 10, got {self.cv}")
         if self.kind not in ("fixed", "uniform", "lognormal"):
             raise InputError(f"length distribution '{self.kind}': use fixed, uniform or lognormal")
 
@@ -60,12 +63,12 @@ class Arrivals:
     concurrency: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind in ("poisson", "gamma") and not 0 < self.rate_per_s <= 1e6:
-            raise InputError(f"request rate must be in (0, 1e6] requests/s, got {self.rate_per_s}")
+        if self.kind in ("poisson", "gamma") and not 0 < self.rate_per_s <= MAX_RATE_PER_S:
+            raise InputError(f"request rate must be in (0, {MAX_RATE_PER_S:g}] requests/s, got {self.rate_per_s}")
         if self.kind == "gamma" and not 0 < self.cv <= 100:
             raise InputError(f"burstiness cv must be in (0, 100], got {self.cv}")
-        if self.kind == "concurrency" and not 1 <= self.concurrency <= 1_000_000:
-            raise InputError(f"concurrency must be between 1 and 1,000,000, got {self.concurrency}")
+        if self.kind == "concurrency" and not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise InputError(f"concurrency must be between 1 and {MAX_CONCURRENCY:,}, got {self.concurrency}")
         if self.kind not in ("offline", "poisson", "gamma", "concurrency"):
             raise InputError(f"arrival process '{self.kind}': use offline, poisson, gamma or concurrency")
 
@@ -82,6 +85,32 @@ class Arrivals:
 
 
 @dataclass(frozen=True, slots=True)
+class Load:
+    """The load as people give it: exactly one of a request rate (Poisson, or gamma with a
+    burstiness other than 1), a number of concurrent users (closed loop) or ``offline``
+    requests queued at once."""
+
+    rate_per_s: float | None = None
+    concurrency: int | None = None
+    offline: int | None = None
+    burstiness: float = 1.0
+
+    def __post_init__(self) -> None:
+        if sum(x is not None for x in (self.rate_per_s, self.concurrency, self.offline)) != 1:
+            raise InputError("give exactly one of --rate R, --concurrency C or --offline N")
+        if self.offline is not None and not 1 <= self.offline <= 10_000_000:
+            raise InputError(f"--offline must be between 1 and 10,000,000 requests, got {self.offline}")
+
+    def arrivals(self) -> Arrivals:
+        if self.rate_per_s is not None:
+            kind = "poisson" if self.burstiness == 1.0 else "gamma"
+            return Arrivals(kind, rate_per_s=self.rate_per_s, cv=self.burstiness)
+        if self.concurrency is not None:
+            return Arrivals("concurrency", concurrency=self.concurrency)
+        return Arrivals("offline")
+
+
+@dataclass(frozen=True, slots=True)
 class Workload:
     input_tokens: LengthDist
     output_tokens: LengthDist
@@ -92,6 +121,8 @@ class Workload:
     def __post_init__(self) -> None:
         if not 1 <= self.num_requests <= 10_000_000:
             raise InputError(f"number of requests must be between 1 and 10,000,000, got {self.num_requests}")
+        if not 0 <= self.seed < 2**63:
+            raise InputError(f"--seed must be between 0 and 2^63, got {self.seed}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,16 +8,18 @@ outputs repeat them.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from inferplan.errors import InputError
 from inferplan.specs.hardware import GpuSpec
-from inferplan.specs.prices import Offer, cheapest_cloud_offer, offers_for
+from inferplan.specs.prices import Offer, cards_needed, cheapest_rental, offers_for
 
 __all__ = [
     "HOURS_PER_MONTH",
     "CostAssumptions",
     "CostComparison",
+    "Costing",
+    "Fleet",
     "bare_metal_monthly_usd",
     "break_even_utilization",
     "compare_costs",
@@ -119,6 +121,7 @@ class CostComparison:
 
     gpus_per_replica: int
     bare_replicas: int
+    bare_cards: int
     cloud_replicas: int
     hours_fraction: float
     peak_to_mean: float
@@ -151,7 +154,7 @@ class CostComparison:
             row["cloud_always_on"] = self.cloud_always_on_monthly_usd * months
         if self.bare_offer is not None and self.bare_monthly_usd is not None:
             best = (self.bare_monthly_usd, self.bare_parts, self.bare_offer)
-            row["bare_metal"] = _bare_total(best, self.bare_replicas * self.gpus_per_replica, months)
+            row["bare_metal"] = _bare_total(best, self.bare_cards, months)
         return row
 
     def break_even_months(self, cloud_option: str = "cloud_elastic") -> float | None:
@@ -167,34 +170,55 @@ class CostComparison:
         return upfront / monthly_saving if monthly_saving > 0 else None
 
 
-def compare_costs(
-    gpu: GpuSpec,
-    gpus_per_replica: int,
-    bare_replicas_mean: float,
-    cloud_replicas_mean: float,
-    offers: list[Offer],
-    demand_tokens_per_s: float,
-    hours_fraction: float = 1.0,
-    peak_to_mean: float = 1.0,
-    assumptions: CostAssumptions | None = None,
-) -> CostComparison:
-    """Bare metal against cloud for one deployment serving ``demand_tokens_per_s`` (output)."""
-    a = assumptions or CostAssumptions()
-    if not 0 < hours_fraction <= 1:
-        raise InputError(f"the share of hours served must be in (0, 1], got {hours_fraction}")
-    if not 1 <= peak_to_mean <= 100:
-        raise InputError(f"peak-to-mean ratio must be between 1 and 100, got {peak_to_mean}")
+@dataclass(frozen=True, slots=True)
+class Costing:
+    """How the load runs over a month and what owning costs: share of hours served,
+    peak-to-mean ratio, and the cost assumptions."""
+
+    hours_fraction: float = 1.0
+    peak_to_mean: float = 1.0
+    assumptions: CostAssumptions = field(default_factory=CostAssumptions)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.hours_fraction <= 1:
+            raise InputError(f"the share of hours served must be in (0, 1], got {self.hours_fraction}")
+        if not 1 <= self.peak_to_mean <= 100:
+            raise InputError(f"peak-to-mean ratio must be between 1 and 100, got {self.peak_to_mean}")
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """Replicas of one configuration serving ``demand_tokens_per_s`` output tokens/s: how many
+    the mean load needs on bare metal and in a cloud VM (fractional: the load / one replica's
+    capacity)."""
+
+    gpu: GpuSpec
+    gpus_per_replica: int
+    bare_replicas_mean: float
+    cloud_replicas_mean: float
+    demand_tokens_per_s: float
+
+
+def compare_costs(fleet: Fleet, offers: list[Offer], costing: Costing | None = None) -> CostComparison:
+    """Bare metal against cloud for one deployment serving the fleet's demand (output tokens)."""
+    costing = costing or Costing()
+    a = costing.assumptions
+    hours_fraction, peak_to_mean = costing.hours_fraction, costing.peak_to_mean
+    gpu, gpus_per_replica = fleet.gpu, fleet.gpus_per_replica
+    demand_tokens_per_s = fleet.demand_tokens_per_s
+    bare_replicas_mean, cloud_replicas_mean = fleet.bare_replicas_mean, fleet.cloud_replicas_mean
     seconds = HOURS_PER_MONTH * 3600.0 * hours_fraction
     tokens_month = demand_tokens_per_s * seconds
     egress = tokens_month * a.bytes_per_output_token / 1e9 * a.egress_usd_per_gb
     bare_replicas = max(math.ceil(bare_replicas_mean * peak_to_mean - 1e-9), 1)
     peak_cloud = max(math.ceil(cloud_replicas_mean * peak_to_mean - 1e-9), 1)
     mean_cloud = max(math.ceil(cloud_replicas_mean - 1e-9), 1)
-    cloud_mean = cheapest_cloud_offer(offers, gpu.id, gpus_per_replica, mean_cloud)
-    cloud_peak = cheapest_cloud_offer(offers, gpu.id, gpus_per_replica, peak_cloud)
-    elastic = (cloud_mean[1] * HOURS_PER_MONTH * hours_fraction + egress) if cloud_mean else None
-    always_on = (cloud_peak[1] * HOURS_PER_MONTH + egress) if cloud_peak else None
-    best = _cheapest_bare(gpu, bare_replicas * gpus_per_replica, offers, a)
+    cloud_mean = cheapest_rental(offers, gpu, gpus_per_replica, mean_cloud)
+    cloud_peak = cheapest_rental(offers, gpu, gpus_per_replica, peak_cloud)
+    elastic = (cloud_mean.usd_per_hour * HOURS_PER_MONTH * hours_fraction + egress) if cloud_mean else None
+    always_on = (cloud_peak.usd_per_hour * HOURS_PER_MONTH + egress) if cloud_peak else None
+    bare_cards = cards_needed(gpu, gpus_per_replica, bare_replicas)
+    best = _cheapest_bare(gpu, bare_cards, offers, a)
     bare = best[0] if best else None
     per_mtok: dict[str, float] = {}
     if tokens_month > 0:
@@ -205,17 +229,18 @@ def compare_costs(
         ):
             if cost is not None:
                 per_mtok[label] = cost / tokens_month * 1e6
-    full_elastic = (cloud_mean[1] * HOURS_PER_MONTH + egress / hours_fraction) if cloud_mean else None
+    full_elastic = (cloud_mean.usd_per_hour * HOURS_PER_MONTH + egress / hours_fraction) if cloud_mean else None
     return CostComparison(
         gpus_per_replica=gpus_per_replica,
         bare_replicas=bare_replicas,
+        bare_cards=bare_cards,
         cloud_replicas=mean_cloud,
         hours_fraction=hours_fraction,
         peak_to_mean=peak_to_mean,
         demand_tokens_per_s=demand_tokens_per_s,
         tokens_per_month=tokens_month,
-        cloud_offer=cloud_mean[0] if cloud_mean else None,
-        cloud_hourly_usd=cloud_mean[1] if cloud_mean else None,
+        cloud_offer=cloud_mean.offer if cloud_mean else None,
+        cloud_hourly_usd=cloud_mean.usd_per_hour if cloud_mean else None,
         cloud_elastic_monthly_usd=elastic,
         cloud_always_on_monthly_usd=always_on,
         cloud_egress_monthly_usd=egress,
@@ -232,7 +257,7 @@ def _cheapest_bare(
     gpu: GpuSpec, num_gpus: int, offers: list[Offer], a: CostAssumptions
 ) -> tuple[float, dict[str, float], Offer] | None:
     best: tuple[float, dict[str, float], Offer] | None = None
-    for offer in offers_for(offers, gpu.id):
+    for offer in offers_for(offers, gpu.card_id):
         if offer.kind in ("lease", "purchase"):
             monthly, parts = bare_metal_monthly_usd(num_gpus, gpu, offer, a)
             if best is None or monthly < best[0]:

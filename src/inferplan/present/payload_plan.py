@@ -1,228 +1,325 @@
-"""Dicts, rich tables and Markdown for plans and cost comparisons
-(schemas ``inferplan.plan/1`` and ``inferplan.cost/1``)."""
+"""The plan and cost payloads (schemas ``inferplan.plan/1`` and ``inferplan.cost/1``), with the
+headline sentences every output prints word for word (CLI, Markdown, report, web)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
-from rich.console import Console
+from pydantic import Field
 
 from inferplan.plan.cost import CostComparison
 from inferplan.plan.planner import Plan
-from inferplan.plan.search import Evaluated
-from inferplan.present.payload_fit import table
+from inferplan.plan.search import Evaluated, demand_tokens_per_s
+from inferplan.plan.verify import Verification
+from inferplan.present.payload import Payload, Strict, finite
+from inferplan.present.payload_metrics import MetricsPayload, metrics_payload
+from inferplan.specs.hardware import GpuSpec
+from inferplan.specs.prices import cards_needed
 
-__all__ = ["cost_dict", "plan_dict", "plan_markdown", "print_cost", "print_plan"]
-
-
-def _fin(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def _candidate(e: Evaluated, demand_tokens: float) -> dict[str, Any]:
-    c, op = e.candidate, e.per_replica
-    return {
-        "label": c.label(),
-        "gpu": c.gpu.id,
-        "tp": c.tp,
-        "pp": c.pp,
-        "replicas": e.replicas,
-        "num_gpus": e.num_gpus,
-        "precision": c.precision.name,
-        "kv_dtype": c.kv_dtype.name,
-        "meets_targets": e.meets,
-        "miss": e.miss or None,
-        "max_rate_per_replica": e.max_rate_per_replica,
-        "ttft_p90_s": _fin(op.ttft_p90_s) if op else None,
-        "tpot_p90_s": _fin(op.tpot_p90_s) if op else None,
-        "e2e_p90_s": _fin(op.e2e_p90_s) if op else None,
-        "usd_per_hour": e.usd_per_hour,
-        "usd_per_mtok": e.usd_per_mtok(demand_tokens),
-        "offer": e.offer.id if e.offer else None,
-    }
+__all__ = ["CostPayload", "PlanPayload", "cost_payload", "plan_payload"]
 
 
-def cost_dict(c: CostComparison | None) -> dict[str, Any] | None:
-    if c is None:
-        return None
-    return {
-        "gpus_per_replica": c.gpus_per_replica,
-        "bare_metal_replicas": c.bare_replicas,
-        "cloud_replicas": c.cloud_replicas,
-        "hours_fraction": c.hours_fraction,
-        "peak_to_mean": c.peak_to_mean,
-        "demand_output_tokens_per_s": c.demand_tokens_per_s,
-        "cloud_offer": c.cloud_offer.id if c.cloud_offer else None,
-        "cloud_hourly_usd": c.cloud_hourly_usd,
-        "cloud_elastic_monthly_usd": c.cloud_elastic_monthly_usd,
-        "cloud_always_on_monthly_usd": c.cloud_always_on_monthly_usd,
-        "cloud_egress_monthly_usd": c.cloud_egress_monthly_usd,
-        "bare_metal_offer": c.bare_offer.id if c.bare_offer else None,
-        "bare_metal_monthly_usd": c.bare_monthly_usd,
-        "bare_metal_parts_usd": c.bare_parts,
-        "break_even_hours_fraction": c.break_even_hours_fraction,
-        "usd_per_million_output_tokens": c.usd_per_mtok,
-        "totals_usd": c.totals_usd,
-        "assumptions": asdict(c.assumptions),
-    }
+class CandidatePayload(Strict):
+    """One configuration: its figures are the steady-state estimate the search ranks with."""
+
+    label: str
+    gpu: str
+    tp: int
+    pp: int
+    replicas: int
+    num_gpus: int
+    precision: str
+    kv_dtype: str
+    meets_targets: bool
+    miss: str | None
+    max_rate_per_replica: float | None
+    ttft_p90_s: float | None
+    tpot_p90_s: float | None
+    e2e_p90_s: float | None
+    usd_per_hour: float | None = Field(description="Cloud price of the GPUs these replicas use.")
+    usd_per_mtok: float | None
+    offer: str | None
+    price_note: str | None = None
+    estimate: Literal["steady-state"] = "steady-state"
 
 
-def plan_dict(p: Plan, top: int) -> dict[str, Any]:
-    d = p.demand
-    demand_tokens = (d.rate_per_s or 0.0) * d.osl
-    v = p.verified
-    return {
-        "schema": "inferplan.plan/1",
-        "model": p.model.name,
-        "engine": p.engine.name,
-        "environment": p.environment.assumptions(),
-        "demand": {
-            "isl": d.isl,
-            "osl": d.osl,
-            "rate_per_s": d.rate_per_s,
-            "concurrency": d.concurrency,
-        },
-        "targets": {k: v for k, v in asdict(p.targets).items()},
-        "recommendation": _candidate(p.chosen, demand_tokens),
-        "verified_by_simulation": v.as_dict() if v else None,
-        "steps": [{"title": s.title, "text": s.text, "numbers": s.numbers} for s in p.steps],
-        "cost": cost_dict(p.cost),
-        "ranked": [_candidate(e, demand_tokens) for e in p.ranked[:top]],
-        "pareto_front": [
-            {"output_tokens_per_s_per_gpu": x, "tokens_per_s_per_user": y, "label": label} for x, y, label in p.pareto
-        ],
-        "search_time_s": p.search_time_s,
-        "num_candidates": len(p.ranked),
-    }
+class SimulationPayload(Strict):
+    """The simulator's check of the recommendation, measured after a warm-up."""
+
+    estimate: Literal["simulation"] = "simulation"
+    replicas: int
+    added_replicas: int
+    num_requests: int
+    simulated_s: float | None
+    warmup_s: float | None
+    window_s: float | None
+    steady: bool
+    note: str
+    demand_output_tokens_per_s: float | None
+    metrics: MetricsPayload
 
 
-def _money(x: float | None) -> str:
-    return f"${x:,.0f}" if x is not None else "-"
+class CostPayload(Strict):
+    """Bare metal against cloud for one configuration and load."""
+
+    configuration: str
+    gpus_per_replica: int
+    bare_metal_replicas: int
+    bare_metal_gpus: int
+    cloud_replicas: int
+    cloud_gpus: int
+    hours_fraction: float
+    peak_to_mean: float
+    demand_output_tokens_per_s: float | None
+    cloud_offer: str | None
+    cloud_hourly_usd: float | None
+    cloud_elastic_monthly_usd: float | None
+    cloud_always_on_monthly_usd: float | None
+    cloud_egress_monthly_usd: float | None
+    bare_metal_offer: str | None
+    bare_metal_monthly_usd: float | None
+    bare_metal_parts_usd: dict[str, float]
+    break_even_hours_fraction: float | None
+    break_even_months: float | None
+    usd_per_million_output_tokens: dict[str, float]
+    totals_usd: dict[str, dict[str, float]]
+    assumptions: dict[str, Any]
 
 
-def _ranked_rows(d: dict[str, Any]) -> list[list[str]]:
-    return [
-        [
-            r["label"],
-            str(r["replicas"]),
-            str(r["num_gpus"]),
-            f"{r['ttft_p90_s'] * 1e3:,.0f}" if r["ttft_p90_s"] is not None else "-",
-            f"{r['tpot_p90_s'] * 1e3:,.1f}" if r["tpot_p90_s"] is not None else "-",
-            f"{r['usd_per_hour']:,.2f}" if r["usd_per_hour"] is not None else "no price",
-            f"{r['usd_per_mtok']:,.3f}" if r["usd_per_mtok"] is not None else "-",
-            "yes" if r["meets_targets"] else (r["miss"] or "no"),
-        ]
-        for r in d["ranked"]
-    ]
+class StepPayload(Strict):
+    title: str
+    text: str
+    numbers: dict[str, Any]
 
 
-_RANK_COLUMNS = [
-    "configuration",
-    "replicas",
-    "GPUs",
-    "TTFT p90 ms",
-    "TPOT p90 ms",
-    "$/hour",
-    "$/Mtok",
-    "meets",
-]
+class ParetoPoint(Strict):
+    output_tokens_per_s_per_gpu: float
+    tokens_per_s_per_user: float
+    label: str
 
 
-def print_plan(out: Console, d: dict[str, Any]) -> None:
-    r, dm = d["recommendation"], d["demand"]
-    load = f"{dm['rate_per_s']} req/s" if dm["rate_per_s"] is not None else f"{dm['concurrency']} concurrent users"
-    out.print(
-        f"[bold]Plan for {d['model']}[/bold]: {dm['isl']:,} input / {dm['osl']:,} output tokens at {load}, "
-        f"engine {d['engine']}, {d['environment']['environment']}."
+class DemandPayload(Strict):
+    isl: int
+    osl: int
+    rate_per_s: float | None
+    concurrency: int | None
+
+
+class TargetsPayload(Strict):
+    ttft_p90_s: float | None
+    tpot_p90_s: float | None
+    e2e_p90_s: float | None
+    min_output_tokens_per_s: float | None
+    max_usd_per_hour: float | None
+
+
+class PlanPayload(Payload):
+    schema_id: Literal["inferplan.plan/1"] = Field(default="inferplan.plan/1", serialization_alias="schema")
+    model: str
+    engine: str
+    environment: dict[str, Any]
+    demand: DemandPayload
+    targets: TargetsPayload
+    headline: list[str] = Field(description="The recommendation in words, as every output prints it.")
+    recommendation: CandidatePayload
+    verified_by_simulation: SimulationPayload | None
+    cloud_replicas: int | None = Field(description="Replicas a cloud VM needs for the same load.")
+    steps: list[StepPayload]
+    cost: CostPayload | None
+    ranked: list[CandidatePayload]
+    pareto_front: list[ParetoPoint]
+    search_time_s: float
+    num_candidates: int
+
+
+class CostCommandPayload(Payload):
+    schema_id: Literal["inferplan.cost/1"] = Field(default="inferplan.cost/1", serialization_alias="schema")
+    model: str
+    gpu: str
+    tp: int
+    pp: int
+    precision: str
+    kv_dtype: str
+    engine: str
+    demand: DemandPayload
+    headline: list[str]
+    cost: CostPayload
+
+
+def _candidate(e: Evaluated, demand_tokens: float) -> CandidatePayload:
+    dep, op = e.deployment, e.per_replica
+    par = dep.parallelism
+    return CandidatePayload(
+        label=dep.label(),
+        gpu=dep.gpu.id,
+        tp=par.tp,
+        pp=par.pp,
+        replicas=e.replicas,
+        num_gpus=e.num_gpus,
+        precision=dep.precision.name,
+        kv_dtype=dep.kv_dtype.name,
+        meets_targets=e.meets,
+        miss=e.miss or None,
+        max_rate_per_replica=finite(e.max_rate_per_replica),
+        ttft_p90_s=finite(op.ttft_p90_s) if op else None,
+        tpot_p90_s=finite(op.tpot_p90_s) if op else None,
+        e2e_p90_s=finite(op.e2e_p90_s) if op else None,
+        usd_per_hour=finite(e.usd_per_hour),
+        usd_per_mtok=finite(e.usd_per_mtok(demand_tokens)),
+        offer=e.offer.id if e.offer else None,
+        price_note=e.rental.note or None if e.rental else None,
     )
-    out.print(
-        f"[green]Recommendation:[/green] {r['replicas']} x ({r['label']}) = {r['num_gpus']} GPUs"
-        + (f", ${r['usd_per_hour']:,.2f}/hour on {r['offer']}" if r["usd_per_hour"] is not None else "")
-        + (f", ${r['usd_per_mtok']:,.3f} per million output tokens." if r["usd_per_mtok"] is not None else ".")
+
+
+def cost_payload(c: CostComparison, configuration: str) -> CostPayload:
+    cloud_gpus = c.gpus_per_replica * c.cloud_replicas
+    return CostPayload(
+        configuration=configuration,
+        gpus_per_replica=c.gpus_per_replica,
+        bare_metal_replicas=c.bare_replicas,
+        bare_metal_gpus=c.bare_cards,
+        cloud_replicas=c.cloud_replicas,
+        cloud_gpus=cloud_gpus,
+        hours_fraction=c.hours_fraction,
+        peak_to_mean=c.peak_to_mean,
+        demand_output_tokens_per_s=finite(c.demand_tokens_per_s),
+        cloud_offer=c.cloud_offer.id if c.cloud_offer else None,
+        cloud_hourly_usd=finite(c.cloud_hourly_usd),
+        cloud_elastic_monthly_usd=finite(c.cloud_elastic_monthly_usd),
+        cloud_always_on_monthly_usd=finite(c.cloud_always_on_monthly_usd),
+        cloud_egress_monthly_usd=finite(c.cloud_egress_monthly_usd),
+        bare_metal_offer=c.bare_offer.id if c.bare_offer else None,
+        bare_metal_monthly_usd=finite(c.bare_monthly_usd),
+        bare_metal_parts_usd=c.bare_parts,
+        break_even_hours_fraction=finite(c.break_even_hours_fraction),
+        break_even_months=finite(c.break_even_months()),
+        usd_per_million_output_tokens={k: v for k, v in c.usd_per_mtok.items() if finite(v) is not None},
+        totals_usd=c.totals_usd,
+        assumptions=asdict(c.assumptions),
     )
-    v = d["verified_by_simulation"]
-    if v:
-        done = v["num_completed"]
-        partial = f", {done} finished within the simulation budget" if done < v["num_requests"] else ""
-        out.print(
-            f"Simulated ({v['num_requests']} requests{partial}): TTFT p90 {v['ttft_s']['p90'] * 1e3:,.0f} ms, "
-            f"TPOT p90 {v['tpot_s']['p90'] * 1e3:,.1f} ms, E2E p90 {v['e2e_s']['p90']:,.2f} s, "
-            f"{v['output_token_throughput_per_s']:,.0f} output tok/s."
+
+
+def _simulation(v: Verification) -> SimulationPayload:
+    return SimulationPayload(
+        replicas=v.replicas,
+        added_replicas=v.added_replicas,
+        num_requests=v.num_requests,
+        simulated_s=finite(v.simulated_s),
+        warmup_s=finite(v.warmup_s),
+        window_s=finite(v.window_s),
+        steady=v.steady,
+        note=v.note,
+        demand_output_tokens_per_s=finite(v.demand_tokens_per_s),
+        metrics=metrics_payload(v.metrics),
+    )
+
+
+def _ms(x: float | None, digits: int = 0) -> str:
+    return f"{x * 1e3:,.{digits}f} ms" if x is not None else "-"
+
+
+def headline(p: Plan) -> list[str]:
+    """The recommendation in sentences: fleet, price, the cloud's fleet, and the check."""
+    e, dep, env = p.chosen, p.chosen.deployment, p.environment
+    par = dep.parallelism
+    tokens = demand_tokens_per_s(p.demand, p.ranked)
+    first = f"Recommendation: {e.replicas} x ({dep.label()}) = {_units(dep.gpu, e.num_gpus)} on {env.name}"
+    if dep.gpu.mig_profile:
+        first += f", on {cards_needed(dep.gpu, 1, e.replicas)} x {dep.gpu.card_id}"
+    elif par.tp > 1 or par.pp > 1:
+        first += f" (TP {par.tp}, PP {par.pp} per replica)"
+    lines = [first + "."]
+    if e.rental is not None:
+        mtok = e.usd_per_mtok(tokens)
+        lines.append(
+            f"Renting these GPUs costs ${e.rental.usd_per_hour:,.2f}/hour on {e.rental.offer.id}"
+            + (f" ({e.rental.note})" if e.rental.note else "")
+            + (f", ${mtok:,.3f} per million output tokens." if mtok is not None else ".")
         )
-    for step in d["steps"]:
-        out.print(f"[bold]{step['title']}[/bold]: {step['text']}")
-    c = d["cost"]
-    if c:
-        print_cost(out, c)
-    out.print(
-        table(
-            f"Top {len(d['ranked'])} of {d['num_candidates']} configurations",
-            _RANK_COLUMNS,
-            _ranked_rows(d),
+    else:
+        lines.append(f"No cloud price for {dep.gpu.card_id} in the price catalog: add one with --prices.")
+    if p.cloud_replicas is not None and p.cost is not None:
+        lines.append(_cloud_sentence(p))
+    v = p.verification
+    if v is not None:
+        m = v.metrics
+        lines.append(
+            f"Simulated check at {v.replicas} replicas ({v.num_requests:,} requests, {v.window_s:,.0f} s measured "
+            f"after {v.warmup_s:,.0f} s of warm-up): TTFT p90 {_ms(finite(m.ttft_s.p90))}, TPOT p90 "
+            f"{_ms(finite(m.tpot_s.p90), 1)}; {v.note}. The ranking's figures are steady-state estimates."
         )
-    )
-    out.print(f"Search over the catalog took {d['search_time_s'] * 1e3:,.0f} ms.")
+    return lines
 
 
-def print_cost(out: Console, c: dict[str, Any]) -> None:
-    rows = [
-        [
-            "bare metal (owned, sized for peak)",
-            _money(c["bare_metal_monthly_usd"]),
-            f"{c['usd_per_million_output_tokens'].get('bare_metal', math.nan):,.3f}",
-            _money(c["totals_usd"]["12_months"].get("bare_metal")),
-            _money(c["totals_usd"]["36_months"].get("bare_metal")),
-        ],
-        [
-            "cloud, elastic (pays the hours used)",
-            _money(c["cloud_elastic_monthly_usd"]),
-            f"{c['usd_per_million_output_tokens'].get('cloud_elastic', math.nan):,.3f}",
-            _money(c["totals_usd"]["12_months"].get("cloud_elastic")),
-            _money(c["totals_usd"]["36_months"].get("cloud_elastic")),
-        ],
-        [
-            "cloud, always on (sized for peak)",
-            _money(c["cloud_always_on_monthly_usd"]),
-            f"{c['usd_per_million_output_tokens'].get('cloud_always_on', math.nan):,.3f}",
-            _money(c["totals_usd"]["12_months"].get("cloud_always_on")),
-            _money(c["totals_usd"]["36_months"].get("cloud_always_on")),
-        ],
-    ]
-    be = c["break_even_hours_fraction"]
-    caption = (
-        f"Break-even: owning wins when the demand runs more than {be * 100:,.0f}% of the hours."
-        if be is not None
-        else "No bare-metal price for this GPU: add a purchase or lease entry with --prices."
-    )
-    caption += f" Peak-to-mean {c['peak_to_mean']:g}; egress ${c['cloud_egress_monthly_usd']:,.0f}/month."
-    out.print(
-        table(
-            "Cost: bare metal against cloud (USD)",
-            ["option", "per month", "$/Mtok", "12 months", "36 months"],
-            rows,
-            caption=caption,
+def _units(gpu: GpuSpec, count: int) -> str:
+    """'16 GPUs', '1 GPU', or '2 3g.40gb slices' on MIG."""
+    if gpu.mig_profile:
+        return f"{count} {gpu.mig_profile} slice" + ("" if count == 1 else "s")
+    return f"{count} GPU" + ("" if count == 1 else "s")
+
+
+def _cloud_sentence(p: Plan) -> str:
+    assert p.cost is not None and p.cloud_replicas is not None
+    c, e = p.cost, p.chosen
+    gpus = _units(e.deployment.gpu, c.gpus_per_replica * p.cloud_replicas)
+    hourly = f" at ${c.cloud_hourly_usd:,.2f}/hour" if c.cloud_hourly_usd is not None else ""
+    cloud = p.setup.env.cpu_overhead > 0 or p.setup.env.jitter_loss > 0 or p.setup.env.gpu_overhead > 0
+    if cloud:
+        return (
+            f"On bare metal the same load needs {c.bare_replicas} replica(s); the cost table compares owning them "
+            f"with renting these {p.cloud_replicas}{hourly}."
         )
+    if p.cloud_replicas == e.replicas:
+        return f"In a cloud VM the same {p.cloud_replicas} replica(s) suffice{hourly}."
+    return (
+        f"In a cloud VM the same load needs {p.cloud_replicas} replicas = {gpus}{hourly} (hypervisor and "
+        "scheduler overheads, see the assumptions); the cost table prices owned bare metal for "
+        f"{c.bare_replicas} and the cloud for {p.cloud_replicas}."
     )
 
 
-def plan_markdown(d: dict[str, Any]) -> str:
-    r = d["recommendation"]
-    lines = [
-        f"# Plan for {d['model']}",
-        "",
-        f"**Recommendation:** {r['replicas']} x ({r['label']}) = {r['num_gpus']} GPUs"
-        + (f", ${r['usd_per_hour']:,.2f}/hour" if r["usd_per_hour"] is not None else ""),
-        "",
-    ]
-    for step in d["steps"]:
-        lines += [f"## {step['title']}", "", step["text"], ""]
-    lines += [
-        "## Ranked configurations",
-        "",
-        "| " + " | ".join(_RANK_COLUMNS) + " |",
-        "|" + "---|" * len(_RANK_COLUMNS),
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in _ranked_rows(d)]
-    return "\n".join(lines) + "\n"
+def plan_payload(p: Plan, top: int) -> PlanPayload:
+    d, t = p.demand, p.setup.targets
+    tokens = demand_tokens_per_s(d, p.ranked)
+    label = p.chosen.deployment.label()
+    return PlanPayload(
+        model=p.setup.model.name,
+        engine=p.setup.engine.name,
+        environment=p.environment.assumptions(),
+        demand=DemandPayload(isl=d.isl, osl=d.osl, rate_per_s=d.rate_per_s, concurrency=d.concurrency),
+        targets=TargetsPayload(**asdict(t)),
+        headline=headline(p),
+        recommendation=_candidate(p.chosen, tokens),
+        verified_by_simulation=_simulation(p.verification) if p.verification else None,
+        cloud_replicas=p.cloud_replicas,
+        steps=[StepPayload(title=s.title, text=s.text, numbers=s.numbers) for s in p.steps],
+        cost=cost_payload(p.cost, label) if p.cost else None,
+        ranked=[_candidate(e, tokens) for e in p.ranked[:top]],
+        pareto_front=[
+            ParetoPoint(output_tokens_per_s_per_gpu=x, tokens_per_s_per_user=y, label=lab) for x, y, lab in p.pareto
+        ],
+        search_time_s=p.search_time_s,
+        num_candidates=len(p.ranked),
+    )
+
+
+def cost_command_payload(p: Plan) -> CostCommandPayload:
+    """``inferplan cost``: the plan's cost section for its one configuration."""
+    if p.cost is None:
+        from inferplan.errors import InfeasibleError
+
+        raise InfeasibleError(f"{p.chosen.deployment.label()} cannot be priced: it meets the targets in no environment")
+    dep, d = p.chosen.deployment, p.demand
+    return CostCommandPayload(
+        model=p.setup.model.name,
+        gpu=dep.gpu.id,
+        tp=dep.parallelism.tp,
+        pp=dep.parallelism.pp,
+        precision=dep.precision.name,
+        kv_dtype=dep.kv_dtype.name,
+        engine=dep.engine.name,
+        demand=DemandPayload(isl=d.isl, osl=d.osl, rate_per_s=d.rate_per_s, concurrency=d.concurrency),
+        headline=headline(p),
+        cost=cost_payload(p.cost, dep.label()),
+    )

@@ -7,74 +7,36 @@ one self-contained page and the web UI shows the same SVG.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
-from inferplan.bench.calibration import observation_from_records, replay_observation
-from inferplan.bench.client import RequestRecord
-from inferplan.bench.store import ResultsStore
-from inferplan.errors import InputError
-from inferplan.perf.replica import Built, build
+from inferplan.bench.runs import RUN_FIGURES, RunComparison
+from inferplan.perf.replica import Replica, build_replica
 from inferplan.perf.roofline import step_shape
 from inferplan.plan.planner import Plan
-from inferplan.plan.search import Candidate, Evaluated, steady_state_curve
+from inferplan.plan.search import Evaluated, steady_state_curve
 from inferplan.present.charts import Chart, Ref, Series, line_chart, stacked_bar_chart
 from inferplan.sizing.capacity import MemoryPlan
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.deployment import resolve_kv_dtype, resolve_precision
-from inferplan.specs.hardware import get_gpu
 from inferplan.units import GIB
 
-__all__ = [
-    "RUN_FIGURES",
-    "RunComparison",
-    "compare_runs",
-    "load_stored_runs",
-    "parse_runs_on",
-    "report_charts",
-    "runs_candidate",
-]
+__all__ = ["report_charts"]
 
-#: the figures of a measured run set against its replay: key, label, display scale, display unit
-RUN_FIGURES = (
-    ("ttft_mean_s", "TTFT mean", 1e3, "ms"),
-    ("tpot_mean_s", "TPOT mean", 1e3, "ms"),
-    ("output_tokens_per_s", "output throughput", 1.0, "tok/s"),
-)
 _CURVE_MAX_FRACTION = 1.3  # curves run to 1.3x the highest rate any shown configuration sustains
-
-
-@dataclass(frozen=True, slots=True)
-class RunComparison:
-    """One measured serving run against the simulator's replay of its exact requests."""
-
-    label: str
-    measured: dict[str, float]  # ttft_mean_s, tpot_mean_s, output_tokens_per_s
-    predicted: dict[str, float]
-
-    def errors(self) -> dict[str, float]:
-        """Signed relative error of each prediction, (predicted - measured) / measured."""
-        return {k: self.predicted[k] / m - 1.0 for k, m in self.measured.items() if m > 0}
 
 
 def _distinct_configs(plan: Plan, limit: int) -> list[Evaluated]:
     """The chosen configuration, then the next best distinct ones that meet the targets."""
     out = [plan.chosen]
-    seen = {plan.chosen.candidate.label()}
+    seen = {plan.chosen.label()}
     for e in plan.ranked:
         if len(out) >= limit:
             break
-        if e.meets and e.candidate.label() not in seen:
+        if e.meets and e.label() not in seen:
             out.append(e)
-            seen.add(e.candidate.label())
+            seen.add(e.label())
     return out
 
 
-def _build(plan: Plan, e: Evaluated) -> Built:
-    c = e.candidate
-    return build(
-        plan.model, c.gpu, c.precision, c.kv_dtype, Parallelism(tp=c.tp, pp=c.pp), plan.engine, env=plan.environment
-    )
+def _build(e: Evaluated) -> Replica:
+    return build_replica(e.deployment.with_replicas(1))
 
 
 def memory_chart(configs: list[Evaluated], mems: list[MemoryPlan]) -> Chart:
@@ -87,7 +49,7 @@ def memory_chart(configs: list[Evaluated], mems: list[MemoryPlan]) -> Chart:
     ]
     chosen = mems[0]
     caption = (
-        f"Read: where each GPU's memory goes. On the recommendation ({configs[0].candidate.label()}) the "
+        f"Read: where each GPU's memory goes. On the recommendation ({configs[0].label()}) the "
         f"weights take {chosen.weights_bytes / GIB:,.1f} GiB per GPU and the KV cache gets "
         f"{max(chosen.kv_cache_bytes, 0) / GIB:,.1f} GiB ({chosen.kv_tokens:,} tokens); the black tick is the "
         "memory the GPU shows to programs. A KV cache that is a thin sliver means few concurrent sequences."
@@ -97,7 +59,7 @@ def memory_chart(configs: list[Evaluated], mems: list[MemoryPlan]) -> Chart:
         "Memory per GPU",
         caption,
         "memory per GPU (GiB, 2^30 bytes)",
-        [e.candidate.label() for e in configs],
+        [e.label() for e in configs],
         [(name, [v / GIB for v in values]) for name, values in parts],
         limits=[m.visible_bytes / GIB for m in mems],
         limit_label="visible memory",
@@ -113,18 +75,18 @@ def _context_points(max_context: int) -> list[int]:
 
 
 def kv_capacity_chart(plan: Plan, configs: list[Evaluated], mems: list[MemoryPlan]) -> Chart:
-    max_ctx = max(plan.model.max_position_embeddings, plan.demand.isl + plan.demand.osl)
+    max_ctx = max(plan.setup.model.max_position_embeddings, plan.demand.isl + plan.demand.osl)
     series = []
     for e, mem in zip(configs, mems, strict=True):
         pts = [(float(c), float(mem.max_sequences(c))) for c in _context_points(max_ctx)]
-        series.append(Series(e.candidate.label(), [(x, y) for x, y in pts if y >= 1]))
+        series.append(Series(e.label(), [(x, y) for x, y in pts if y >= 1]))
     ctx = plan.demand.isl + plan.demand.osl
     first = mems[0].max_sequences(ctx)
     caption = (
         f"Read: how many sequences one replica holds at once, by context length (prompt + output). At this "
         f"workload's {ctx:,} tokens the recommendation holds {first:,} sequences. Where a line ends, one "
         "sequence no longer fits; lines halve as context doubles (sliding-window layers bend them). The engine "
-        f"also caps a batch at {plan.engine.max_num_seqs} sequences (max-num-seqs), whatever the memory holds."
+        f"also caps a batch at {plan.setup.engine.max_num_seqs} sequences (max-num-seqs), whatever the memory holds."
     )
     refs = [Ref("x", float(ctx), f"workload {ctx:,} tokens")]
     return line_chart(
@@ -140,9 +102,9 @@ def kv_capacity_chart(plan: Plan, configs: list[Evaluated], mems: list[MemoryPla
     )
 
 
-def roofline_chart(plan: Plan, built: Built) -> Chart:
+def roofline_chart(plan: Plan, built: Replica) -> Chart:
     """The operators of the recommendation, ``built`` as it is deployed."""
-    c = plan.chosen.candidate
+    c = plan.chosen.deployment
     cost = built.cost
     ctx = plan.demand.isl + plan.demand.osl // 2
     batch = max(round(plan.chosen.per_replica.batch), 1) if plan.chosen.per_replica else 1
@@ -192,9 +154,7 @@ def roofline_chart(plan: Plan, built: Built) -> Chart:
 def _curve(plan: Plan, e: Evaluated, total_rates: list[float]) -> list[tuple[float, float, float]]:
     """(total rate, TTFT p90 s, TPOT p90 s) of ``e``'s replicas sharing each total rate."""
     replicas = max(e.replicas, 1)
-    ops = steady_state_curve(
-        plan.model, e.candidate, plan.demand, plan.engine, plan.environment, [r / replicas for r in total_rates]
-    )
+    ops = steady_state_curve(e.deployment, plan.demand, [r / replicas for r in total_rates])
     return [(r, op.ttft_p90_s, op.tpot_p90_s) for r, op in zip(total_rates, ops, strict=True) if op.stable]
 
 
@@ -202,20 +162,21 @@ def latency_charts(plan: Plan, configs: list[Evaluated], num_points: int = 24) -
     d = plan.demand
     top = max([e.max_rate_per_replica * max(e.replicas, 1) for e in configs] + [d.rate_per_s or 0.0])
     rates = [top * _CURVE_MAX_FRACTION * (i + 1) / num_points for i in range(num_points)] if top > 0 else []
-    curves = {f"{e.candidate.label()} x{e.replicas}": _curve(plan, e, rates) for e in configs}
-    v = plan.verified
+    curves = {f"{e.label()} x{e.replicas}": _curve(plan, e, rates) for e in configs}
+    check = plan.verification
     demand_ref = [Ref("x", d.rate_per_s, f"demand {d.rate_per_s:g} req/s")] if d.rate_per_s else []
     charts = []
     for key, idx, target, name in (
-        ("ttft", 1, plan.targets.ttft_p90_s, "TTFT"),
-        ("tpot", 2, plan.targets.tpot_p90_s, "TPOT"),
+        ("ttft", 1, plan.setup.targets.ttft_p90_s, "TTFT"),
+        ("tpot", 2, plan.setup.targets.tpot_p90_s, "TPOT"),
     ):
         series = [Series(label, [(p[0], p[idx] * 1e3) for p in pts], mode="line") for label, pts in curves.items()]
-        if v is not None:
+        if check is not None:
+            v = check.metrics
             simulated = (v.ttft_s if key == "ttft" else v.tpot_s).p90 * 1e3
             series.append(
                 Series(
-                    f"simulated check ({v.num_requests} requests)",
+                    f"simulated check ({check.replicas} replicas, {check.num_requests:,} requests)",
                     [(v.request_throughput_per_s if d.rate_per_s is None else d.rate_per_s, simulated)],
                     mode="points",
                     color="#000",
@@ -253,7 +214,7 @@ def pareto_chart(plan: Plan) -> Chart:
     series = [
         Series("every configuration", others, mode="points", color="#bbbbbb"),
         Series("Pareto frontier", front),
-        Series(f"recommendation: {plan.chosen.candidate.label()}", chosen, color="#D55E00"),
+        Series(f"recommendation: {plan.chosen.label()}", chosen, color="#D55E00"),
     ]
     caption = (
         "Read: each configuration trades throughput per GPU (cost) against speed per user (1 / TPOT) as its "
@@ -350,7 +311,7 @@ def measured_chart(comparisons: list[RunComparison]) -> Chart:
 def report_charts(plan: Plan, comparisons: list[RunComparison] | None = None, *, num_configs: int = 3) -> list[Chart]:
     """Every chart of the report, in reading order."""
     configs = _distinct_configs(plan, num_configs)  # the recommendation first
-    builts = [_build(plan, e) for e in configs]
+    builts = [_build(e) for e in configs]
     mems = [b.memory for b in builts]
     charts = [memory_chart(configs, mems), kv_capacity_chart(plan, configs, mems), roofline_chart(plan, builts[0])]
     charts += latency_charts(plan, configs)
@@ -361,67 +322,3 @@ def report_charts(plan: Plan, comparisons: list[RunComparison] | None = None, *,
     if comparisons:
         charts.append(measured_chart(comparisons))
     return charts
-
-
-def compare_runs(
-    plan: Plan, runs: list[tuple[str, list[RequestRecord]]], candidate: Candidate | None = None
-) -> list[RunComparison]:
-    """Replay each measured run's exact requests on ``candidate`` (default: the
-    recommendation) and pair the simulator's figures with the measured ones."""
-    c = candidate or plan.chosen.candidate
-    par = Parallelism(tp=c.tp, pp=c.pp)
-    out = []
-    for label, records in runs:
-        obs = observation_from_records(label, records)
-        ttft, tpot, tput = replay_observation(obs, plan.model, c.gpu, c.precision, c.kv_dtype, par, plan.engine)
-        out.append(
-            RunComparison(
-                f"run {label} on {c.label()}",
-                {
-                    "ttft_mean_s": obs.ttft_mean_s,
-                    "tpot_mean_s": obs.tpot_mean_s,
-                    "output_tokens_per_s": obs.output_tokens_per_s,
-                },
-                {"ttft_mean_s": ttft, "tpot_mean_s": tpot, "output_tokens_per_s": tput},
-            )
-        )
-    return out
-
-
-def parse_runs_on(text: str | None) -> dict[str, str]:
-    """``gpu=ID,tp=N,pp=N,dtype=X,kv_dtype=X`` as fields; checked before any planning."""
-    fields: dict[str, str] = {}
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or key.strip() not in ("gpu", "tp", "pp", "dtype", "kv_dtype") or not value.strip():
-            raise InputError(f"--runs-on '{item}': write gpu=ID,tp=N,pp=N,dtype=X,kv_dtype=X, e.g. gpu=h100-sxm,tp=2")
-        fields[key.strip()] = value.strip()
-    for key in ("tp", "pp"):
-        if key in fields and not (fields[key].isdigit() and 1 <= int(fields[key]) <= 1024):
-            raise InputError(f"--runs-on {key}={fields[key]}: give a whole number from 1 to 1024")
-    return fields
-
-
-def runs_candidate(fields: dict[str, str], plan: Plan) -> Candidate:
-    """Where the runs were measured: ``fields`` over the recommendation's choices."""
-    c = plan.chosen.candidate
-    precision = resolve_precision(plan.model, fields["dtype"]) if "dtype" in fields else c.precision
-    kv = resolve_kv_dtype(fields["kv_dtype"], precision) if "kv_dtype" in fields else c.kv_dtype
-    gpu = get_gpu(fields["gpu"]) if "gpu" in fields else c.gpu
-    return Candidate(gpu, int(fields.get("tp", c.tp)), int(fields.get("pp", c.pp)), precision, kv)
-
-
-def load_stored_runs(run_ids: list[str], db: Path | None) -> list[tuple[str, list[RequestRecord]]]:
-    """The request records of serving runs in the results database, by id."""
-    ids = []
-    for r in run_ids:
-        if not r.isdigit():
-            raise InputError(f"--runs '{r}': give run ids as whole numbers, e.g. --runs 3,4 (see 'inferplan runs')")
-        ids.append(int(r))
-    store = ResultsStore(db)
-    try:
-        return [(str(i), store.records(store.run(i).id)) for i in ids]
-    finally:
-        store.close()

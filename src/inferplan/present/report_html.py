@@ -4,6 +4,7 @@ no scripts, fonts, images or style sheets from elsewhere."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from html import escape
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from inferplan import __version__
+from inferplan.bench.runs import RUN_FIGURES, RunComparison
 from inferplan.errors import InputError
 from inferplan.plan.planner import Plan
 from inferplan.present.charts import Chart
-from inferplan.present.report_charts import RUN_FIGURES, RunComparison, report_charts
+from inferplan.present.report_charts import report_charts
+from inferplan.present.text_plan import COST_COLUMNS, RANK_COLUMNS, cost_caption, cost_rows, ranked_rows
 
 __all__ = ["STYLE_CSS", "chart_figure", "check_output_path", "render_report_html", "write_report"]
 
@@ -55,66 +58,22 @@ def chart_figure(chart: Chart) -> str:
 
 
 def recommendation_html(d: dict[str, Any]) -> str:
-    """The recommendation, the simulator's check and the four reasoning steps."""
-    r, v = d["recommendation"], d["verified_by_simulation"]
-    rec = f"<strong>{r['replicas']} x ({escape(r['label'])})</strong> = {r['num_gpus']} GPUs"
-    if r["usd_per_hour"] is not None:
-        rec += f", {_usd(r['usd_per_hour'], 2)}/hour on {escape(str(r['offer']))}"
-    if r["usd_per_mtok"] is not None:
-        rec += f", {_usd(r['usd_per_mtok'], 3)} per million output tokens"
-    parts = [f'<p class="rec" id="recommendation">Recommendation: {rec}.</p>']
-    if v:
-        parts.append(
-            f"<p>Checked by simulating {v['num_requests']} requests"
-            + (
-                f" ({v['num_completed']} finished within the simulation budget)"
-                if v["num_completed"] < v["num_requests"]
-                else ""
-            )
-            + f": TTFT p90 {_ms(v['ttft_s']['p90'])} ms, "
-            f"TPOT p90 {_ms(v['tpot_s']['p90'], 1)} ms, end-to-end p90 {v['e2e_s']['p90']:,.2f} s, "
-            f"{v['output_token_throughput_per_s']:,.0f} output tokens/s.</p>"
-        )
+    """The headline (recommendation, price, the cloud's fleet, the simulator's check) and the
+    four reasoning steps: the same sentences the CLI prints."""
+    first, *rest = d["headline"]
+    parts = [f'<p class="rec" id="recommendation">{escape(first)}</p>']
+    parts += [f"<p>{escape(line)}</p>" for line in rest]
     for step in d["steps"]:
         parts.append(f"<h3>{escape(step['title'])}</h3><p>{escape(step['text'])}</p>")
     return "\n".join(parts)
 
 
 def ranked_table(d: dict[str, Any]) -> str:
-    rows = [
-        [
-            r["label"],
-            str(r["replicas"]),
-            str(r["num_gpus"]),
-            _ms(r["ttft_p90_s"]),
-            _ms(r["tpot_p90_s"], 1),
-            _usd(r["usd_per_hour"], 2) if r["usd_per_hour"] is not None else "no price",
-            _usd(r["usd_per_mtok"], 3),
-            "yes" if r["meets_targets"] else (r["miss"] or "no"),
-        ]
-        for r in d["ranked"]
-    ]
-    headers = ["configuration", "replicas", "GPUs", "TTFT p90 ms", "TPOT p90 ms", "$/hour", "$/Mtok", "meets targets"]
-    return _table(headers, rows)
+    return _table(RANK_COLUMNS, ranked_rows(d))
 
 
 def cost_table(c: dict[str, Any]) -> str:
-    options = (
-        ("bare metal (owned, sized for peak)", "bare_metal", c["bare_metal_monthly_usd"]),
-        ("cloud, elastic (pays the hours used)", "cloud_elastic", c["cloud_elastic_monthly_usd"]),
-        ("cloud, always on (sized for peak)", "cloud_always_on", c["cloud_always_on_monthly_usd"]),
-    )
-    rows = [
-        [
-            label,
-            _usd(monthly),
-            _usd(c["usd_per_million_output_tokens"].get(key), 3),
-            _usd(c["totals_usd"]["12_months"].get(key)),
-            _usd(c["totals_usd"]["36_months"].get(key)),
-        ]
-        for label, key, monthly in options
-    ]
-    return _table(["option", "per month", "$/Mtok", "12 months", "36 months"], rows)
+    return _table(COST_COLUMNS, cost_rows(c)) + f"<p>{escape(cost_caption(c))}</p>"
 
 
 def measured_table(comparisons: list[RunComparison]) -> str:
@@ -172,6 +131,11 @@ def render_report_html(
         "every operator and a simulation of continuous batching; check them on your hardware with "
         "'inferplan bench serve' and 'inferplan calibrate'.</footer>",
     ]
+    body.append(
+        '<script type="application/json" id="inferplan-plan">'
+        + json.dumps(payload, allow_nan=False).replace("</", "<\\/")
+        + "</script>"
+    )
     title = escape(f"inferplan report: {payload['model']}")
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -1,10 +1,10 @@
 """``inferplan ui``: one page and a JSON API under ``/api`` (OpenAPI at ``/api/openapi.json``).
 
-The API calls the same library functions as the CLI (``make_plan``, ``plan_dict``,
-``report_charts``, ``render_report_html``). Models come from the catalog or from pasted
-``config.json`` text: no file-system path and no download is ever taken from a browser.
-Every input has a range or a size limit; library errors become 4xx answers with the
-same one-line message the CLI prints.
+The API takes the CLI's own question (:class:`~inferplan.plan.question.PlanQuestion`) and
+answers through the one plan path (:func:`~inferplan.plan.service.answer`), so the same
+question gets the same plan. Models come from the catalog or pasted ``config.json`` text and
+calibration profiles by name only: no file-system path and no download is ever taken from a
+browser. Library errors become 4xx answers with the CLI's one-line message.
 
 Needs the ``web`` extra (FastAPI, uvicorn); imported lazily by the CLI.
 """
@@ -14,19 +14,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inferplan import __version__
-from inferplan.errors import InferplanError, InputError
-from inferplan.plan.planner import Plan, make_plan
-from inferplan.plan.search import Demand, Targets
-from inferplan.present.payload_plan import plan_dict
+from inferplan.errors import InferplanError
+from inferplan.plan.question import PlanQuestion, validation_message
+from inferplan.plan.service import answer
+from inferplan.present.payload import to_json_dict
+from inferplan.present.payload_plan import PlanPayload, plan_payload
 from inferplan.present.report_charts import report_charts
 from inferplan.present.report_html import (
     chart_figure,
@@ -35,65 +36,29 @@ from inferplan.present.report_html import (
     recommendation_html,
     render_report_html,
 )
-from inferplan.specs.engines import ENGINES, get_engine
-from inferplan.specs.environment import get_environment
-from inferplan.specs.hardware import get_gpu, gpu_catalog
-from inferplan.specs.model import ModelSpec, count_params
-from inferplan.specs.model_catalog import catalog_models, load_catalog_model, model_from_config_text
-from inferplan.specs.precision import KV_DTYPES, PRECISIONS, get_precision
-from inferplan.specs.prices import load_offers
+from inferplan.specs.calibration_profile import profile_names
+from inferplan.specs.engines import ENGINES
+from inferplan.specs.hardware import gpu_catalog
+from inferplan.specs.model import count_params
+from inferplan.specs.model_catalog import catalog_models, load_catalog_model
+from inferplan.specs.precision import KV_DTYPES, PRECISIONS
 from inferplan.units import GIB
 
 __all__ = ["MAX_BODY_BYTES", "PlanRequest", "create_app"]
 
 MAX_BODY_BYTES = 512 * 1024
-MAX_CONFIG_CHARS = 256 * 1024
+MAX_CONCURRENT_PLANS = 2
 _STATUS_BY_EXIT_CODE = {2: 422, 3: 404, 4: 422, 5: 409, 6: 409}
 ENVIRONMENT_CHOICES = ("bare-metal", "vm", "vgpu")
 
 
-class PlanRequest(BaseModel):
-    """What the form sends. Give ``model`` (a catalog name) or ``config_json`` (the text of a
-    Hugging Face config.json), and either ``rate_per_s`` or ``concurrency``."""
+class PlanRequest(PlanQuestion):
+    """The plan question, and whether to draw the charts."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = Field(None, max_length=200, description="Catalog name or hub id, e.g. llama-3.1-8b.")
-    config_json: str | None = Field(None, max_length=MAX_CONFIG_CHARS, description="Pasted config.json text.")
-    model_name: str = Field("pasted-model", min_length=1, max_length=100, pattern=r"^[\w.\- ]+$")
-    isl: int = Field(1000, ge=1, le=1_000_000, description="Input tokens per request.")
-    osl: int = Field(200, ge=1, le=100_000, description="Output tokens per request.")
-    rate_per_s: float | None = Field(None, gt=0, le=10_000, description="Requests per second.")
-    concurrency: int | None = Field(None, ge=1, le=100_000, description="Concurrent users.")
-    ttft_ms: float | None = Field(None, gt=0, le=600_000, description="TTFT p90 target, ms.")
-    tpot_ms: float | None = Field(None, gt=0, le=60_000, description="TPOT p90 target, ms.")
-    e2e_s: float | None = Field(None, gt=0, le=86_400, description="End-to-end p90 target, s.")
-    budget_usd_per_hour: float | None = Field(None, gt=0, le=1_000_000)
-    gpus: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
-    dtypes: list[Annotated[str, Field(max_length=16)]] = Field(default_factory=list, max_length=8)
-    kv_dtypes: list[Annotated[str, Field(max_length=16)]] = Field(default_factory=lambda: ["auto", "fp8"], max_length=4)
-    engine: str = Field("vllm", max_length=32)
-    environment: Literal["bare-metal", "vm", "vgpu"] = "bare-metal"
-    rank: Literal["cost", "latency", "gpus", "throughput_per_gpu"] = "cost"
-    top: int = Field(10, ge=1, le=50)
-    hours_fraction: float = Field(1.0, ge=0.01, le=1.0)
-    peak_to_mean: float = Field(1.0, ge=1.0, le=100.0)
     charts: bool = Field(True, description="Compute the charts (about a second more).")
 
-    @model_validator(mode="after")
-    def _one_model_one_load(self) -> PlanRequest:
-        if (self.model is None) == (self.config_json is None):
-            raise ValueError("give either 'model' (a catalog name) or 'config_json' (pasted config.json text)")
-        if self.rate_per_s is not None and self.concurrency is not None:
-            raise ValueError("give either 'rate_per_s' or 'concurrency', not both")
-        return self
-
-
-def _model(req: PlanRequest) -> ModelSpec:
-    if req.config_json is not None:
-        return model_from_config_text(req.config_json, req.model_name)
-    assert req.model is not None
-    return load_catalog_model(req.model.strip())
+    def question(self) -> PlanQuestion:
+        return PlanQuestion.model_validate(self.model_dump(exclude={"charts"}))
 
 
 class ErrorResponse(BaseModel):
@@ -101,6 +66,56 @@ class ErrorResponse(BaseModel):
 
     error: str
     kind: str
+
+
+class ChartPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    caption: str
+    html: str
+
+
+class HtmlParts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recommendation: str
+    cost: str
+    ranked: str
+
+
+class PlanResponse(BaseModel):
+    """``plan`` is exactly the CLI's ``plan --json`` payload."""
+
+    model_config = ConfigDict(extra="forbid")
+    plan: PlanPayload
+    html: HtmlParts
+    charts: list[ChartPayload]
+
+
+class ModelHit(BaseModel):
+    name: str
+    hf_id: str
+    total_params: int
+
+
+class GpuChoice(BaseModel):
+    id: str
+    name: str
+    memory_gib: float
+
+
+class Options(BaseModel):
+    gpus: list[GpuChoice]
+    precisions: list[str]
+    kv_dtypes: list[str]
+    engines: list[str]
+    environments: list[str]
+    calibrations: list[str]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -113,45 +128,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def run_plan(req: PlanRequest) -> Plan:
-    """The plan the CLI's ``inferplan plan`` would make for the same choices."""
-    spec = _model(req)
-    demand = Demand.from_load(req.isl, req.osl, req.rate_per_s, req.concurrency)
-    targets = Targets(
-        req.ttft_ms / 1e3 if req.ttft_ms else None,
-        req.tpot_ms / 1e3 if req.tpot_ms else None,
-        req.e2e_s,
-        None,
-        req.budget_usd_per_hour,
-    )
-    return make_plan(
-        spec,
-        demand,
-        targets,
-        gpus=[get_gpu(g) for g in req.gpus] or None,
-        precisions=[get_precision(p) for p in req.dtypes] or None,
-        kv_dtypes=req.kv_dtypes or ["auto"],
-        engine=get_engine(req.engine),
-        env=get_environment(req.environment),
-        offers=load_offers(None),
-        rank_by=req.rank,
-        verify=1,
-        hours_fraction=req.hours_fraction,
-        peak_to_mean=req.peak_to_mean,
-    )
-
-
 def _error(status: int, message: str, kind: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "kind": kind}, status_code=status, headers=headers)
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for e in exc.errors()[:5]:
-        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
-        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
 
 
 class BusyError(InferplanError):
@@ -159,10 +137,11 @@ class BusyError(InferplanError):
 
 
 class _Busy:
-    """At most two plans at once: each takes a CPU core for up to a few seconds."""
+    """At most :data:`MAX_CONCURRENT_PLANS` plans at once: each takes a CPU core for up to a
+    few seconds."""
 
     def __init__(self) -> None:
-        self.slots = threading.BoundedSemaphore(2)
+        self.slots = threading.BoundedSemaphore(MAX_CONCURRENT_PLANS)
 
     def __enter__(self) -> None:
         if not self.slots.acquire(timeout=60):
@@ -182,7 +161,10 @@ async def _limit_body(request: Request, call_next: Any) -> Response:
 
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return _error(422, _validation_message(exc), "InputError")
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        message = "the body is not valid JSON: send a JSON object (Content-Type: application/json)"
+        return _error(400, message, "HTTPError")
+    return _error(422, validation_message(exc.errors()), "InputError")
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:
@@ -207,6 +189,36 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InferplanError, _on_inferplan)
 
 
+def options() -> Options:
+    """The choices the form offers: GPUs, precisions, KV dtypes, engines, environments, profiles."""
+    return Options(
+        gpus=[GpuChoice(id=g.id, name=g.name, memory_gib=g.memory_bytes / GIB) for g in gpu_catalog().values()],
+        precisions=sorted(PRECISIONS),
+        kv_dtypes=["auto", *sorted(KV_DTYPES)],
+        engines=sorted(ENGINES),
+        environments=list(ENVIRONMENT_CHOICES),
+        calibrations=profile_names(),
+    )
+
+
+def plan_response(req: PlanRequest) -> PlanResponse:
+    """The plan the CLI's ``inferplan plan --json`` prints for the same question, with HTML
+    fragments and the charts."""
+    result = answer(req.question(), files=False)
+    payload = plan_payload(result, req.top)
+    d = to_json_dict(payload)
+    charts = report_charts(result) if req.charts else []
+    return PlanResponse(
+        plan=payload,
+        html=HtmlParts(
+            recommendation=recommendation_html(d),
+            cost=cost_table(d["cost"]) if d["cost"] else "",
+            ranked=ranked_table(d),
+        ),
+        charts=[ChartPayload(id=c.id, title=c.title, caption=c.caption, html=chart_figure(c)) for c in charts],
+    )
+
+
 def create_app() -> FastAPI:
     """The web UI and its API."""
     app = FastAPI(
@@ -219,7 +231,6 @@ def create_app() -> FastAPI:
     )
     busy = _Busy()
     page = (resources.files("inferplan") / "data" / "ui.html").read_text(encoding="utf-8")
-
     _install_error_handlers(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -227,57 +238,36 @@ def create_app() -> FastAPI:
         return page
 
     @app.get("/api/health", responses=_ERRORS)
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def health() -> Health:
+        return Health(status="ok", version=__version__)
 
     @app.get("/api/models", responses=_ERRORS)
     def models(
         q: Annotated[str, Query(max_length=100, description="Part of a name, e.g. llama")] = "",
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ModelHit]:
         """Catalog models whose name or hub id contains ``q``."""
         needle = q.strip().lower()
         hits = [m for m in catalog_models().values() if needle in m.name or needle in m.hf_id.lower()]
-        out = []
-        for m in hits[:limit]:
-            spec = load_catalog_model(m.name)
-            out.append({"name": m.name, "hf_id": m.hf_id, "total_params": count_params(spec).total})
-        return out
+        return [
+            ModelHit(name=m.name, hf_id=m.hf_id, total_params=count_params(load_catalog_model(m.name)).total)
+            for m in hits[:limit]
+        ]
 
-    @app.get("/api/options", responses=_ERRORS)
-    def options() -> dict[str, Any]:
-        """The choices the form offers: GPUs, precisions, KV dtypes, engines, environments."""
-        return {
-            "gpus": [{"id": g.id, "name": g.name, "memory_gib": g.memory_bytes / GIB} for g in gpu_catalog().values()],
-            "precisions": sorted(PRECISIONS),
-            "kv_dtypes": ["auto", *sorted(KV_DTYPES)],
-            "engines": sorted(ENGINES),
-            "environments": list(ENVIRONMENT_CHOICES),
-        }
+    app.get("/api/options", responses=_ERRORS)(options)
 
     @app.post("/api/plan", responses=_ERRORS)
-    def plan(req: PlanRequest) -> dict[str, Any]:
-        """Search, verify and explain; the ``plan`` part is the CLI's ``plan --json`` payload."""
+    def plan(req: PlanRequest) -> PlanResponse:
+        """Search, verify and explain; ``plan`` is the CLI's ``plan --json`` payload."""
         with busy:
-            result = run_plan(req)
-            payload = plan_dict(result, req.top)
-            charts = report_charts(result) if req.charts else []
-        return {
-            "plan": payload,
-            "html": {
-                "recommendation": recommendation_html(payload),
-                "cost": cost_table(payload["cost"]) if payload["cost"] else "",
-                "ranked": ranked_table(payload),
-            },
-            "charts": [{"id": c.id, "title": c.title, "caption": c.caption, "html": chart_figure(c)} for c in charts],
-        }
+            return plan_response(req)
 
     @app.post("/api/report", response_class=HTMLResponse, responses=_ERRORS)
     def report(req: PlanRequest) -> HTMLResponse:
         """The self-contained HTML report, as ``inferplan report`` writes it."""
         with busy:
-            result = run_plan(req)
-            payload = plan_dict(result, req.top)
+            result = answer(req.question(), files=False)
+            payload = to_json_dict(plan_payload(result, req.top))
             page_html = render_report_html(payload, report_charts(result))
         name = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in payload["model"])
         return HTMLResponse(page_html, headers={"Content-Disposition": f'attachment; filename="inferplan-{name}.html"'})
@@ -289,6 +279,4 @@ def serve(host: str, port: int) -> None:
     """Run the UI with uvicorn until interrupted."""
     import uvicorn
 
-    if not 0 < port < 65536:
-        raise InputError(f"--port must be between 1 and 65535, got {port}")
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")

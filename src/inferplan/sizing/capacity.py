@@ -1,15 +1,20 @@
 """Answers built on the memory model: does it fit, how many sequences, how long a context,
-how many GPUs at least. :func:`plan_memory` returns a :class:`MemoryPlan` per GPU."""
+how many GPUs at least. :func:`plan_memory` returns a :class:`MemoryPlan` per GPU.
+
+Two engine memory modes:
+
+* vLLM / SGLang style: ``KV = visible x gpu_memory_utilization - weights - activations -
+  logits - non_torch``;
+* TensorRT-LLM: ``KV = kv_free_fraction x (visible - weights - activations - non_torch)``.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.sizing.memory import (
-    EngineMemoryConfig,
-    Parallelism,
     activation_peak_bytes,
     attention_scores_bytes_eager,
     kv_bytes_per_sequence,
@@ -20,23 +25,34 @@ from inferplan.sizing.memory import (
     weight_bytes,
     weight_bytes_per_gpu,
 )
-from inferplan.specs.hardware import GpuSpec
+from inferplan.specs.deployment import Deployment
+from inferplan.specs.hardware import GpuSpec, gpus_per_server
 from inferplan.specs.model import ModelSpec, count_params
-from inferplan.specs.precision import KvDtype, Precision
+from inferplan.specs.parallelism import Parallelism
 
-__all__ = ["MemoryPlan", "check_divisibility", "max_context_tokens", "min_gpus", "plan_memory"]
+__all__ = [
+    "MemoryPlan",
+    "check_divisibility",
+    "max_context_tokens",
+    "min_gpus",
+    "plan_memory",
+    "tp_options",
+    "usable_bytes",
+    "weights_floor_gpus",
+]
+
+
+def usable_bytes(gpu: GpuSpec, utilization: float) -> float:
+    """Memory one engine may use on ``gpu``: visible memory x gpu_memory_utilization.
+    The one home of the usable memory fraction (it is the engine's setting)."""
+    return gpu.visible_memory_bytes * utilization
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryPlan:
     """Per-GPU memory of one deployment (bytes), and what it allows."""
 
-    model: ModelSpec
-    gpu: GpuSpec
-    precision: Precision
-    kv_dtype: KvDtype
-    parallelism: Parallelism
-    engine: EngineMemoryConfig
+    deployment: Deployment
     visible_bytes: float
     budget_bytes: float
     weights_bytes: float
@@ -50,6 +66,10 @@ class MemoryPlan:
     rule_of_thumb_total_bytes: float
 
     @property
+    def block_size(self) -> int:
+        return self.deployment.engine.block_size
+
+    @property
     def fits(self) -> bool:
         """True when the KV cache has room for at least one block."""
         return self.num_blocks > 0
@@ -57,12 +77,11 @@ class MemoryPlan:
     @property
     def kv_tokens(self) -> int:
         """Tokens the KV cache holds with every layer storing each token."""
-        return self.num_blocks * self.engine.block_size
+        return self.num_blocks * self.block_size
 
     def sequence_bytes(self, context_tokens: int) -> float:
-        return kv_bytes_per_sequence(
-            self.model, context_tokens, self.kv_dtype, self.parallelism, self.engine.block_size
-        )
+        d = self.deployment
+        return kv_bytes_per_sequence(d.model, context_tokens, d.kv_dtype, d.parallelism, self.block_size)
 
     def max_sequences(self, context_tokens: int) -> int:
         """Sequences of ``context_tokens`` that fit at once (KV only)."""
@@ -74,7 +93,8 @@ class MemoryPlan:
 
     def attention_scores_bytes(self, context_tokens: int) -> float:
         """Extra bytes of one prefill without FlashAttention (quadratic in context)."""
-        return attention_scores_bytes_eager(self.model, context_tokens, self.parallelism.tp)
+        d = self.deployment
+        return attention_scores_bytes_eager(d.model, context_tokens, d.parallelism.tp)
 
     @property
     def used_bytes(self) -> float:
@@ -97,35 +117,26 @@ def check_divisibility(model: ModelSpec, par: Parallelism) -> None:
         raise InputError(f"pipeline parallel {par.pp} exceeds the {model.num_layers} layers")
 
 
-def plan_memory(
-    model: ModelSpec,
-    gpu: GpuSpec,
-    precision: Precision,
-    kv_dtype: KvDtype,
-    par: Parallelism,
-    engine: EngineMemoryConfig | None = None,
-) -> MemoryPlan:
-    """The per-GPU memory breakdown and KV capacity of ``model`` on ``gpu``."""
-    engine = engine or EngineMemoryConfig()
+def plan_memory(dep: Deployment) -> MemoryPlan:
+    """The per-GPU memory breakdown and KV capacity of ``dep`` (its engine's settings)."""
+    model, gpu, par, engine = dep.model, dep.gpu, dep.parallelism, dep.engine
     check_divisibility(model, par)
     visible = gpu.visible_memory_bytes
-    budget = visible * engine.gpu_memory_utilization
-    weights = weight_bytes_per_gpu(model, precision, par)
+    budget = usable_bytes(gpu, engine.gpu_memory_utilization)
+    weights = weight_bytes_per_gpu(model, dep.precision, par)
     activation = activation_peak_bytes(model, engine.max_num_batched_tokens, par.tp)
     logits = logits_buffer_bytes(model, engine.max_num_seqs, par.tp)
     non_torch = runtime_overhead_bytes(par, engine.non_torch_bytes)
-    kv_bytes = budget - weights - activation - logits - non_torch
-    layout = kv_layout(model, kv_dtype, par, engine.block_size)
+    if engine.memory_mode == "trtllm":
+        budget = visible
+        kv_bytes = max(visible - weights - activation - non_torch, 0.0) * engine.kv_free_fraction
+        logits = 0.0
+    else:
+        kv_bytes = budget - weights - activation - logits - non_torch
+    layout = kv_layout(model, dep.kv_dtype, par, engine.block_size)
     blocks = max(int(kv_bytes // layout.bytes_per_block), 0)
-    c = count_params(model)
-    total_weights = weight_bytes(model, precision).total
     return MemoryPlan(
-        model=model,
-        gpu=gpu,
-        precision=precision,
-        kv_dtype=kv_dtype,
-        parallelism=par,
-        engine=engine,
+        deployment=dep,
         visible_bytes=visible,
         budget_bytes=budget,
         weights_bytes=weights,
@@ -135,8 +146,8 @@ def plan_memory(
         kv_cache_bytes=max(kv_bytes, 0.0) if blocks else kv_bytes,
         kv_bytes_per_token=layout.bytes_per_token,
         num_blocks=blocks,
-        total_weight_bytes=total_weights,
-        rule_of_thumb_total_bytes=rule_of_thumb_bytes(c.total, precision.bytes_per_param),
+        total_weight_bytes=weight_bytes(model, dep.precision).total,
+        rule_of_thumb_total_bytes=rule_of_thumb_bytes(count_params(model).total, dep.precision.bytes_per_param),
     )
 
 
@@ -157,7 +168,8 @@ def max_context_tokens(plan: MemoryPlan, concurrency: int) -> int:
     return low
 
 
-def _tp_options(model: ModelSpec, max_tp: int) -> list[int]:
+def tp_options(model: ModelSpec, max_tp: int) -> list[int]:
+    """Powers of two up to ``max_tp`` that the model's heads allow as TP sizes."""
     out = []
     tp = 1
     while tp <= max_tp:
@@ -170,36 +182,30 @@ def _tp_options(model: ModelSpec, max_tp: int) -> list[int]:
     return out
 
 
-def min_gpus(
-    model: ModelSpec,
-    gpu: GpuSpec,
-    precision: Precision,
-    kv_dtype: KvDtype,
-    context_tokens: int,
-    concurrency: int,
-    engine: EngineMemoryConfig | None = None,
-    max_gpus: int = 512,
-) -> MemoryPlan:
-    """The smallest deployment (TP within a server, then PP across servers) on which
+_PP_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+
+
+def min_gpus(dep: Deployment, context_tokens: int, concurrency: int, max_gpus: int = 512) -> MemoryPlan:
+    """The smallest split of ``dep`` (TP within a server, then PP across servers) on which
     ``concurrency`` sequences of ``context_tokens`` fit."""
-    node = max(gpu.max_scale_up_gpus, 1) if gpu.scale_up else 8
-    tps = _tp_options(model, min(node, max_gpus))
+    model, gpu = dep.model, dep.gpu
+    tps = tp_options(model, min(gpus_per_server(gpu), max_gpus))
     candidates = sorted(
         (tp * pp, tp, pp)
         for tp in tps
-        for pp in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+        for pp in _PP_SIZES
         if tp * pp <= max_gpus and pp <= model.num_layers and (pp == 1 or tp == tps[-1])
     )
     for _, tp, pp in candidates:
-        plan = plan_memory(model, gpu, precision, kv_dtype, Parallelism(tp=tp, pp=pp), engine)
+        plan = plan_memory(replace(dep, parallelism=Parallelism(tp=tp, pp=pp, ep=dep.parallelism.ep)))
         if plan.fits and plan.max_sequences(context_tokens) >= concurrency:
             return plan
     raise DoesNotFitError(
-        f"{model.name} at {precision.name} does not fit {concurrency} x {context_tokens} tokens "
+        f"{model.name} at {dep.precision.name} does not fit {concurrency} x {context_tokens} tokens "
         f"on up to {max_gpus} x {gpu.id}; use a lower precision, FP8 KV cache or a bigger GPU"
     )
 
 
 def weights_floor_gpus(total_weight_bytes: float, gpu: GpuSpec, utilization: float) -> int:
     """GPUs needed for the weights alone (the VRAM floor before any KV cache)."""
-    return max(1, math.ceil(total_weight_bytes / (gpu.visible_memory_bytes * utilization)))
+    return max(1, math.ceil(total_weight_bytes / usable_bytes(gpu, utilization)))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from inferplan.errors import InputError
 from inferplan.specs.model import AttentionSpec, LayerSpec, ModelSpec, count_params
+from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import KvDtype, Precision
 from inferplan.units import GIB
 
@@ -22,9 +22,8 @@ __all__ = [
     "ACTIVATION_BYTES",
     "COMM_BUFFER_BYTES",
     "CUDA_CONTEXT_BYTES",
-    "EngineMemoryConfig",
+    "RULE_OF_THUMB_HEADROOM",
     "KvLayout",
-    "Parallelism",
     "WeightBytes",
     "activation_peak_bytes",
     "attention_scores_bytes_eager",
@@ -33,6 +32,7 @@ __all__ = [
     "kv_layout",
     "logits_buffer_bytes",
     "rule_of_thumb_bytes",
+    "rule_of_thumb_max_params",
     "runtime_overhead_bytes",
     "weight_bytes",
     "weight_bytes_per_gpu",
@@ -47,53 +47,6 @@ CUDA_CONTEXT_BYTES = 0.5 * GIB
 #: Extra per-GPU buffers when the model spans several GPUs (NCCL channels, vLLM custom
 #: all-reduce): TP=2 added 1.79 GiB of non-torch memory over TP=1 in memory.csv#13 vs #7.
 COMM_BUFFER_BYTES = 1.0 * GIB
-
-
-@dataclass(frozen=True, slots=True)
-class Parallelism:
-    """How one model replica is split: tensor (tp) and pipeline (pp) parallel; ``dp``
-    independent replicas; ``ep`` puts experts on different GPUs of the TP group."""
-
-    tp: int = 1
-    pp: int = 1
-    dp: int = 1
-    ep: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("tp", "pp", "dp"):
-            value = getattr(self, name)
-            if not 1 <= value <= 1024:
-                raise InputError(f"{name} must be between 1 and 1024, got {value}")
-
-    @property
-    def gpus_per_replica(self) -> int:
-        return self.tp * self.pp
-
-    @property
-    def num_gpus(self) -> int:
-        return self.tp * self.pp * self.dp
-
-
-@dataclass(frozen=True, slots=True)
-class EngineMemoryConfig:
-    """The engine settings that decide memory (vLLM names and defaults)."""
-
-    gpu_memory_utilization: float = 0.9
-    block_size: int = 16
-    max_num_batched_tokens: int = 8192
-    max_num_seqs: int = 256
-    non_torch_bytes: float | None = None  # None: CUDA_CONTEXT_BYTES (+ COMM_BUFFER_BYTES)
-    flash_attention: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.05 <= self.gpu_memory_utilization <= 1.0:
-            raise InputError(f"gpu_memory_utilization must be in [0.05, 1.0], got {self.gpu_memory_utilization}")
-        if self.block_size not in (1, 8, 16, 32, 64, 128, 256):
-            raise InputError(f"block_size must be a power of two up to 256, got {self.block_size}")
-        if not 1 <= self.max_num_batched_tokens <= 10_000_000:
-            raise InputError("max_num_batched_tokens must be between 1 and 10,000,000")
-        if not 1 <= self.max_num_seqs <= 100_000:
-            raise InputError("max_num_seqs must be between 1 and 100,000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +220,15 @@ def runtime_overhead_bytes(par: Parallelism, non_torch_bytes: float | None = Non
     return CUDA_CONTEXT_BYTES + (COMM_BUFFER_BYTES if par.gpus_per_replica > 1 else 0.0)
 
 
-def rule_of_thumb_bytes(num_params: float, bytes_per_param: float, headroom: float = 0.2) -> float:
+#: The common estimate's headroom over the weights: parameters x bytes x 1.2.
+RULE_OF_THUMB_HEADROOM = 0.2
+
+
+def rule_of_thumb_bytes(num_params: float, bytes_per_param: float) -> float:
     """The common estimate: parameters x bytes per parameter x (1 + 20% headroom)."""
-    return num_params * bytes_per_param * (1.0 + headroom)
+    return num_params * bytes_per_param * (1.0 + RULE_OF_THUMB_HEADROOM)
+
+
+def rule_of_thumb_max_params(memory_bytes: float, bytes_per_param: float) -> float:
+    """Parameters that ``memory_bytes`` holds by the same rule (its inverse)."""
+    return memory_bytes / (bytes_per_param * (1.0 + RULE_OF_THUMB_HEADROOM))

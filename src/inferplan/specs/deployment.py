@@ -1,82 +1,159 @@
-"""Resolve user-facing choices (precision, KV dtype, parallelism) against a model and GPU.
+"""One deployment: the value object every layer passes whole, from resolution to manifests.
 
-Shared by the CLI and the web layer so both apply the same defaults.
+A :class:`Deployment` says what runs where: the model, the GPU (a MIG slice when the
+environment names one), the weight precision and KV-cache dtype, the parallelism
+(TP/PP/DP/EP), the engine and the environment it runs in, and the links between GPUs.
+:func:`resolve_deployment` builds one from the words people type (names, 'auto', counts).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from inferplan.errors import InputError
-from inferplan.sizing.memory import Parallelism
-from inferplan.specs.hardware import GpuSpec, get_gpu
+from inferplan.limits import MAX_PARALLEL, check_range
+from inferplan.specs.engines import EngineProfile, get_engine
+from inferplan.specs.environment import BARE_METAL, EnvironmentProfile, with_mig
+from inferplan.specs.hardware import GpuSpec, LinkSpec, get_gpu, get_link, gpus_per_server, mig_slice, tp_link_for
 from inferplan.specs.model import ModelSpec
-from inferplan.specs.model_catalog import load_model
-from inferplan.specs.precision import KvDtype, Precision, get_kv_dtype, get_precision
+from inferplan.specs.parallelism import Parallelism
+from inferplan.specs.precision import KvDtype, Precision, resolve_kv_dtype, resolve_precision
 
-__all__ = ["Resolved", "resolve_deployment", "resolve_kv_dtype", "resolve_parallelism", "resolve_precision"]
-
-
-def resolve_precision(model: ModelSpec, name: str | None) -> Precision:
-    """The requested precision; by default the checkpoint's own (quantised or native)."""
-    if name and name != "auto":
-        return get_precision(name)
-    if model.quantization is not None:
-        return get_precision(model.quantization.precision)
-    return get_precision(model.native_dtype)
-
-
-def resolve_kv_dtype(name: str | None, precision: Precision) -> KvDtype:
-    """The requested KV dtype; 'auto' is 16-bit (vLLM's default even for FP8 weights)."""
-    if name and name != "auto":
-        return get_kv_dtype(name)
-    return get_kv_dtype("fp16" if precision.name == "fp16" else "bf16")
-
-
-def resolve_parallelism(
-    gpu: GpuSpec, count: int | None, tp: int | None, pp: int | None, dp: int | None = None
-) -> Parallelism:
-    """Fill in TP/PP from a GPU count: TP up to the server's NVLink domain, then PP."""
-    for label, value in (("count", count), ("tp", tp), ("pp", pp), ("dp", dp)):
-        if value is not None and not 1 <= value <= 1024:
-            raise InputError(f"--{label} must be between 1 and 1024, got {value}")
-    dp = dp or 1
-    if count is None:
-        return Parallelism(tp=tp or 1, pp=pp or 1, dp=dp)
-    if tp is None and pp is None:
-        node = gpu.max_scale_up_gpus if gpu.scale_up else 8
-        tp = min(count, node)
-        pp = max(count // tp, 1)
-    tp = tp or max(count // ((pp or 1) * dp), 1)
-    pp = pp or max(count // (tp * dp), 1)
-    if tp * pp * dp != count:
-        raise InputError(f"--count {count} must equal tp x pp x dp = {tp} x {pp} x {dp}")
-    return Parallelism(tp=tp, pp=pp, dp=dp)
+__all__ = ["Choices", "Deployment", "resolve_deployment", "resolve_parallelism"]
 
 
 @dataclass(frozen=True, slots=True)
-class Resolved:
+class Deployment:
+    """What runs where. ``gpu`` is already the MIG slice when ``environment`` names one;
+    ``tp_link_id`` / ``pp_link_id`` replace the GPU's own links (a PCIe-only server, a
+    network between pipeline stages); None means the GPU's NVLink/XGMI domain, else PCIe."""
+
     model: ModelSpec
     gpu: GpuSpec
     precision: Precision
     kv_dtype: KvDtype
-    parallelism: Parallelism
+    parallelism: Parallelism = field(default_factory=Parallelism)
+    engine: EngineProfile = field(default_factory=lambda: get_engine("vllm"))
+    environment: EnvironmentProfile = BARE_METAL
+    tp_link_id: str | None = None
+    pp_link_id: str | None = None
+
+    def __post_init__(self) -> None:
+        profile = self.environment.mig_profile
+        if profile and self.gpu.mig_profile != profile:
+            raise InputError(
+                f"environment {self.environment.name} runs on a MIG slice: give the GPU as {self.gpu.card_id}:{profile}"
+            )
+
+    @property
+    def tp_link(self) -> LinkSpec:
+        """The link inside a tensor-parallel group."""
+        return get_link(self.tp_link_id) if self.tp_link_id else tp_link_for(self.gpu, self.parallelism.tp)
+
+    @property
+    def pp_link(self) -> LinkSpec:
+        """The link between pipeline stages (the TP link unless a network is named)."""
+        return get_link(self.pp_link_id) if self.pp_link_id else self.tp_link
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.parallelism.gpus_per_replica
+
+    @property
+    def num_gpus(self) -> int:
+        return self.parallelism.num_gpus
+
+    def label(self) -> str:
+        """e.g. 'h100-sxm TP8 fp8/fp8-kv', 'h100-sxm:3g.40gb TP1 bf16/bf16-kv'."""
+        par = self.parallelism
+        return (
+            f"{self.gpu.id} TP{par.tp}"
+            + (f" PP{par.pp}" if par.pp > 1 else "")
+            + (" EP" if par.ep else "")
+            + f" {self.precision.name}/{self.kv_dtype.name}-kv"
+            + (f" over {self.tp_link_id}" if self.tp_link_id else "")
+        )
+
+    def key(self) -> tuple[object, ...]:
+        """A hashable identity (the specs themselves hold dicts)."""
+        par = self.parallelism
+        return (
+            self.model.name,
+            self.gpu.id,
+            self.precision.name,
+            self.kv_dtype.name,
+            par.tp,
+            par.pp,
+            par.dp,
+            par.ep,
+            self.engine.name,
+            self.environment.name,
+            self.tp_link_id,
+            self.pp_link_id,
+        )
+
+    def with_replicas(self, dp: int) -> Deployment:
+        return replace(self, parallelism=replace(self.parallelism, dp=dp))
+
+    def with_engine(self, engine: EngineProfile) -> Deployment:
+        return replace(self, engine=engine)
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """What a person asks for in words: GPU name, 'auto' dtypes, a GPU count and any of
+    TP/PP/DP (None: choose), the engine and the environment."""
+
+    gpu: str
+    dtype: str | None = None
+    kv_dtype: str | None = None
+    count: int | None = None
+    tp: int | None = None
+    pp: int | None = None
+    dp: int | None = None
+    ep: bool = False
+
+
+def resolve_parallelism(gpu: GpuSpec, choices: Choices) -> Parallelism:
+    """TP/PP/DP from a GPU count and whichever sizes were given: without TP or PP, TP fills
+    one server and PP spans servers; the sizes must multiply to the count."""
+    for label, value in (("--count", choices.count), ("--tp", choices.tp), ("--pp", choices.pp), ("--dp", choices.dp)):
+        if value is not None:
+            check_range(label, value, 1, MAX_PARALLEL)
+    dp = choices.dp or 1
+    count = choices.count
+    if count is None:
+        return Parallelism(tp=choices.tp or 1, pp=choices.pp or 1, dp=dp, ep=choices.ep)
+    tp, pp = choices.tp, choices.pp
+    if tp is None and pp is None:
+        tp = max(min(count // dp, gpus_per_server(gpu)), 1)
+        pp = max(count // (tp * dp), 1)
+    tp = tp or max(count // ((pp or 1) * dp), 1)
+    pp = pp or max(count // (tp * dp), 1)
+    if tp * pp * dp != count:
+        raise InputError(f"--count {count} must equal tp x pp x dp = {tp} x {pp} x {dp}")
+    return Parallelism(tp=tp, pp=pp, dp=dp, ep=choices.ep)
 
 
 def resolve_deployment(
-    model: str,
-    gpu: str,
-    dtype: str | None,
-    kv_dtype: str | None,
-    count: int | None,
-    tp: int | None,
-    pp: int | None,
-    dp: int | None = None,
-) -> Resolved:
-    """Model, GPU, precision, KV dtype and parallelism from the options every command shares."""
-    spec = load_model(model)
-    g = get_gpu(gpu)
-    precision = resolve_precision(spec, dtype)
-    return Resolved(
-        spec, g, precision, resolve_kv_dtype(kv_dtype, precision), resolve_parallelism(g, count, tp, pp, dp)
+    model: ModelSpec,
+    choices: Choices,
+    engine: EngineProfile | None = None,
+    environment: EnvironmentProfile = BARE_METAL,
+) -> Deployment:
+    """The deployment the options of ``fit``, ``predict``, ``deploy`` and the web mean."""
+    gpu = get_gpu(choices.gpu)
+    if environment.mig_profile and not gpu.mig_profile:
+        gpu = mig_slice(gpu, environment.mig_profile)
+    elif gpu.mig_profile:
+        environment = with_mig(environment, gpu.mig_profile)
+    precision = resolve_precision(model, choices.dtype)
+    return Deployment(
+        model,
+        gpu,
+        precision,
+        resolve_kv_dtype(choices.kv_dtype, precision),
+        resolve_parallelism(gpu, choices),
+        engine or get_engine("vllm"),
+        environment,
     )

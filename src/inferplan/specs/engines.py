@@ -63,6 +63,10 @@ class EngineProfile:
     sliding_window_kv: whether the KV cache drops tokens outside a layer's window.
     memory_mode: 'vllm' (KV = total x utilisation - everything else) or 'trtllm'
         (KV = kv_free_fraction x memory left after weights and activations).
+    gpu_memory_utilization: share of visible memory the engine may use (vLLM's flag).
+    block_size: tokens per paged KV block.
+    non_torch_bytes: measured CUDA context + communication buffers per GPU (None: the
+        memory model's estimate).
     reserve_full_kv: admit a request only when its prompt and all its output tokens fit
         (TensorRT-LLM's GUARANTEED_NO_EVICT); otherwise admit greedily and preempt (vLLM).
     """
@@ -79,8 +83,22 @@ class EngineProfile:
     gpu_memory_utilization: float = 0.9
     kv_free_fraction: float = 0.9
     reserve_full_kv: bool = False
+    block_size: int = 16
+    non_torch_bytes: float | None = None
     kernels: KernelParams = field(default_factory=KernelParams)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.gpu_memory_utilization <= 1.0:
+            raise InputError(f"gpu_memory_utilization must be in [0.05, 1.0], got {self.gpu_memory_utilization}")
+        if self.block_size not in (1, 8, 16, 32, 64, 128, 256):
+            raise InputError(f"block_size must be a power of two up to 256, got {self.block_size}")
+        if not 1 <= self.max_num_batched_tokens <= 10_000_000:
+            raise InputError("max_num_batched_tokens must be between 1 and 10,000,000")
+        if not 1 <= self.max_num_seqs <= 100_000:
+            raise InputError("max_num_seqs must be between 1 and 100,000")
+        if self.non_torch_bytes is not None and not 0 <= self.non_torch_bytes < 1e13:
+            raise InputError("non-torch memory must be between 0 and 10 TB")
 
     def with_kernels(self, **changes: float) -> EngineProfile:
         return replace(self, kernels=replace(self.kernels, **changes))

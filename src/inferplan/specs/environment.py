@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from inferplan.errors import InputError
 
-__all__ = ["ENVIRONMENTS", "EnvironmentProfile", "get_environment"]
+__all__ = ["BARE_METAL", "ENVIRONMENTS", "EnvironmentProfile", "get_environment", "with_mig"]
 
 SOURCE = "inferplan seed analysis: hypervisor CPU 5-15%, GPU virtualisation 3-8%, jitter 15-30%"
 
@@ -56,8 +56,10 @@ class EnvironmentProfile:
         }
 
 
+BARE_METAL = EnvironmentProfile("bare-metal")
+MIG_SOURCE = "MIG slice: compute g/7, memory and bandwidth by slices"
 ENVIRONMENTS: dict[str, EnvironmentProfile] = {
-    "bare-metal": EnvironmentProfile("bare-metal"),
+    "bare-metal": BARE_METAL,
     "vm": EnvironmentProfile("vm", cpu_overhead=0.10, gpu_overhead=0.0, jitter_loss=0.15, source=SOURCE),
     "vgpu": EnvironmentProfile("vgpu", cpu_overhead=0.10, gpu_overhead=0.05, jitter_loss=0.15, source=SOURCE),
 }
@@ -72,7 +74,7 @@ def get_environment(spec: str, overrides: dict[str, float] | None = None) -> Env
         env = EnvironmentProfile(
             f"mig:{profile}",
             mig_profile=profile,
-            source="MIG slice: compute g/7, memory and bandwidth by slices",
+            source=MIG_SOURCE,
         )
     elif name in ENVIRONMENTS and not profile:
         env = ENVIRONMENTS[name]
@@ -91,3 +93,11 @@ def get_environment(spec: str, overrides: dict[str, float] | None = None) -> Env
             jitter_loss=overrides.get("jitter_loss", env.jitter_loss),
         )
     return env
+
+
+def with_mig(env: EnvironmentProfile, profile: str) -> EnvironmentProfile:
+    """``env`` on a MIG slice (a GPU given as 'h100-sxm:3g.40gb' implies one)."""
+    if env.mig_profile == profile:
+        return env
+    name = f"mig:{profile}" if env.name == "bare-metal" else f"{env.name}+mig:{profile}"
+    return replace(env, name=name, mig_profile=profile, source=env.source or MIG_SOURCE)

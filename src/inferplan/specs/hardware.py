@@ -26,10 +26,17 @@ __all__ = [
     "get_gpu",
     "get_link",
     "gpu_catalog",
+    "gpus_per_server",
     "link_catalog",
     "load_gpu_file",
     "mig_slice",
+    "pcie_link",
+    "tp_link_for",
 ]
+
+#: GPUs in one server: the most a tensor-parallel group spans (engines keep TP inside a
+#: server; larger NVLink domains such as NVL72 are still used as 8-GPU TP groups).
+MAX_GPUS_PER_SERVER = 8
 
 #: Fraction of nominal memory visible to CUDA when no measurement is catalogued
 #: (ECC and driver reservations: 79.22 of 80 GiB on H100, 79.15 on A100 80GB = 0.990).
@@ -101,6 +108,14 @@ class GpuSpec:
     mig_profiles: tuple[str, ...]
     sources: str
     compute_fraction: float = 1.0  # < 1 for a MIG slice
+    mig_profile: str | None = None  # set on a MIG slice, e.g. '3g.40gb'
+    base_id: str = ""  # the whole card's id for a MIG slice
+    card_share: float = 1.0  # share of the card a slice occupies: max(compute share, memory share)
+
+    @property
+    def card_id(self) -> str:
+        """The id of the physical card (a MIG slice's parent)."""
+        return self.base_id or self.id
 
     def supports(self, dtype: str) -> bool:
         """Whether the tensor cores run ``dtype`` natively (e.g. FP8 on Hopper, not Ampere)."""
@@ -274,4 +289,31 @@ def mig_slice(gpu: GpuSpec, profile: str) -> GpuSpec:
         num_sms=max(1, round(gpu.num_sms * compute)),
         mig_profiles=(),
         compute_fraction=compute,
+        mig_profile=profile,
+        base_id=gpu.id,
+        card_share=max(compute, memory),
     )
+
+
+def gpus_per_server(gpu: GpuSpec) -> int:
+    """GPUs of this kind in one server: the GPU's NVLink/XGMI domain up to 8, else 8 PCIe cards.
+    The one rule for how far tensor parallelism reaches before pipeline stages cross servers."""
+    if gpu.mig_profile:
+        return 1  # a MIG slice is alone: slices of one card share no fast link
+    if gpu.scale_up:
+        return min(gpu.max_scale_up_gpus, MAX_GPUS_PER_SERVER)
+    return MAX_GPUS_PER_SERVER
+
+
+def pcie_link(gpu: GpuSpec) -> LinkSpec:
+    """The PCIe generation the card sits on (PCIe 5 when the catalog names another bus)."""
+    return get_link(gpu.pcie if gpu.pcie.startswith("pcie") else "pcie5")
+
+
+def tp_link_for(gpu: GpuSpec, tp: int) -> LinkSpec:
+    """NVLink/XGMI when the GPU has it and the TP group fits in its domain, else PCIe."""
+    if gpu.scale_up:
+        link = get_link(gpu.scale_up)
+        if tp <= min(link.max_gpus, gpu.max_scale_up_gpus):
+            return link
+    return pcie_link(gpu)

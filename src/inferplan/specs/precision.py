@@ -10,15 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from inferplan.errors import InputError
+from inferplan.specs.model import ModelSpec
 
 __all__ = [
     "KV_DTYPES",
     "PRECISIONS",
     "KvDtype",
     "Precision",
+    "default_kv_dtype",
     "get_kv_dtype",
     "get_precision",
     "quantized_bytes_per_param",
+    "resolve_kv_dtype",
+    "resolve_precision",
 ]
 
 
@@ -158,3 +162,25 @@ def get_kv_dtype(name: str) -> KvDtype:
     if key not in KV_DTYPES:
         raise InputError(f"unknown KV-cache dtype '{name}'; choose one of bf16, fp16, fp8")
     return KV_DTYPES[key]
+
+
+def default_kv_dtype(precision: Precision) -> KvDtype:
+    """What 'auto' means for the KV cache: 16-bit, FP16 with FP16 weights, else BF16
+    (vLLM's and SGLang's default, FP8 weights included). The one home of this rule."""
+    return KV_DTYPES["fp16" if precision.name == "fp16" else "bf16"]
+
+
+def resolve_precision(model: ModelSpec, name: str | None) -> Precision:
+    """The requested precision; 'auto' (or none) is the checkpoint's own, quantised or native."""
+    if name and name != "auto":
+        return get_precision(name)
+    if model.quantization is not None:
+        return get_precision(model.quantization.precision)
+    return get_precision(model.native_dtype)
+
+
+def resolve_kv_dtype(name: str | None, precision: Precision) -> KvDtype:
+    """The requested KV dtype; 'auto' (or none) follows :func:`default_kv_dtype`."""
+    if name and name != "auto":
+        return get_kv_dtype(name)
+    return default_kv_dtype(precision)

@@ -17,9 +17,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from inferplan.errors import ConfigError
-from inferplan.specs.hardware import gpu_catalog
+from inferplan.limits import MAX_PRICE_FILE_BYTES
+from inferplan.specs.hardware import GpuSpec, gpu_catalog
 
-__all__ = ["Offer", "cheapest_cloud_offer", "default_offers", "load_offers", "offers_for"]
+__all__ = [
+    "Offer",
+    "Rental",
+    "cards_needed",
+    "cheapest_cloud_offer",
+    "cheapest_rental",
+    "default_offers",
+    "load_offers",
+    "offers_for",
+    "parse_offers_text",
+    "read_price_file",
+]
 
 KINDS = ("cloud-on-demand", "cloud-reserved", "cloud-spot", "purchase", "lease")
 
@@ -138,16 +150,33 @@ def default_offers() -> tuple[Offer, ...]:
     return tuple(_parse(text, "prices.yaml"))
 
 
-def load_offers(path: Path | None = None) -> list[Offer]:
-    """The catalog, with a user's file added on top (same ``id`` replaces)."""
+def read_price_file(path: Path) -> str:
+    """A user's price file as text: at most MAX_PRICE_FILE_BYTES, UTF-8."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_PRICE_FILE_BYTES:
+            raise ConfigError(
+                f"price file {path} is {size:,} bytes; the limit is {MAX_PRICE_FILE_BYTES:,} (keep only your offers)"
+            )
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"price file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read price file {path}: {exc.strerror}") from exc
+
+
+def parse_offers_text(text: str, origin: str) -> list[Offer]:
+    """The offers of a price file's text (the catalog's format)."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_PRICE_FILE_BYTES:
+        raise ConfigError(f"{origin}: larger than {MAX_PRICE_FILE_BYTES:,} bytes; keep only your offers")
+    return _parse(text, origin)
+
+
+def load_offers(extra: list[Offer] | None = None) -> list[Offer]:
+    """The catalog, with a user's offers added on top (same ``id`` replaces)."""
     offers = {o.id: o for o in default_offers()}
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read price file {path}: {exc.strerror}") from exc
-        for offer in _parse(text, str(path)):
-            offers[offer.id] = offer
+    for offer in extra or []:
+        offers[offer.id] = offer
     return list(offers.values())
 
 
@@ -176,3 +205,47 @@ def cheapest_cloud_offer(
         if best is None or hourly < best[1]:
             best = (o, hourly)
     return best
+
+
+@dataclass(frozen=True, slots=True)
+class Rental:
+    """Cloud capacity for some replicas: the offer, its hourly cost, and how many replicas the
+    rented GPUs hold (whole instances are rented: spare GPUs can run extra replicas)."""
+
+    offer: Offer
+    usd_per_hour: float
+    replicas_held: int
+    note: str = ""
+
+
+def slices_per_card(gpu: GpuSpec) -> int:
+    """How many slices like ``gpu`` one card holds (1 for a whole GPU)."""
+    return max(int(1.0 / gpu.card_share + 1e-9), 1) if gpu.mig_profile else 1
+
+
+def cards_needed(gpu: GpuSpec, gpus_per_replica: int, replicas: int) -> int:
+    """Physical cards ``replicas`` replicas occupy (MIG slices share cards)."""
+    if gpu.mig_profile:
+        return -(-replicas // slices_per_card(gpu))
+    return gpus_per_replica * replicas
+
+
+def cheapest_rental(offers: list[Offer], gpu: GpuSpec, gpus_per_replica: int, replicas: int) -> Rental | None:
+    """The cheapest cloud capacity for ``replicas`` replicas on ``gpu``. A MIG slice is priced
+    as its share of whole rented cards: a card holds ``floor(1 / share)`` such slices."""
+    if gpu.mig_profile:
+        per_card = slices_per_card(gpu)
+        cards = cards_needed(gpu, 1, replicas)
+        best = cheapest_cloud_offer(offers, gpu.card_id, 1, cards)
+        if best is None:
+            return None
+        offer, usd = best
+        held = round(usd / offer.usd_per_gpu_hour) * per_card if offer.usd_per_gpu_hour else replicas
+        note = f"{per_card} x {gpu.mig_profile} slices per rented {gpu.card_id}"
+        return Rental(offer, usd, max(held, replicas), note)
+    best = cheapest_cloud_offer(offers, gpu.id, gpus_per_replica, replicas)
+    if best is None:
+        return None
+    offer, usd = best
+    held = round(usd / offer.usd_per_gpu_hour) // gpus_per_replica if offer.usd_per_gpu_hour else replicas
+    return Rental(offer, usd, max(held, replicas))

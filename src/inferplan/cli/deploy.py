@@ -1,0 +1,94 @@
+"""``inferplan deploy`` and ``ui``: parse, call the library, render."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inferplan.cli.common import handles_errors, out
+from inferplan.cli.sizing import GpuOpt
+from inferplan.deploy.engine_args import ServeTarget, engine_command, settings_for
+from inferplan.deploy.launch import launch_engine
+from inferplan.deploy.manifests import render
+from inferplan.errors import InputError
+from inferplan.specs.deployment import Choices, resolve_deployment
+from inferplan.specs.engines import get_engine
+from inferplan.specs.model_catalog import catalog_models, load_model
+from inferplan.units import parse_duration_s
+
+__all__ = ["deploy", "ui"]
+
+
+@handles_errors
+def deploy(
+    model: Annotated[str, typer.Argument(help="Catalog name, config.json path or model folder.")],
+    gpu: GpuOpt,
+    engine: Annotated[str, typer.Option(help="vllm or sglang.")] = "vllm",
+    fmt: Annotated[str, typer.Option("--format", help="shell, compose or k8s.")] = "shell",
+    count: Annotated[int | None, typer.Option(help="GPUs per replica.")] = None,
+    tp: Annotated[int | None, typer.Option()] = None,
+    pp: Annotated[int | None, typer.Option()] = None,
+    dp: Annotated[int | None, typer.Option(help="Replicas.")] = None,
+    dtype: Annotated[str, typer.Option()] = "auto",
+    kv_dtype: Annotated[str, typer.Option()] = "auto",
+    context: Annotated[int, typer.Option(help="max_model_len.")] = 8192,
+    concurrency: Annotated[int, typer.Option(help="Sequences the KV cache must hold.")] = 64,
+    max_num_batched_tokens: Annotated[int, typer.Option(help="Tokens per engine step.")] = 8192,
+    model_id: Annotated[str | None, typer.Option(help="What the engine loads (default: the hub id or path).")] = None,
+    port: Annotated[int, typer.Option(help="Port the engine listens on.")] = 8000,
+    python: Annotated[str | None, typer.Option(help="Run the engine as PYTHON -m ... (e.g. a venv's python).")] = None,
+    launch: Annotated[bool, typer.Option(help="Start the engine and wait until /health answers.")] = False,
+    wait: Annotated[str, typer.Option(help="How long --launch waits.")] = "900s",
+    log_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the launched engine's log (default: a temp folder).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+) -> None:
+    """Launch command or manifests for vLLM / SGLang, memory settings matching the plan."""
+    if engine not in ("vllm", "sglang"):
+        raise InputError("--engine must be vllm or sglang")
+    base = get_engine(engine)
+    if not 16 <= max_num_batched_tokens <= 1_000_000:
+        raise InputError("--max-num-batched-tokens must be between 16 and 1,000,000")
+    spec = load_model(model)
+    eng = replace(base, max_num_batched_tokens=max_num_batched_tokens)
+    dep = resolve_deployment(spec, Choices(gpu, dtype, kv_dtype, count, tp, pp, dp), eng)
+    entry = catalog_models().get(spec.name)
+    target = ServeTarget(model_id or (entry.hf_id if entry else model), context, concurrency, port)
+    dspec = settings_for(dep, target)
+    text = render(dspec, fmt, python)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
+    elif not launch:
+        sys.stdout.write(text)
+    if launch:
+        if fmt != "shell":
+            raise InputError("--launch starts the shell command; use --format shell")
+        log = log_dir / f"engine-{port}.log" if log_dir else None
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        url, pid, log_path = launch_engine(engine_command(dspec, python), port, parse_duration_s(wait), log)
+        out.print(f"{engine} is healthy at {url} (pid {pid}, log {log_path}); stop it with: kill {pid}")
+
+
+@handles_errors
+def ui(
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the UI to your network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port, 1-65535.")] = 8765,
+) -> None:
+    """Serve the web UI and its JSON API (OpenAPI at /api/docs) until Ctrl-C."""
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port must be between 1 and 65535, got {port}")
+    try:
+        from inferplan.present.web import serve
+    except ImportError as exc:
+        raise InputError(
+            f"the web UI needs FastAPI and uvicorn ({exc.name} is missing): pip install 'inferplan[web]'"
+        ) from None
+    out.print(f"inferplan UI on http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it.", highlight=False)
+    serve(host, port)

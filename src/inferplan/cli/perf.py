@@ -1,0 +1,110 @@
+"""``inferplan predict`` and ``validate``: parse, call the library, render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out, parse_settings
+from inferplan.cli.sizing import GpuOpt, ModelArg
+from inferplan.limits import MAX_INPUT_TOKENS, MAX_NUM_REQUESTS, MAX_OUTPUT_TOKENS, check_range
+from inferplan.perf.metrics import Slo
+from inferplan.perf.predict import predict as run_prediction
+from inferplan.perf.validate import read_measurements, validate_rows
+from inferplan.perf.workload import LengthDist, Load, Workload, load_trace
+from inferplan.present.payload import to_json_dict
+from inferplan.present.payload_perf import predict_payload, validate_payload
+from inferplan.present.text_perf import print_prediction, print_validation
+from inferplan.specs.calibration_profile import calibrated, load_profile
+from inferplan.specs.deployment import Choices, resolve_deployment
+from inferplan.specs.engines import get_engine
+from inferplan.specs.environment import get_environment
+from inferplan.specs.model_catalog import load_model
+from inferplan.units import parse_duration_s
+
+__all__ = ["predict", "validate"]
+
+ENV_EXAMPLE = "jitter_loss=0.2"
+
+
+def _slo(ttft: str | None, tpot: str | None, e2e: str | None) -> Slo:
+    return Slo(
+        parse_duration_s(ttft, default_unit="ms") if ttft else None,
+        parse_duration_s(tpot, default_unit="ms") if tpot else None,
+        parse_duration_s(e2e, default_unit="s") if e2e else None,
+    )
+
+
+@handles_errors
+def predict(
+    model: ModelArg,
+    gpu: GpuOpt,
+    isl: Annotated[int, typer.Option(help="Input tokens per request (mean).")] = 1000,
+    osl: Annotated[int, typer.Option(help="Output tokens per request (mean).")] = 200,
+    rate: Annotated[float | None, typer.Option(help="Requests per second (Poisson; gamma with --burstiness).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Closed loop: requests in flight.")] = None,
+    offline: Annotated[int | None, typer.Option(help="Offline: N requests queued at t=0.")] = None,
+    num_requests: Annotated[int, typer.Option(help="Requests to simulate.")] = 1000,
+    burstiness: Annotated[float, typer.Option(help="Coefficient of variation of gaps (1 = Poisson).")] = 1.0,
+    length_dist: Annotated[str, typer.Option(help="fixed, uniform or lognormal.")] = "fixed",
+    length_cv: Annotated[float, typer.Option(help="Spread of lengths (fraction).")] = 0.0,
+    count: Annotated[int | None, typer.Option(help="Total GPUs.")] = None,
+    tp: Annotated[int | None, typer.Option()] = None,
+    pp: Annotated[int | None, typer.Option()] = None,
+    dp: Annotated[int | None, typer.Option(help="Independent replicas.")] = None,
+    dtype: Annotated[str, typer.Option()] = "auto",
+    kv_dtype: Annotated[str, typer.Option()] = "auto",
+    engine: Annotated[str, typer.Option(help="vllm, sglang, trtllm, triton-trtllm, gpt-fast.")] = "vllm",
+    env: Annotated[str, typer.Option(help="bare-metal, vm, vgpu or mig:PROFILE.")] = "bare-metal",
+    env_set: Annotated[list[str] | None, typer.Option(help="Edit an assumption: jitter_loss=0.2 (repeatable).")] = None,
+    ttft: Annotated[str | None, typer.Option(help="Goodput target, e.g. 200ms.")] = None,
+    tpot: Annotated[str | None, typer.Option(help="Goodput target, e.g. 50ms.")] = None,
+    e2e: Annotated[str | None, typer.Option(help="Goodput target, e.g. 10s.")] = None,
+    trace: Annotated[Path | None, typer.Option(help="CSV: arrival_s,input_tokens,output_tokens.")] = None,
+    calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Latency percentiles, throughput and a per-operator breakdown for a workload."""
+    check_range("--isl", isl, 1, MAX_INPUT_TOKENS)
+    check_range("--osl", osl, 1, MAX_OUTPUT_TOKENS)
+    check_range("--num-requests", num_requests, 1, MAX_NUM_REQUESTS)
+    check_range("--burstiness", burstiness, 0.01, 100)
+    requests = load_trace(trace) if trace else None
+    if requests is not None and rate is None and concurrency is None and offline is None:
+        offline = len(requests)
+    load = Load(rate, concurrency, offline, burstiness)
+    n = offline if offline is not None else num_requests
+    wl = Workload(
+        LengthDist(isl, length_dist, int(isl * length_cv), length_cv),
+        LengthDist(osl, length_dist, int(osl * length_cv), length_cv),
+        load.arrivals(),
+        n,
+        seed,
+    )
+    environment = get_environment(env, parse_settings(env_set or [], "--env-set", ENV_EXAMPLE))
+    choices = Choices(gpu, dtype, kv_dtype, count, tp, pp, dp)
+    dep = resolve_deployment(load_model(model), choices, get_engine(engine), environment)
+    dep = calibrated(dep, load_profile(calibration) if calibration else None)
+    result = run_prediction(dep, wl, slo=_slo(ttft, tpot, e2e), requests=requests)
+    payload = predict_payload(result, wl)
+    if as_json:
+        emit_json(payload)
+        return
+    print_prediction(out, to_json_dict(payload))
+
+
+@handles_errors
+def validate(
+    csv_path: Annotated[Path, typer.Argument(metavar="FILE.csv", help="Measurements (throughput.csv format).")],
+    show_rows: Annotated[bool, typer.Option("--rows/--no-rows", help="Print every row.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict every measured row and report the absolute percentage errors."""
+    payload = validate_payload(validate_rows(read_measurements(csv_path)))
+    if as_json:
+        emit_json(payload)
+        return
+    print_validation(out, to_json_dict(payload), show_rows)

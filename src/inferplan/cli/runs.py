@@ -1,0 +1,142 @@
+"""``inferplan runs``: list, show, export and import benchmark runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inferplan.bench.store import ResultsStore, RunInfo
+from inferplan.bench.summary import summarize_records
+from inferplan.cli.bench import DbOpt, JsonOpt, out, print_summary
+from inferplan.cli.common import emit_json, handles_errors
+from inferplan.errors import InputError
+from inferplan.present.payload_bench import RunRow, RunsPayload, RunSummary, RunSummaryPayload
+from inferplan.present.text import ms, table
+
+__all__ = ["runs_app"]
+
+runs_app = typer.Typer(help="The results database: list, show, export, import.", invoke_without_command=True)
+
+
+def _run_rows(runs: list[RunInfo]) -> list[list[str]]:
+    rows = []
+    for r in runs:
+        s = r.summary or {}
+        ttft = s.get("ttft_s", {}).get("p90") if isinstance(s.get("ttft_s"), dict) else None
+        rows.append(
+            [
+                str(r.id),
+                r.kind,
+                r.status,
+                r.started_at,
+                r.model or "-",
+                str(r.num_requests),
+                ms(ttft) if isinstance(ttft, float) else "-",
+            ]
+        )
+    return rows
+
+
+@runs_app.callback()
+@handles_errors
+def runs_list(ctx: typer.Context, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """List the runs (with no subcommand)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    store = ResultsStore(db)
+    runs = store.runs()
+    store.close()
+    if as_json:
+        emit_json(
+            RunsPayload(
+                runs=[
+                    RunRow(
+                        id=r.id,
+                        kind=r.kind,
+                        status=r.status,
+                        started_at=r.started_at,
+                        model=r.model,
+                        url=r.url,
+                        num_requests=r.num_requests,
+                    )
+                    for r in runs
+                ]
+            )
+        )
+        return
+    out.print(
+        table(
+            f"Runs in {store.path}",
+            ["id", "kind", "status", "started", "model", "requests", "TTFT p90 ms"],
+            _run_rows(runs),
+        )
+    )
+
+
+@runs_app.command("show")
+@handles_errors
+def runs_show(run_id: int, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """One run: its settings, machine, summary and telemetry."""
+    store = ResultsStore(db)
+    try:
+        info = store.run(run_id)
+        summary = summarize_records(store.records(run_id))
+        telemetry = store.telemetry(run_id)
+    finally:
+        store.close()
+    if as_json:
+        emit_json(
+            RunSummaryPayload(
+                id=info.id,
+                kind=info.kind,
+                status=info.status,
+                config=info.config,
+                machine=info.machine,
+                summary=RunSummary.model_validate(summary),
+                stored_summary=info.summary,
+                telemetry_samples=len(telemetry),
+            )
+        )
+        return
+    out.print(
+        f"run {info.id} ({info.kind}, {info.status}) against {info.url or '-'} model {info.model or '-'}, "
+        f"started {info.started_at}; {info.num_requests} requests; {len(telemetry)} telemetry samples."
+    )
+    print_summary(summary, f"run {info.id}")
+
+
+@runs_app.command("export")
+@handles_errors
+def runs_export(
+    run_id: int,
+    output: Annotated[Path, typer.Option("-o", "--output")],
+    db: DbOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+) -> None:
+    """Write one run to a JSON file (everything) or a CSV file (one row per request)."""
+    if fmt not in ("json", "csv"):
+        raise InputError("--format must be json or csv")
+    store = ResultsStore(db)
+    try:
+        if fmt == "json":
+            output.write_text(json.dumps(store.export_json(run_id), indent=2, default=str), encoding="utf-8")
+        else:
+            store.export_csv(run_id, output)
+    finally:
+        store.close()
+    out.print(f"wrote run {run_id} to {output}")
+
+
+@runs_app.command("import")
+@handles_errors
+def runs_import(path: Path, db: DbOpt = None) -> None:
+    """Import a 'vllm bench serve --save-result --save-detailed' JSON file as a run."""
+    store = ResultsStore(db)
+    try:
+        run_id = store.import_vllm_result(path)
+    finally:
+        store.close()
+    out.print(f"imported {path} as run {run_id}")

@@ -1,0 +1,150 @@
+"""``inferplan fit``, ``models`` and ``gpus``: parse, call the library, render."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+
+from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out
+from inferplan.errors import DoesNotFitError
+from inferplan.limits import MAX_CONCURRENCY, MAX_INPUT_TOKENS, check_range
+from inferplan.present.payload import to_json_dict
+from inferplan.present.payload_sizing import (
+    GpusPayload,
+    ModelsPayload,
+    Suggestion,
+    fit_payload,
+    gpu_row,
+    model_row,
+)
+from inferplan.present.text import table
+from inferplan.present.text_sizing import print_fit
+from inferplan.sizing.capacity import min_gpus, plan_memory
+from inferplan.specs.deployment import Choices, resolve_deployment
+from inferplan.specs.engines import get_engine
+from inferplan.specs.hardware import gpu_catalog
+from inferplan.specs.model_catalog import catalog_models, load_model
+from inferplan.units import GIB, parse_bytes
+
+__all__ = ["fit", "gpus", "models"]
+
+ModelArg = Annotated[str, typer.Argument(help="Catalog name, config.json path, model folder or hub id.")]
+GpuOpt = Annotated[str, typer.Option("--gpu", help="GPU id, e.g. h100-sxm; 'h100-sxm:3g.40gb' for MIG.")]
+
+
+@handles_errors
+def fit(
+    model: ModelArg,
+    gpu: GpuOpt,
+    count: Annotated[int | None, typer.Option(help="Total GPUs (TP within a server, then PP).")] = None,
+    tp: Annotated[int | None, typer.Option(help="Tensor-parallel size.")] = None,
+    pp: Annotated[int | None, typer.Option(help="Pipeline-parallel size.")] = None,
+    dtype: Annotated[str, typer.Option(help="Weights: auto, bf16, fp16, fp8, int8, int4, ...")] = "auto",
+    kv_dtype: Annotated[str, typer.Option(help="KV cache: auto, bf16, fp16, fp8.")] = "auto",
+    context: Annotated[int, typer.Option(help="Tokens per sequence.")] = 8192,
+    concurrency: Annotated[int, typer.Option(help="Sequences at once.")] = 1,
+    engine: Annotated[str, typer.Option(help="vllm, sglang, trtllm, ... (its memory defaults).")] = "vllm",
+    gpu_memory_utilization: Annotated[float | None, typer.Option(help="Share of memory the engine takes.")] = None,
+    max_num_batched_tokens: Annotated[int | None, typer.Option(help="Tokens per step (activation peak).")] = None,
+    max_num_seqs: Annotated[int | None, typer.Option(help="Sequences per step (logits buffer).")] = None,
+    block_size: Annotated[int | None, typer.Option(help="Tokens per KV block.")] = None,
+    non_torch: Annotated[str | None, typer.Option(help="Override CUDA context + NCCL memory, e.g. 1.5GiB.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
+    check_range("--context", context, 1, MAX_INPUT_TOKENS)
+    check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
+    base = get_engine(engine)
+    eng = replace(
+        base,
+        gpu_memory_utilization=gpu_memory_utilization or base.gpu_memory_utilization,
+        max_num_batched_tokens=max_num_batched_tokens or base.max_num_batched_tokens,
+        max_num_seqs=max_num_seqs or base.max_num_seqs,
+        block_size=block_size or base.block_size,
+        non_torch_bytes=parse_bytes(non_torch, default_unit="gib") if non_torch else base.non_torch_bytes,
+    )
+    spec = load_model(model)
+    dep = resolve_deployment(spec, Choices(gpu, dtype, kv_dtype, count, tp, pp), eng)
+    plan = plan_memory(dep)
+    suggestion = None
+    if plan.sequence_bytes(context) * concurrency > plan.kv_cache_bytes or not plan.fits:
+        try:
+            sp = min_gpus(dep, context, concurrency).deployment.parallelism
+            suggestion = Suggestion(tp=sp.tp, pp=sp.pp, num_gpus=sp.num_gpus)
+        except DoesNotFitError as exc:
+            suggestion = Suggestion(error=str(exc))
+    payload = fit_payload(plan, context, concurrency, suggestion)
+    if as_json:
+        emit_json(payload)
+    else:
+        print_fit(out, to_json_dict(payload))
+    if not payload.verdict.fits:
+        raise typer.Exit(DoesNotFitError.exit_code)
+
+
+@handles_errors
+def models(
+    search: Annotated[str, typer.Argument(help="Filter by substring.")] = "",
+    moe: Annotated[bool | None, typer.Option("--moe/--dense", help="Only MoE or only dense.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the model catalog."""
+    rows = [model_row(load_model(name)) for name in catalog_models() if search.lower() in name]
+    if moe is not None:
+        rows = [r for r in rows if r.moe == moe]
+    if as_json:
+        emit_json(ModelsPayload(models=rows))
+        return
+    out.print(
+        table(
+            "Model catalog",
+            ["name", "type", "attention", "layers", "params", "active", "dtype", "max ctx"],
+            [
+                [
+                    r.name,
+                    r.model_type,
+                    r.attention,
+                    str(r.num_layers),
+                    f"{r.total_params / 1e9:,.2f}B",
+                    f"{r.active_params / 1e9:,.2f}B",
+                    r.quantization or r.native_dtype,
+                    f"{r.max_position_embeddings:,}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+@handles_errors
+def gpus(
+    search: Annotated[str, typer.Argument(help="Filter by substring.")] = "",
+    min_memory: Annotated[str | None, typer.Option(help="Only GPUs with at least this memory, e.g. 80GB.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the GPU catalog."""
+    floor = parse_bytes(min_memory) if min_memory else 0.0
+    rows = [gpu_row(g) for g in gpu_catalog().values() if search.lower() in g.id and g.memory_bytes >= floor]
+    if as_json:
+        emit_json(GpusPayload(gpus=rows))
+        return
+    out.print(
+        table(
+            "GPU catalog (dense tensor TFLOPS)",
+            ["id", "memory GiB", "HBM TB/s", "BF16", "FP8", "scale-up", "TDP W"],
+            [
+                [
+                    r.id,
+                    f"{r.memory_bytes / GIB:,.0f}",
+                    f"{r.mem_bw_bytes_per_s / 1e12:.2f}",
+                    f"{r.peak_flops.get('bf16', 0) / 1e12:,.0f}",
+                    f"{r.peak_flops['fp8'] / 1e12:,.0f}" if "fp8" in r.peak_flops else "-",
+                    r.scale_up or "PCIe only",
+                    f"{r.tdp_w:.0f}",
+                ]
+                for r in rows
+            ],
+        )
+    )

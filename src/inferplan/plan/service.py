@@ -1,0 +1,94 @@
+"""The one plan path: ``plan``, ``report``, ``cost`` and the web API all call :func:`answer`
+with a :class:`~inferplan.plan.question.PlanQuestion`.
+
+``files`` says whether the question may name files: the command line may (a model path or
+folder, a hub id, a calibration profile path); the web may not (catalog names, pasted text and
+saved profile names only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inferplan.errors import InputError
+from inferplan.plan.candidates import SearchSpace
+from inferplan.plan.context import PlanSetup
+from inferplan.plan.cost import CostAssumptions, Costing
+from inferplan.plan.planner import Plan, make_plan
+from inferplan.plan.question import PlanQuestion
+from inferplan.specs.calibration_profile import apply_profile, load_profile
+from inferplan.specs.engines import get_engine
+from inferplan.specs.environment import get_environment
+from inferplan.specs.hardware import get_gpu, gpu_catalog
+from inferplan.specs.model import ModelSpec
+from inferplan.specs.model_catalog import load_catalog_model, load_model, model_from_config_text
+from inferplan.specs.precision import Precision, get_precision, resolve_precision
+from inferplan.specs.prices import load_offers, parse_offers_text
+
+__all__ = ["answer", "cost_assumptions_from", "default_precisions", "resolve_question"]
+
+
+def default_precisions(model: ModelSpec) -> list[Precision]:
+    """What a plan considers without --dtypes: the checkpoint's own precision, and FP8 when
+    that is 16-bit."""
+    native = get_precision(model.quantization.precision if model.quantization else model.native_dtype)
+    out = [native]
+    if native.name in ("bf16", "fp16"):
+        out.append(get_precision("fp8"))
+    return out
+
+
+def cost_assumptions_from(values: dict[str, float]) -> CostAssumptions:
+    """Default cost assumptions with NAME=VALUE edits applied."""
+    known = set(CostAssumptions.__dataclass_fields__) - {"source"}
+    unknown = set(values) - known
+    if unknown:
+        raise InputError(f"unknown cost assumption(s) {sorted(unknown)}; use {', '.join(sorted(known))}")
+    edits: dict[str, Any] = dict(values)
+    if "amortisation_months" in edits:
+        edits["amortisation_months"] = int(edits["amortisation_months"])
+    return CostAssumptions(**edits)
+
+
+def _model(q: PlanQuestion, files: bool) -> ModelSpec:
+    if q.config_json is not None:
+        return model_from_config_text(q.config_json, q.model_name)
+    assert q.model is not None
+    name = q.model.strip()
+    return load_model(name) if files else load_catalog_model(name)
+
+
+def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
+    """Every name of the question resolved against the catalogs, the calibration profile
+    applied to the engine and the GPUs, the price file added to the price catalog."""
+    model = _model(q, files)
+    profile = load_profile(q.calibration, allow_paths=files) if q.calibration else None
+    pool = [get_gpu(g) for g in q.gpus] or list(gpu_catalog().values())
+    engine = get_engine(q.engine)
+    gpus = [apply_profile(engine, g, profile)[1] for g in pool]
+    engine = apply_profile(engine, pool[0], profile)[0]
+    extra = parse_offers_text(q.prices_yaml, q.prices_origin) if q.prices_yaml is not None else []
+    space = SearchSpace(
+        gpus=tuple(gpus),
+        precisions=tuple(resolve_precision(model, p) for p in q.dtypes) or tuple(default_precisions(model)),
+        kv_dtypes=tuple(q.kv_dtypes),
+        tp=q.tp,
+        pp=q.pp,
+    )
+    return PlanSetup(
+        model=model,
+        demand=q.demand(),
+        targets=q.targets(),
+        space=space,
+        engine=engine,
+        env=get_environment(q.environment, q.env_set),
+        offers=load_offers(extra),
+        rank_by=q.rank,
+        verify=q.verify,
+        costing=Costing(q.hours_fraction, q.peak_to_mean, cost_assumptions_from(q.cost_set)),
+    )
+
+
+def answer(q: PlanQuestion, *, files: bool) -> Plan:
+    """The plan for ``q``; the same question gives the same plan from every entry point."""
+    return make_plan(resolve_question(q, files=files))

@@ -1,0 +1,118 @@
+"""Predictions and validation results as terminal tables, from their payloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from inferplan.present.text import ms, num, table
+
+__all__ = ["print_prediction", "print_validation"]
+
+
+def print_prediction(out: Console, d: dict[str, Any]) -> None:
+    m, par = d["metrics"], d["parallelism"]
+    out.print(
+        f"[bold]{d['model']}[/bold] on {par['num_gpus']} x {d['gpu']} (TP {par['tp']}, PP {par['pp']}, "
+        f"DP {par['dp']}), {d['precision']} weights, {d['kv_dtype']} KV, engine {d['engine']}"
+    )
+    rows = [
+        [name, ms(m[key]["mean"]), ms(m[key]["p50"]), ms(m[key]["p90"]), ms(m[key]["p99"])]
+        for name, key in (
+            ("TTFT", "ttft_s"),
+            ("TPOT", "tpot_s"),
+            ("ITL", "itl_s"),
+            ("E2E", "e2e_s"),
+        )
+    ]
+    out.print(table("Latency (ms)", ["metric", "mean", "p50", "p90", "p99"], rows))
+    out.print(
+        f"Throughput: {num(m['request_throughput_per_s'])} req/s, {num(m['output_token_throughput_per_s'], ',.0f')} "
+        f"output tok/s, {num(m['total_token_throughput_per_s'], ',.0f')} total tok/s; goodput "
+        f"{num(m['goodput_requests_per_s'])} req/s; mean batch {num(m['mean_batch_size'], ',.1f')}, KV use "
+        f"{num(m['mean_kv_usage'], ',.0f', 100)}%, preemptions {m['num_preemptions']}; "
+        f"{m['num_completed']}/{m['num_requests']} requests completed."
+    )
+    for label, key in (("Prefill step", "prefill_step"), ("Decode step", "decode_step")):
+        step = d[key]
+        what = (
+            f"{step['tokens']:,} tokens"
+            if key == "prefill_step"
+            else f"batch {step['batch']} at {step['context_tokens']:,} tokens of context"
+        )
+        rows = [[o["operator"], ms(o["time_s"]), f"{o['share'] * 100:.0f}%", o["bound"]] for o in step["operators"]]
+        out.print(
+            table(
+                f"{label}: {what}, {ms(step['time_s'])} ms",
+                ["operator", "ms", "share", "bound"],
+                rows,
+            )
+        )
+    a = d["assumptions"]
+    if a["environment"] != "bare-metal":
+        out.print(
+            f"Assumptions ({a['environment']}): hypervisor CPU +{a['cpu_overhead'] * 100:.0f}%, "
+            f"GPU virtualisation +{a['gpu_overhead'] * 100:.0f}%, scheduler jitter "
+            f"-{a['jitter_loss'] * 100:.0f}% batching efficiency. Source: {a['source']}. "
+            "Edit with --env-set NAME=VALUE."
+        )
+
+
+def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
+    if show_rows:
+        rows = [
+            [
+                r["id"],
+                r["model"],
+                r["metric"],
+                f"{r['measured']:,.1f}",
+                f"{r['predicted']:,.1f}" if r["predicted"] is not None else "-",
+                f"{r['ape_pct']:.1f}%" if r["ape_pct"] is not None else "skipped",
+            ]
+            for r in d["rows"]
+        ]
+        out.print(
+            table(
+                "Predicted vs measured",
+                ["row", "model", "metric", "measured", "predicted", "APE"],
+                rows,
+            )
+        )
+    out.print(
+        table(
+            "By source, GPU and metric",
+            ["source / GPU / metric", "n", "median APE", "p90 APE"],
+            [
+                [
+                    " / ".join(g["group"]),
+                    str(g["count"]),
+                    f"{g['median_ape_pct']:.1f}%",
+                    f"{g['p90_ape_pct']:.1f}%",
+                ]
+                for g in d["by_source_gpu_metric"]
+            ],
+        )
+    )
+    out.print(
+        table(
+            "By category",
+            ["category", "n", "median APE", "p90 APE"],
+            [
+                [
+                    g["group"][0],
+                    str(g["count"]),
+                    f"{g['median_ape_pct']:.1f}%",
+                    f"{g['p90_ape_pct']:.1f}%",
+                ]
+                for g in d["by_category"]
+            ],
+        )
+    )
+    if d["skipped"]:
+        out.print(f"Skipped {len(d['skipped'])} row(s):")
+        reasons: dict[str, list[str]] = {}
+        for s in d["skipped"]:
+            reasons.setdefault(s["reason"], []).append(s["id"])
+        for reason, ids in reasons.items():
+            out.print(f"  {reason}: rows {', '.join(ids)}")

@@ -1,0 +1,79 @@
+"""``fit``'s answer as terminal tables, from its payload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from inferplan.present.text import gib, table
+
+__all__ = ["print_fit"]
+
+
+def print_fit(out: Console, p: dict[str, Any]) -> None:
+    g, v, par = p["per_gpu"], p["verdict"], p["parallelism"]
+    rows = [
+        ["GPU memory visible to CUDA", gib(g["visible_bytes"])],
+        [
+            f"x gpu_memory_utilization {p['engine']['gpu_memory_utilization']}",
+            gib(g["budget_bytes"]),
+        ],
+        [f"weights ({p['precision']})", gib(g["weights_bytes"])],
+        [
+            f"activation peak ({p['engine']['max_num_batched_tokens']} batched tokens)",
+            gib(g["activation_peak_bytes"]),
+        ],
+        [f"logits buffer ({p['engine']['max_num_seqs']} seqs, fp32)", gib(g["logits_bytes"])],
+        ["CUDA context + communication buffers", gib(g["non_torch_bytes"])],
+        [f"KV cache ({p['kv_dtype']})", gib(g["kv_cache_bytes"])],
+    ]
+    title = f"{p['model']} on {par['num_gpus']} x {p['gpu']} (TP {par['tp']}, PP {par['pp']}): memory per GPU"
+    out.print(table(title, ["component", "GiB"], rows))
+    out.print(
+        f"KV cache: {g['kv_bytes_per_token'] / 1024:,.1f} KiB per token per GPU, "
+        f"{g['num_kv_blocks']:,} blocks of {p['engine']['block_size']} = {g['kv_tokens']:,} tokens."
+    )
+    req = p["request"]
+    word = "[green]FITS[/green]" if v["fits"] else "[red]DOES NOT FIT[/red]"
+    out.print(
+        f"{word}: {req['concurrency']} x {req['context_tokens']:,} tokens need "
+        f"{gib(v['kv_bytes_needed'])} GiB of KV per GPU; margin {gib(v['margin_bytes'])} GiB. "
+        f"At this context up to {v['max_sequences_at_context']:,} sequences; at this concurrency "
+        f"up to {v['max_context_at_concurrency']:,} tokens each."
+    )
+    if v.get("suggestion"):
+        s = v["suggestion"]
+        out.print(
+            f"Smallest deployment that fits: none; {escape(s['error'])}"
+            if s.get("error")
+            else f"Smallest deployment that fits: {s['num_gpus']} GPUs (TP {s['tp']}, PP {s['pp']})."
+        )
+    r = p["rule_of_thumb"]
+    out.print(
+        f"Rule of thumb (parameters x bytes x 1.2): {gib(r['total_bytes'])} GiB; exact weights "
+        f"{gib(r['exact_weights_bytes'])} GiB, exact total for this request "
+        f"{gib(r['exact_total_bytes'])} GiB. The rule ignores the KV cache, which grows with "
+        "context x concurrency, and the fixed runtime overhead of every GPU."
+    )
+    rows = [
+        [
+            f"{c['context_tokens']:,}",
+            gib(c["kv_bytes_per_sequence"]),
+            f"{c['max_sequences']:,}",
+            "0 (linear)",
+            gib(c["attention_scores_bytes_eager"]),
+        ]
+        for c in p["context_growth"]
+    ]
+    out.print(
+        table(
+            "Memory growth with context (per GPU)",
+            ["context", "KV GiB/seq", "max seqs", "scores GiB, flash", "scores GiB, eager"],
+            rows,
+            caption="KV grows linearly; the L x L score matrix exists only without FlashAttention-style kernels.",
+        )
+    )
+    for note in p["notes"]:
+        out.print(f"note: {escape(note)}")
