@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inferplan.present.charts import (
+    ChartText,
     Ref,
     Series,
     format_number,
@@ -57,11 +58,7 @@ def test_format_number(v: float, text: str) -> None:
 
 def test_line_chart_draws_each_series_and_drops_non_finite_points() -> None:
     chart = line_chart(
-        "lat",
-        "Latency",
-        "what to read",
-        "rate (req/s)",
-        "TTFT (ms)",
+        ChartText("lat", "Latency", "what to read", "rate (req/s)", "TTFT (ms)"),
         [
             Series("a <b>", [(1.0, 10.0), (2.0, 20.0), (3.0, math.inf)]),
             Series("c", [(1.0, 5.0)], mode="points"),
@@ -83,24 +80,25 @@ def test_line_chart_draws_each_series_and_drops_non_finite_points() -> None:
 
 
 def test_points_stay_inside_the_plot_area() -> None:
-    chart = line_chart("x", "t", "c", "x (s)", "y (s)", [Series("s", [(0.001, 5.0), (1000.0, 7e5)])], log_x=True)
+    chart = line_chart(
+        ChartText("x", "t", "c", "x (s)", "y (s)"), [Series("s", [(0.001, 5.0), (1000.0, 7e5)])], log_x=True
+    )
     for c in parse(chart.svg).iter(f"{SVG}circle"):
         assert 0 <= float(c.get("cx", -1)) <= 680
         assert 0 <= float(c.get("cy", -1)) <= 380
 
 
 def test_empty_chart_still_renders_axes() -> None:
-    chart = line_chart("e", "t", "c", "x (s)", "y (s)", [Series("none", [(math.nan, 1.0)])], log_x=True, log_y=True)
+    chart = line_chart(
+        ChartText("e", "t", "c", "x (s)", "y (s)"), [Series("none", [(math.nan, 1.0)])], log_x=True, log_y=True
+    )
     assert chart.num_marks == 0
     assert parse(chart.svg).find(f".//{SVG}g[@class='axes']") is not None
 
 
 def test_stacked_bars_sum_to_the_totals() -> None:
     chart = stacked_bar_chart(
-        "mem",
-        "Memory",
-        "read",
-        "GiB",
+        ChartText("mem", "Memory", "read", "GiB"),
         ["one", "two"],
         [("weights", [10.0, 20.0]), ("kv", [50.0, 0.0])],
         limits=[80.0, 80.0],

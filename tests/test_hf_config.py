@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from inferplan.errors import ConfigError, UnknownModelError, UnsupportedModelError
-from inferplan.specs.hf_config import SUPPORTED_MODEL_TYPES, parse_quantization, spec_from_config
+from inferplan.specs.hf_config import SUPPORTED_MODEL_TYPES, spec_from_config
 from inferplan.specs.model import count_params
 from inferplan.specs.model_catalog import load_model
+from inferplan.specs.quantization import parse_quantization
 from tests.conftest import tiny_llama_config
 
 

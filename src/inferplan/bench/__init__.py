@@ -1,2 +1,3 @@
-"""Measuring real servers: a load generator for OpenAI-compatible endpoints, a local
-streaming server for self-checks and fault tests, and a SQLite results store."""
+"""Measuring: the load generator and its HTTP/SSE transport, the local test server, the results
+database, server telemetry, GPU micro-benchmarks, calibration from runs, and runs set against
+the model."""

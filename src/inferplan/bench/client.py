@@ -107,7 +107,8 @@ def _body(cfg: BenchConfig, prompt: Prompt) -> tuple[str, dict[str, object]]:
 class _StreamState:
     """What one response stream has shown so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0  # the run's clock origin (perf_counter)
         self.parser = SseParser()
         self.finished = False
         self.text_chunks = 0
@@ -139,8 +140,9 @@ class _StreamState:
 
 
 async def _exchange(
-    client: Transport, cfg: BenchConfig, rec: RequestRecord, prompt: Prompt, t0: float, state: _StreamState
+    client: Transport, cfg: BenchConfig, rec: RequestRecord, prompt: Prompt, state: _StreamState
 ) -> None:
+    t0 = state.t0
     url, body = _body(cfg, prompt)
     async with client.post(url, body) as resp:
         rec.http_status = resp.status
@@ -168,10 +170,10 @@ def _classify(rec: RequestRecord, state: _StreamState) -> None:
 async def _one(client: Transport, cfg: BenchConfig, rec: RequestRecord, prompt: Prompt, t0: float) -> None:
     rec.input_tokens = prompt.input_tokens
     rec.sent_s = time.perf_counter() - t0
-    state = _StreamState()
+    state = _StreamState(t0)
     try:
         async with asyncio.timeout(cfg.timeout_s):
-            await _exchange(client, cfg, rec, prompt, t0, state)
+            await _exchange(client, cfg, rec, prompt, state)
     except TimeoutError:
         rec.error, rec.detail = "timeout", f"no complete response within {cfg.timeout_s:g} s"
     except MalformedStream as exc:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from inferplan.bench.client import Prompt
 from inferplan.bench.http import HttpError, Transport
 from inferplan.errors import ConfigError
 
-__all__ = ["PROMPT_WORDS", "count_tokens", "load_dataset", "synthetic_prompts"]
+__all__ = ["PROMPT_WORDS", "TokenCounter", "count_tokens", "load_dataset", "synthetic_prompts"]
 
 PROMPT_WORDS = [
     "the",
@@ -61,27 +62,40 @@ def _text(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(PROMPT_WORDS) for _ in range(max(words, 1)))
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCounter:
+    """A server that counts tokens (vLLM's and SGLang's ``/tokenize``) for ``model``."""
+
+    transport: Transport
+    base_url: str
+    model: str
+
+    async def count(self, text: str) -> int | None:
+        return await count_tokens(self.transport, self.base_url, self.model, text)
+
+
 async def synthetic_prompts(
-    n: int, isl: int, osl: int, seed: int, transport: Transport | None = None, base_url: str = "", model: str = ""
+    n: int, lengths: tuple[int, int], seed: int, counter: TokenCounter | None = None
 ) -> tuple[list[Prompt], bool]:
     """``n`` prompts of about ``isl`` tokens (each with a random prefix so prefix caching does
     not flatter the server). Exact when the server counts tokens: the words-per-token ratio is
     measured on a probe and each prompt is trimmed against the server's count. Returns the
     prompts and whether their lengths are exact."""
+    isl, osl = lengths
     rng = random.Random(seed)
     ratio, exact = 1.0, False
-    if transport is not None:
+    if counter is not None:
         probe = _text(rng, 400)
-        counted = await count_tokens(transport, base_url, model, probe)
+        counted = await counter.count(probe)
         if counted:
             ratio, exact = 400 / counted, True
     out = []
     for _ in range(n):
         words = max(round(isl * ratio), 1)
         text = _text(rng, words)
-        if exact and transport is not None:
+        if exact and counter is not None:
             for _ in range(3):
-                counted = await count_tokens(transport, base_url, model, text)
+                counted = await counter.count(text)
                 if counted is None or counted == isl:
                     break
                 words = max(words + round((isl - counted) * ratio) or (1 if counted < isl else -1), 1)

@@ -13,7 +13,7 @@ from typing import Any
 
 from inferplan.bench.client import BenchConfig, Prompt, RequestRecord, run_load
 from inferplan.bench.http import PooledTransport
-from inferplan.bench.prompts import load_dataset, synthetic_prompts
+from inferplan.bench.prompts import TokenCounter, load_dataset, synthetic_prompts
 from inferplan.bench.selfcheck import scheduling_lag_warning
 from inferplan.bench.store import ResultsStore
 from inferplan.bench.summary import summarize_records
@@ -84,7 +84,7 @@ def machine_description() -> dict[str, Any]:
 async def _prompts(spec: ServeSpec, transport: PooledTransport, n: int, seed: int) -> tuple[list[Prompt], bool]:
     if spec.dataset is not None:
         return load_dataset(spec.dataset, spec.osl, n), False
-    return await synthetic_prompts(n, spec.isl, spec.osl, seed, transport, spec.url, spec.model)
+    return await synthetic_prompts(n, (spec.isl, spec.osl), seed, TokenCounter(transport, spec.url, spec.model))
 
 
 async def run_sweep(

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
-__all__ = ["Chart", "Ref", "Series", "line_chart", "stacked_bar_chart"]
+__all__ = ["Chart", "ChartText", "Ref", "Series", "line_chart", "stacked_bar_chart"]
 
 WIDTH_PX, HEIGHT_PX = 680, 380
 _LEFT, _RIGHT, _TOP, _BOTTOM = 78, 24, 36, 58
@@ -38,6 +38,17 @@ class Ref:
     axis: str
     value: float
     label: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChartText:
+    """A chart's words: its id, title, caption (what to read in it) and axis titles (with units)."""
+
+    id: str
+    title: str
+    caption: str
+    x_label: str
+    y_label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +212,7 @@ def _clean(points: list[tuple[float, float]], log_x: bool, log_y: bool) -> list[
 
 
 def line_chart(
-    chart_id: str,
-    title: str,
-    caption: str,
-    x_label: str,
-    y_label: str,
+    text: ChartText,
     series: list[Series],
     *,
     log_x: bool = False,
@@ -213,6 +220,7 @@ def line_chart(
     refs: list[Ref] | None = None,
 ) -> Chart:
     """Lines and/or points on shared axes, with reference lines (targets, demand)."""
+    chart_id, title, caption, x_label, y_label = text.id, text.title, text.caption, text.x_label, text.y_label
     refs = refs or []
     cleaned = [(s, _clean(s.points, log_x, log_y)) for s in series]
     xs = [x for _, pts in cleaned for x, _ in pts]
@@ -246,10 +254,7 @@ def line_chart(
 
 
 def stacked_bar_chart(
-    chart_id: str,
-    title: str,
-    caption: str,
-    x_label: str,
+    text: ChartText,
     categories: list[str],
     segments: list[tuple[str, list[float]]],
     *,
@@ -258,6 +263,7 @@ def stacked_bar_chart(
 ) -> Chart:
     """Horizontal bars, one per category, stacked from ``segments`` (name, value per
     category); ``limits`` draws a tick per bar (e.g. the GPU's memory)."""
+    chart_id, title, caption, x_label = text.id, text.title, text.caption, text.x_label
     totals = [sum(max(v[i], 0.0) for _, v in segments) for i in range(len(categories))]
     left = 200
     sx = _Scale(*_bounds([*totals, *(limits or [])], False, []), left, WIDTH_PX - _RIGHT, False)

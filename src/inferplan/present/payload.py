@@ -17,7 +17,9 @@ __all__ = ["Payload", "Strict", "finite", "to_json_dict", "to_json_text"]
 class Strict(BaseModel):
     """A part of a payload: no unknown fields; NaN and Infinity serialise as null."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, ser_json_inf_nan="null")
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, ser_json_inf_nan="null", use_attribute_docstrings=True
+    )
 
 
 class Payload(Strict):

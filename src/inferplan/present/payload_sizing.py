@@ -78,13 +78,21 @@ class EngineMemoryPayload(Strict):
 
 class PerGpuPayload(Strict):
     visible_bytes: int
+    """Memory CUDA reports (ECC and driver reservations taken)."""
     budget_bytes: int
+    """Visible memory x gpu_memory_utilization (TensorRT-LLM: all of it)."""
     weights_bytes: int
+    """Weights on the fullest GPU."""
     activation_peak_bytes: int
+    """Peak activations of one step of max_num_batched_tokens."""
     logits_bytes: int
+    """FP32 logits of max_num_seqs sampled positions."""
     non_torch_bytes: int
+    """CUDA context and communication buffers."""
     kv_cache_bytes: int
+    """What is left for the KV cache (negative when nothing is)."""
     kv_bytes_per_token: float
+    """KV bytes one token takes on this GPU, every layer full."""
     num_kv_blocks: int
     kv_tokens: int
 
@@ -103,15 +111,18 @@ class Suggestion(Strict):
 
 class VerdictPayload(Strict):
     fits: bool
+    """Whether concurrency x context_tokens fit the KV cache."""
     kv_bytes_needed: int
     margin_bytes: int
     max_sequences_at_context: int
     max_context_at_concurrency: int
     suggestion: Suggestion | None = None
+    """When it does not fit: the smallest split that does, or why none does."""
 
 
 class RuleOfThumbPayload(Strict):
     total_bytes: int
+    """Parameters x bytes x 1.2, the common estimate."""
     exact_weights_bytes: int
     exact_total_bytes: int
 
@@ -122,6 +133,7 @@ class ContextGrowthRow(Strict):
     max_sequences: int
     attention_scores_bytes_flash: int
     attention_scores_bytes_eager: int
+    """The L x L FP32 score matrix of one prefill without fused attention."""
 
 
 class FitPayload(Payload):
@@ -138,6 +150,7 @@ class FitPayload(Payload):
     rule_of_thumb: RuleOfThumbPayload
     context_growth: list[ContextGrowthRow]
     notes: list[str]
+    """Caveats: multimodal models, checkpoint facts."""
 
 
 def model_row(model: ModelSpec) -> ModelRow:

@@ -13,7 +13,7 @@ from inferplan.perf.replica import Replica, build_replica
 from inferplan.perf.roofline import step_shape
 from inferplan.plan.planner import Plan
 from inferplan.plan.search import Evaluated, steady_state_curve
-from inferplan.present.charts import Chart, Ref, Series, line_chart, stacked_bar_chart
+from inferplan.present.charts import Chart, ChartText, Ref, Series, line_chart, stacked_bar_chart
 from inferplan.sizing.capacity import MemoryPlan
 from inferplan.units import GIB
 
@@ -55,10 +55,7 @@ def memory_chart(configs: list[Evaluated], mems: list[MemoryPlan]) -> Chart:
         "memory the GPU shows to programs. A KV cache that is a thin sliver means few concurrent sequences."
     )
     return stacked_bar_chart(
-        "memory",
-        "Memory per GPU",
-        caption,
-        "memory per GPU (GiB, 2^30 bytes)",
+        ChartText("memory", "Memory per GPU", caption, "memory per GPU (GiB, 2^30 bytes)"),
         [e.label() for e in configs],
         [(name, [v / GIB for v in values]) for name, values in parts],
         limits=[m.visible_bytes / GIB for m in mems],
@@ -90,11 +87,13 @@ def kv_capacity_chart(plan: Plan, configs: list[Evaluated], mems: list[MemoryPla
     )
     refs = [Ref("x", float(ctx), f"workload {ctx:,} tokens")]
     return line_chart(
-        "kv_capacity",
-        "KV-cache capacity against context length",
-        caption,
-        "context length (tokens, log scale)",
-        "concurrent sequences per replica (sequences, log scale)",
+        ChartText(
+            "kv_capacity",
+            "KV-cache capacity against context length",
+            caption,
+            "context length (tokens, log scale)",
+            "concurrent sequences per replica (sequences, log scale)",
+        ),
         series,
         log_x=True,
         log_y=True,
@@ -139,11 +138,13 @@ def roofline_chart(plan: Plan, built: Replica) -> Chart:
     )
     skipped_note = sorted(set(skipped))
     chart = line_chart(
-        "roofline",
-        f"Roofline on {c.gpu.id}",
-        caption + (f" Not drawn (no FLOPs or bytes): {', '.join(skipped_note)}." if skipped_note else ""),
-        "arithmetic intensity (FLOP/byte, log scale)",
-        "attained compute per GPU (TFLOP/s, log scale)",
+        ChartText(
+            "roofline",
+            f"Roofline on {c.gpu.id}",
+            caption + (f" Not drawn (no FLOPs or bytes): {', '.join(skipped_note)}." if skipped_note else ""),
+            "arithmetic intensity (FLOP/byte, log scale)",
+            "attained compute per GPU (TFLOP/s, log scale)",
+        ),
         series,
         log_x=True,
         log_y=True,
@@ -194,11 +195,13 @@ def latency_charts(plan: Plan, configs: list[Evaluated], num_points: int = 24) -
         )
         charts.append(
             line_chart(
-                f"{key}_vs_rate",
-                f"{name} p90 against request rate",
-                caption,
-                "request rate (requests/s, all replicas)",
-                f"{name} p90 (ms, log scale)",
+                ChartText(
+                    f"{key}_vs_rate",
+                    f"{name} p90 against request rate",
+                    caption,
+                    "request rate (requests/s, all replicas)",
+                    f"{name} p90 (ms, log scale)",
+                ),
                 series,
                 log_y=True,
                 refs=refs,
@@ -222,11 +225,13 @@ def pareto_chart(plan: Plan) -> Chart:
         f"it wastes nothing. {len(plan.ranked)} configurations searched, {len(front)} points on the frontier."
     )
     return line_chart(
-        "pareto",
-        "Throughput per GPU against speed per user",
-        caption,
-        "throughput per GPU (output tokens/s)",
-        "speed per user (tokens/s, 1 / TPOT p90)",
+        ChartText(
+            "pareto",
+            "Throughput per GPU against speed per user",
+            caption,
+            "throughput per GPU (output tokens/s)",
+            "speed per user (tokens/s, 1 / TPOT p90)",
+        ),
         series,
     )
 
@@ -268,11 +273,13 @@ def cost_chart(plan: Plan, months: int = 36) -> Chart | None:
         f"(elastic pays the {c.hours_fraction:.0%} of hours the load runs)."
     )
     return line_chart(
-        "cost",
-        f"Cumulative cost over {months} months",
-        caption,
-        "time since start (months)",
-        "cumulative cost (thousand USD)",
+        ChartText(
+            "cost",
+            f"Cumulative cost over {months} months",
+            caption,
+            "time since start (months)",
+            "cumulative cost (thousand USD)",
+        ),
         series,
         refs=refs,
     )
@@ -297,11 +304,13 @@ def measured_chart(comparisons: list[RunComparison]) -> Chart:
         f"dashed lines it is within 20%. Median absolute error over {len(comparisons)} run(s): {median:.0%}."
     )
     return line_chart(
-        "measured",
-        "Measured against predicted",
-        caption,
-        "measured (s or tokens/s, log scale)",
-        "predicted (s or tokens/s, log scale)",
+        ChartText(
+            "measured",
+            "Measured against predicted",
+            caption,
+            "measured (s or tokens/s, log scale)",
+            "predicted (s or tokens/s, log scale)",
+        ),
         series,
         log_x=True,
         log_y=True,

@@ -196,7 +196,10 @@ def options() -> Options:
         precisions=sorted(PRECISIONS),
         kv_dtypes=["auto", *sorted(KV_DTYPES)],
         engines=sorted(ENGINES),
-        environments=list(ENVIRONMENT_CHOICES),
+        environments=[
+            *ENVIRONMENT_CHOICES,
+            *sorted({f"mig:{m}" for g in gpu_catalog().values() for m in g.mig_profiles}),
+        ],
         calibrations=profile_names(),
     )
 

@@ -7,12 +7,14 @@ Each supported ``model_type`` maps to a family function below.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from inferplan.errors import ConfigError, UnsupportedModelError
-from inferplan.specs.model import AttentionSpec, LayerSpec, MlpSpec, ModelSpec, MoeSpec, QuantInfo
+from inferplan.specs.model import AttentionSpec, LayerSpec, MlpSpec, ModelSpec, MoeSpec
+from inferplan.specs.quantization import parse_quantization
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "parse_quantization", "spec_from_config"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "spec_from_config"]
 
 Config = Mapping[str, Any]
 
@@ -97,19 +99,28 @@ def _attn(
     )
 
 
-def _base(
-    r: _Reader,
-    name: str,
-    attn: AttentionSpec,
-    mlp: MlpSpec,
-    layers: list[LayerSpec],
-    *,
-    moe: MoeSpec | None = None,
-    norms_per_layer: int,
-    final_norm: int,
-    tie_default: bool = False,
-    extra: int = 0,
-) -> ModelSpec:
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """What a family function reads from a config beyond the common fields."""
+
+    attn: AttentionSpec
+    mlp: MlpSpec
+    layers: list[LayerSpec]
+    moe: MoeSpec | None = None
+    norms_per_layer: int = 0
+    final_norm: int = 0
+    tie_default: bool = False
+    extra: int = 0
+
+
+def _base(r: _Reader, name: str, body: _Body) -> ModelSpec:
+    attn, mlp, layers, moe = body.attn, body.mlp, body.layers, body.moe
+    norms_per_layer, final_norm, tie_default, extra = (
+        body.norms_per_layer,
+        body.final_norm,
+        body.tie_default,
+        body.extra,
+    )
     return ModelSpec(
         name=name,
         model_type=str(r.cfg.get("model_type")),
@@ -149,7 +160,7 @@ def _llama_like(r: _Reader, name: str) -> ModelSpec:
         windows = [window if (window and use_window) else None] * n
     layers = [LayerSpec(w) for w in windows]
     mlp = MlpSpec(r.positive("intermediate_size"), gated=True, bias=r.flag("mlp_bias", False))
-    return _base(r, name, attn, mlp, layers, norms_per_layer=2 * d, final_norm=d)
+    return _base(r, name, _Body(attn, mlp, layers, norms_per_layer=2 * d, final_norm=d))
 
 
 def _moe_layers(r: _Reader, n: int, windows: list[int | None]) -> list[LayerSpec]:
@@ -180,17 +191,7 @@ def _mixtral_qwen_moe(r: _Reader, name: str) -> ModelSpec:
     layers = _moe_layers(r, n, windows)
     shared_gate = d * sum(1 for layer in layers if layer.moe) if shared_inter else 0
     dense = MlpSpec(r.positive("intermediate_size"))
-    return _base(
-        r,
-        name,
-        attn,
-        dense,
-        layers,
-        moe=moe,
-        norms_per_layer=2 * d,
-        final_norm=d,
-        extra=shared_gate,
-    )
+    return _base(r, name, _Body(attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d, extra=shared_gate))
 
 
 def _gemma(r: _Reader, name: str) -> ModelSpec:
@@ -211,12 +212,7 @@ def _gemma(r: _Reader, name: str) -> ModelSpec:
     return _base(
         r,
         name,
-        attn,
-        mlp,
-        [LayerSpec(w) for w in windows],
-        norms_per_layer=4 * d,
-        final_norm=d,
-        tie_default=True,
+        _Body(attn, mlp, [LayerSpec(w) for w in windows], norms_per_layer=4 * d, final_norm=d, tie_default=True),
     )
 
 
@@ -237,14 +233,7 @@ def _falcon(r: _Reader, name: str) -> ModelSpec:
     lns = 2 if (new_arch or not parallel) else 1
     mlp = MlpSpec(inter, gated=False, bias=bias)
     return _base(
-        r,
-        name,
-        attn,
-        mlp,
-        [LayerSpec()] * n,
-        norms_per_layer=lns * 2 * d,
-        final_norm=2 * d,
-        tie_default=True,
+        r, name, _Body(attn, mlp, [LayerSpec()] * n, norms_per_layer=lns * 2 * d, final_norm=2 * d, tie_default=True)
     )
 
 
@@ -254,7 +243,7 @@ def _gpt_neox(r: _Reader, name: str) -> ModelSpec:
     n = r.positive("num_hidden_layers")
     attn = _attn(r, qkv_bias=True, o_bias=True)
     mlp = MlpSpec(r.positive("intermediate_size"), gated=False, bias=True)
-    return _base(r, name, attn, mlp, [LayerSpec()] * n, norms_per_layer=4 * d, final_norm=2 * d)
+    return _base(r, name, _Body(attn, mlp, [LayerSpec()] * n, norms_per_layer=4 * d, final_norm=2 * d))
 
 
 def _gptj(r: _Reader, name: str) -> ModelSpec:
@@ -268,12 +257,7 @@ def _gptj(r: _Reader, name: str) -> ModelSpec:
     return _base(
         r,
         name,
-        attn,
-        mlp,
-        [LayerSpec()] * n,
-        norms_per_layer=2 * d,
-        final_norm=2 * d,
-        extra=r.positive("vocab_size"),
+        _Body(attn, mlp, [LayerSpec()] * n, norms_per_layer=2 * d, final_norm=2 * d, extra=r.positive("vocab_size")),
     )
 
 
@@ -309,7 +293,7 @@ def _deepseek(r: _Reader, name: str) -> ModelSpec:
         router_bias=r.cfg.get("topk_method") == "noaux_tc",
     )
     dense = MlpSpec(r.positive("intermediate_size"))
-    return _base(r, name, attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d)
+    return _base(r, name, _Body(attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d))
 
 
 def _gpt_oss(r: _Reader, name: str) -> ModelSpec:
@@ -326,7 +310,7 @@ def _gpt_oss(r: _Reader, name: str) -> ModelSpec:
         router_bias=True,
     )
     layers = [LayerSpec(w, moe=True) for w in windows]
-    return _base(r, name, attn, MlpSpec(inter), layers, moe=moe, norms_per_layer=2 * d, final_norm=d)
+    return _base(r, name, _Body(attn, MlpSpec(inter), layers, moe=moe, norms_per_layer=2 * d, final_norm=d))
 
 
 def _llama4(r: _Reader, name: str) -> ModelSpec:
@@ -351,7 +335,7 @@ def _llama4(r: _Reader, name: str) -> ModelSpec:
         shared=MlpSpec(inter),
     )
     dense = MlpSpec(r.positive("intermediate_size_mlp", "intermediate_size"))
-    return _base(r, name, attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d)
+    return _base(r, name, _Body(attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d))
 
 
 _FAMILIES: dict[str, Callable[[_Reader, str], ModelSpec]] = {
@@ -411,48 +395,3 @@ def _with_notes(spec: ModelSpec, note: str, source_type: str) -> ModelSpec:
     from dataclasses import replace
 
     return replace(spec, model_type=source_type, notes=(*spec.notes, note))
-
-
-def parse_quantization(cfg: Config, origin: str = "config.json") -> QuantInfo | None:
-    """Map a ``quantization_config`` (FP8, AWQ, GPTQ, compressed-tensors, bitsandbytes,
-    MXFP4, ModelOpt) to the inferplan precision that stores the same bytes."""
-    q = cfg.get("quantization_config")
-    if q is None:
-        return None
-    if not isinstance(q, Mapping):
-        raise ConfigError(f"{origin}: field 'quantization_config' must be an object")
-    method = str(q.get("quant_method", "")).lower()
-    if method in ("fp8", "fbgemm_fp8"):
-        return QuantInfo("fp8", "fp8", 8)
-    if method == "mxfp4":
-        return QuantInfo("mxfp4", "mxfp4", 4, 32, quantized_parts=("experts",))
-    if method in ("awq", "gptq", "awq_marlin", "gptq_marlin"):
-        bits = int(q.get("bits", q.get("w_bit", 4)))
-        group = int(q.get("group_size", q.get("q_group_size", 128)))
-        return QuantInfo(method, "int4" if bits == 4 else "int8", bits, max(group, 0))
-    if method == "bitsandbytes":
-        four = bool(q.get("load_in_4bit"))
-        return QuantInfo(method, "int4" if four else "int8", 4 if four else 8, 64 if four else 0)
-    if method == "compressed-tensors":
-        return _compressed_tensors(q, origin)
-    if method in ("modelopt", "nvfp4"):
-        algo = str(q.get("quant_algo", "FP8")).upper()
-        return QuantInfo("modelopt", "nvfp4" if "FP4" in algo else "fp8", 4 if "FP4" in algo else 8)
-    raise ConfigError(
-        f"{origin}: quantization_config.quant_method '{method}' is not supported; supported: "
-        "fp8, awq, gptq, compressed-tensors, bitsandbytes, mxfp4, modelopt"
-    )
-
-
-def _compressed_tensors(q: Mapping[str, Any], origin: str) -> QuantInfo:
-    groups = q.get("config_groups") or {}
-    for group in groups.values() if isinstance(groups, Mapping) else []:
-        weights = group.get("weights") or {}
-        bits = int(weights.get("num_bits", 8))
-        is_float = weights.get("type") == "float"
-        group_size = int(weights.get("group_size") or 0)
-        if bits == 8:
-            return QuantInfo("compressed-tensors", "fp8" if is_float else "w8a8-int8", 8)
-        if bits == 4:
-            return QuantInfo("compressed-tensors", "nvfp4" if is_float else "int4", 4, group_size)
-    raise ConfigError(f"{origin}: compressed-tensors quantization_config has no weight bits")
