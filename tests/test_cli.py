@@ -67,7 +67,7 @@ def test_fit_config_file(runner: CliRunner, tiny_config_file: Path) -> None:
         (["fit", "llama-3.1-8b", "--gpu", "h1000"], 3, "unknown GPU"),
         (["fit", "llama-3.1-8b", "--gpu", "h100", "--tp", "3"], 2, "does not divide"),
         (["fit", "llama-3.1-8b", "--gpu", "h100", "--dtype", "int3"], 2, "unknown precision"),
-        (["fit", "llama-3.1-8b", "--gpu", "h100", "--kv-dtype", "fp4"], 2, "KV-cache dtype"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--kv-dtype", "fp6"], 2, "KV-cache dtype"),
         (
             ["fit", "llama-3.1-8b", "--gpu", "h100", "--count", "4", "--tp", "3", "--pp", "1"],
             2,

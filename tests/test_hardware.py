@@ -18,7 +18,9 @@ REQUIRED = [
     "h100-nvl",
     "h200-sxm",
     "h200-nvl",
-    "gh200",
+    "gh200-96gb",
+    "gh200-144gb",
+    "b300",
     "b200",
     "gb200",
     "l40s",
@@ -26,6 +28,7 @@ REQUIRED = [
     "rtx-4090",
     "mi300x",
     "mi325x",
+    "mi355x",
 ]
 
 
@@ -72,7 +75,7 @@ def test_mig_slice_scales() -> None:
 
 def test_unknown_gpu_suggests() -> None:
     with pytest.raises(UnknownGpuError) as info:
-        get_gpu("h100-sxn")
+        get_gpu("h1000-sxm")
     assert "h100-sxm" in info.value.suggestions
 
 

@@ -11,7 +11,8 @@ with :attr:`InferplanError.exit_code`.
     │   └── ConfigError             exit 2   malformed config.json / YAML / CSV
     ├── UnknownNameError            exit 3   unknown model, GPU, price ...
     │   ├── UnknownModelError
-    │   └── UnknownGpuError
+    │   ├── UnknownGpuError
+    │   └── AmbiguousNameError       a name that could mean several (lists them)
     ├── UnsupportedModelError       exit 4   model_type we cannot describe
     ├── DoesNotFitError             exit 5   memory does not suffice
     ├── InfeasibleError             exit 6   no configuration meets the targets
@@ -25,6 +26,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "AmbiguousNameError",
     "BenchmarkError",
     "ConfigError",
     "DoesNotFitError",
@@ -79,8 +81,17 @@ class UnknownModelError(UnknownNameError):
 
 
 class UnknownGpuError(UnknownNameError):
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        super().__init__("GPU", name, known, " Run 'inferplan gpus' for the catalog.")
+    def __init__(self, name: str, known: Iterable[str], detail: str = "") -> None:
+        super().__init__("GPU", name, known, f"{' ' + detail if detail else ''} Run 'inferplan gpus' for the catalog.")
+
+
+class AmbiguousNameError(UnknownNameError):
+    """A name that could mean several catalog entries and has no stated default."""
+
+    def __init__(self, kind: str, name: str, candidates: Iterable[str]) -> None:
+        self.name = name
+        self.suggestions = list(candidates)
+        InferplanError.__init__(self, f"{kind} '{name}' could mean {', '.join(self.suggestions)}; give one of them")
 
 
 class UnsupportedModelError(InferplanError):

@@ -150,7 +150,7 @@ class FitPayload(Payload):
     rule_of_thumb: RuleOfThumbPayload
     context_growth: list[ContextGrowthRow]
     notes: list[str]
-    """Caveats: multimodal models, checkpoint facts."""
+    """Caveats: multimodal models, checkpoint facts, and what resolving the names assumed."""
 
 
 def model_row(model: ModelSpec) -> ModelRow:
@@ -256,5 +256,5 @@ def fit_payload(plan: MemoryPlan, context_tokens: int, concurrency: int, suggest
             exact_total_bytes=int((plan.used_bytes + kv_needed) * par.gpus_per_replica),
         ),
         context_growth=context_growth(plan),
-        notes=list(dep.model.notes),
+        notes=list(dict.fromkeys((*dep.model.notes, *dep.notes))),
     )

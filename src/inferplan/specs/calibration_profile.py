@@ -18,7 +18,7 @@ import yaml
 from inferplan.errors import ConfigError
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import EngineProfile, KernelParams
-from inferplan.specs.hardware import GpuSpec
+from inferplan.specs.hardware import GpuSpec, get_gpu
 
 __all__ = [
     "ENGINE_FIELDS",
@@ -70,7 +70,7 @@ def apply_profile(
     if profile is None:
         return engine, gpu
     engine = engine_with(engine, profile.kernels | profile.engine_overrides)
-    if profile.measured_matmul_tflops and (profile.gpu is None or profile.gpu == gpu.id):
+    if profile.measured_matmul_tflops and (profile.gpu is None or get_gpu(profile.gpu).id == gpu.id):
         measured = dict(gpu.measured_matmul_flops) | {k: v * 1e12 for k, v in profile.measured_matmul_tflops.items()}
         gpu = replace(gpu, measured_matmul_flops=measured)
     return engine, gpu

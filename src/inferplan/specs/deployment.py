@@ -14,7 +14,7 @@ from inferplan.errors import InputError
 from inferplan.limits import MAX_PARALLEL, check_range
 from inferplan.specs.engines import EngineProfile, get_engine
 from inferplan.specs.environment import BARE_METAL, EnvironmentProfile, with_mig
-from inferplan.specs.hardware import GpuSpec, LinkSpec, get_gpu, get_link, gpus_per_server, mig_slice, tp_link_for
+from inferplan.specs.hardware import GpuSpec, LinkSpec, get_link, gpus_per_server, mig_slice, resolve_gpu, tp_link_for
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import KvDtype, Precision, resolve_kv_dtype, resolve_precision
@@ -37,6 +37,7 @@ class Deployment:
     environment: EnvironmentProfile = BARE_METAL
     tp_link_id: str | None = None
     pp_link_id: str | None = None
+    notes: tuple[str, ...] = ()  # what resolving the names assumed ('H100' taken as h100-sxm, ...)
 
     def __post_init__(self) -> None:
         profile = self.environment.mig_profile
@@ -142,7 +143,7 @@ def resolve_deployment(
     environment: EnvironmentProfile = BARE_METAL,
 ) -> Deployment:
     """The deployment the options of ``fit``, ``predict``, ``deploy`` and the web mean."""
-    gpu = get_gpu(choices.gpu)
+    gpu, gpu_note = resolve_gpu(choices.gpu)
     if environment.mig_profile and not gpu.mig_profile:
         gpu = mig_slice(gpu, environment.mig_profile)
     elif gpu.mig_profile:
@@ -156,4 +157,5 @@ def resolve_deployment(
         resolve_parallelism(gpu, choices),
         engine or get_engine("vllm"),
         environment,
+        notes=tuple(n for n in (*model.notes, gpu_note) if n),
     )

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from inferplan.errors import InputError
+from inferplan.specs.names import resolve_engine_name
 
-__all__ = ["ENGINES", "EngineProfile", "KernelParams", "get_engine"]
+__all__ = ["ENGINES", "EngineProfile", "KernelParams", "get_engine", "resolve_engine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,53 @@ ENGINES: dict[str, EngineProfile] = {
             description="Triton Inference Server with the TensorRT-LLM backend",
         ),
         EngineProfile(
+            "vllm-v0",
+            step_overhead_s=7.0e-3,
+            layer_overhead_s=15e-6,
+            max_num_batched_tokens=2048,
+            description="vLLM before 0.8 (V0 engine): scheduling, sampling and detokenisation on the "
+            "critical path of every step",
+        ),
+        EngineProfile(
+            "trtllm-pytorch",
+            step_overhead_s=0.6e-3,
+            layer_overhead_s=10e-6,
+            max_num_seqs=4096,
+            allreduce_latency_s=8e-6,
+            sliding_window_kv=False,
+            chunked_prefill=False,
+            max_num_batched_tokens=8192,
+            memory_mode="trtllm",
+            kv_free_fraction=0.95,
+            reserve_full_kv=True,
+            description="TensorRT-LLM 1.0 and later, PyTorch backend (trtllm-bench / trtllm-serve): CUDA graphs, "
+            "overlap scheduler, guaranteed-no-evict",
+        ),
+        EngineProfile(
+            "trtllm-static",
+            step_overhead_s=0.6e-3,
+            layer_overhead_s=10e-6,
+            max_num_seqs=2048,
+            allreduce_latency_s=8e-6,
+            sliding_window_kv=False,
+            chunked_prefill=False,
+            memory_mode="trtllm",
+            kv_free_fraction=0.9,
+            reserve_full_kv=True,
+            description="TensorRT-LLM before 0.10 (gptSessionBenchmark, static batching, 2023 kernels)",
+        ),
+        EngineProfile(
+            "llama.cpp",
+            step_overhead_s=1.0e-3,
+            layer_overhead_s=15e-6,
+            max_num_seqs=4,
+            max_num_batched_tokens=2048,
+            chunked_prefill=True,
+            gpu_memory_utilization=0.95,
+            description="llama.cpp's llama-server on CUDA (4 slots, logical batch 2048); not fitted: no "
+            "llama.cpp rows in the development set",
+        ),
+        EngineProfile(
             "gpt-fast",
             step_overhead_s=0.15e-3,
             layer_overhead_s=4.6e-6,
@@ -161,8 +209,17 @@ ENGINES: dict[str, EngineProfile] = {
 }
 
 
-def get_engine(name: str) -> EngineProfile:
-    key = name.lower()
-    if key not in ENGINES:
-        raise InputError(f"unknown engine '{name}'; choose one of {', '.join(ENGINES)}")
-    return ENGINES[key]
+def resolve_engine(name: str, version: str = "") -> tuple[EngineProfile, str]:
+    """The engine profile for a name as people write it ('vLLM', 'TensorRT-LLM (PyTorch
+    backend)', 'Triton + TensorRT-LLM', 'NIM', 'llama.cpp') and an optional version, with the
+    resolver's note when it assumed something (:func:`inferplan.specs.names.resolve_engine_name`)."""
+    key = name.strip().lower()
+    if key in ENGINES and not version:
+        return ENGINES[key], ""
+    found = resolve_engine_name(name, version)
+    return ENGINES[found.key], found.note
+
+
+def get_engine(name: str, version: str = "") -> EngineProfile:
+    """An engine profile by name (and version); see :func:`resolve_engine`."""
+    return resolve_engine(name, version)[0]

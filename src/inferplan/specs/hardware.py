@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from inferplan.errors import ConfigError, InputError, UnknownGpuError
-from inferplan.units import GB, GIB
+from inferplan.errors import ConfigError, InputError
+from inferplan.specs.names import GpuName, resolve_gpu_name
+from inferplan.units import GB, GIB, MIB
 
 __all__ = [
     "GpuSpec",
@@ -31,6 +32,7 @@ __all__ = [
     "load_gpu_file",
     "mig_slice",
     "pcie_link",
+    "resolve_gpu",
     "tp_link_for",
 ]
 
@@ -51,6 +53,12 @@ class _GpuEntry(BaseModel):
     vendor: str
     architecture: str
     form_factor: str
+    product: str = Field(default="", pattern=r"^[a-z0-9]*$")
+    variant: str | None = None
+    memory_type: str = ""
+    default_variant: bool = False
+    reported_memory_mib: int | None = Field(default=None, gt=0)
+    aliases: list[str] = Field(default_factory=list)
     memory_gib: float = Field(gt=0)
     visible_memory_gib: float | None = Field(default=None, gt=0)
     mem_bw_tb_s: float = Field(gt=0)
@@ -111,6 +119,12 @@ class GpuSpec:
     mig_profile: str | None = None  # set on a MIG slice, e.g. '3g.40gb'
     base_id: str = ""  # the whole card's id for a MIG slice
     card_share: float = 1.0  # share of the card a slice occupies: max(compute share, memory share)
+    product: str = ""
+    variant: str | None = None
+    memory_type: str = ""
+    aliases: tuple[str, ...] = ()
+    default_variant: bool = False
+    reported_memory_bytes: float | None = None  # nvidia-smi's memory.total, where published
 
     @property
     def card_id(self) -> str:
@@ -194,6 +208,12 @@ def load_gpu_file(path: Path | Any) -> dict[str, GpuSpec]:
             num_sms=e.num_sms,
             mig_profiles=tuple(e.mig),
             sources=e.sources,
+            product=e.product,
+            variant=e.variant,
+            memory_type=e.memory_type,
+            aliases=tuple(e.aliases),
+            default_variant=e.default_variant,
+            reported_memory_bytes=e.reported_memory_mib * MIB if e.reported_memory_mib else None,
         )
     return out
 
@@ -222,35 +242,27 @@ def link_catalog() -> dict[str, LinkSpec]:
     return out
 
 
-_ALIASES = {
-    "h100": "h100-sxm",
-    "h100-80gb": "h100-sxm",
-    "h100-sxm5": "h100-sxm",
-    "h200": "h200-sxm",
-    "a100": "a100-sxm-80gb",
-    "a100-80gb": "a100-sxm-80gb",
-    "a100-sxm": "a100-sxm-80gb",
-    "a100-40gb": "a100-sxm-40gb",
-    "a100-pcie": "a100-pcie-80gb",
-    "b200-sxm": "b200",
-    "4090": "rtx-4090",
-    "3090": "rtx-3090",
-    "mi300": "mi300x",
-    "gh200-144gb": "gh200",
-}
+@cache
+def _gpu_names() -> tuple[GpuName, ...]:
+    return tuple(
+        GpuName(g.id, g.name, g.product, g.variant, g.memory_bytes / GIB, g.memory_type, g.aliases, g.default_variant)
+        for g in gpu_catalog().values()
+    )
+
+
+def resolve_gpu(name: str) -> tuple[GpuSpec, str]:
+    """A catalog GPU from any way of writing it (ids, nvidia-smi/rocm-smi names, 'H100 SXM5 80GB';
+    see :mod:`inferplan.specs.names`), and the resolver's note when it chose a default.
+    'h100-sxm:3g.40gb' names a MIG slice."""
+    base, _, profile = name.partition(":")
+    found = resolve_gpu_name(base, _gpu_names())
+    gpu = gpu_catalog()[found.key]
+    return (mig_slice(gpu, profile.strip()) if profile else gpu), found.note
 
 
 def get_gpu(name: str) -> GpuSpec:
-    """A catalog GPU by id or alias, e.g. 'h100-sxm', 'H100', 'a100-80gb'; 'h100-sxm:3g.40gb'
-    names a MIG slice."""
-    base, _, profile = name.partition(":")
-    key = re.sub(r"[\s_]+", "-", base.strip().lower())
-    key = _ALIASES.get(key, key)
-    catalog = gpu_catalog()
-    if key not in catalog:
-        raise UnknownGpuError(name, catalog)
-    gpu = catalog[key]
-    return mig_slice(gpu, profile) if profile else gpu
+    """A catalog GPU by id or any name :func:`resolve_gpu` reads."""
+    return resolve_gpu(name)[0]
 
 
 def get_link(link_id: str) -> LinkSpec:

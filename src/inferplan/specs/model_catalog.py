@@ -18,6 +18,7 @@ from typing import Any
 from inferplan.errors import ConfigError, OfflineError, UnknownModelError
 from inferplan.specs.hf_config import spec_from_config
 from inferplan.specs.model import ModelSpec
+from inferplan.specs.names import Resolved, resolve_model_name
 
 __all__ = [
     "CatalogModel",
@@ -27,6 +28,7 @@ __all__ = [
     "model_from_config_text",
     "parse_json_text",
     "parse_param_count",
+    "resolve_catalog_name",
 ]
 
 
@@ -96,23 +98,25 @@ def catalog_models() -> dict[str, CatalogModel]:
     return out
 
 
-def _catalog_lookup(name: str) -> CatalogModel | None:
-    models = catalog_models()
-    low = name.lower()
-    if low in models:
-        return models[low]
-    for model in models.values():
-        if model.hf_id.lower() == low or model.hf_id.split("/")[-1].lower() == low:
-            return model
-    return None
+def resolve_catalog_name(name: str) -> Resolved | None:
+    """The catalog model a name means ('Llama 3.1 8B', 'llama3.1-8b', a hub id of the model or of
+    an instruct variant), with the resolver's note; None when it names none
+    (:func:`inferplan.specs.names.resolve_model_name`)."""
+    return resolve_model_name(name, {n: m.hf_id for n, m in catalog_models().items()})
+
+
+def _from_catalog(found: Resolved) -> ModelSpec:
+    hit = catalog_models()[found.key]
+    spec = replace(spec_from_config(hit.config, hit.name, f"catalog:{hit.name}"), source=hit.config_source)
+    return replace(spec, notes=(*spec.notes, found.note)) if found.note else spec
 
 
 def load_catalog_model(name: str) -> ModelSpec:
-    """A catalog model by name or hub id; never a file, folder or download (for the web UI)."""
-    hit = _catalog_lookup(name)
-    if hit is None:
+    """A catalog model by any name the resolver reads; never a file, folder or download (for the web UI)."""
+    found = resolve_catalog_name(name)
+    if found is None:
         raise UnknownModelError(name, catalog_models())
-    return replace(spec_from_config(hit.config, hit.name, f"catalog:{hit.name}"), source=hit.config_source)
+    return _from_catalog(found)
 
 
 def model_from_config_text(text: str, name: str = "pasted-model") -> ModelSpec:
@@ -130,16 +134,21 @@ def load_model(ref: str, *, allow_hub: bool = True) -> ModelSpec:
 
     Order: catalog name or hub id of a catalog model; a ``config.json`` file; a folder
     holding ``config.json`` (its safetensors headers give exact counts and dtypes, see
-    :mod:`inferplan.specs.checkpoint`); else a hub id fetched through ``huggingface_hub``.
+    :mod:`inferplan.specs.checkpoint`); any other way of writing a catalog model's name
+    (:mod:`inferplan.specs.names`); else a hub id fetched through ``huggingface_hub``.
     """
-    hit = _catalog_lookup(ref)
-    if hit is not None:
-        return replace(spec_from_config(hit.config, hit.name, f"catalog:{hit.name}"), source=hit.config_source)
+    low = ref.strip().lower()
+    models = catalog_models()
+    if low in models or any(low == m.hf_id.lower() for m in models.values()):
+        return load_catalog_model(ref)
     path = Path(ref).expanduser()
     if path.is_file():
         return spec_from_config(_read_json(path), path.parent.name or path.stem, str(path))
     if path.is_dir():
         return _load_folder(path)
+    found = resolve_catalog_name(ref)
+    if found is not None:
+        return _from_catalog(found)
     if ref.endswith(".json") or (os.sep in ref and not re.fullmatch(r"[\w.-]+/[\w.-]+", ref)):
         raise ConfigError(f"no such file or folder: {ref}")
     if allow_hub and re.fullmatch(r"[\w.-]+/[\w.-]+", ref):

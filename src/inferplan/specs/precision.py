@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from inferplan.errors import InputError
 from inferplan.specs.model import ModelSpec
+from inferplan.specs.names import resolve_kv_name, resolve_precision_name
 
 __all__ = [
     "KV_DTYPES",
@@ -121,18 +122,6 @@ PRECISIONS: dict[str, Precision] = {
         ),
     )
 }
-_ALIASES = {
-    "bfloat16": "bf16",
-    "float16": "fp16",
-    "half": "fp16",
-    "fp8_e4m3": "fp8",
-    "float8": "fp8",
-    "awq": "int4",
-    "gptq": "int4",
-    "w4a16": "int4",
-    "w8a16": "int8",
-    "float32": "bf16",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,23 +134,35 @@ KV_DTYPES: dict[str, KvDtype] = {
     "bf16": KvDtype("bf16", 2.0),
     "fp16": KvDtype("fp16", 2.0),
     "fp8": KvDtype("fp8", 1.0),
+    "int8": KvDtype("int8", 1.0),
+    # NVFP4 KV (TensorRT-LLM on Blackwell): 4-bit values plus one FP8 scale per 16
+    "nvfp4": KvDtype("nvfp4", 0.5 + 1.0 / 16),
 }
 
 
 def get_precision(name: str) -> Precision:
-    """Look up a weight precision by name or alias (bf16, fp16, fp8, int8, int4, ...)."""
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in PRECISIONS:
+    """A weight precision by name or any spelling the resolver reads (bf16, 'FP8 (W8A8)', AWQ,
+    GPTQ, W4A16, 'int4 weight-only G=32', NVFP4, MXFP4; :mod:`inferplan.specs.names`)."""
+    key = name.strip().lower()
+    if key in PRECISIONS:
+        return PRECISIONS[key]
+    found = resolve_precision_name(name)
+    if found is None:
         raise InputError(f"unknown precision '{name}'; choose one of {', '.join(PRECISIONS)}")
-    return PRECISIONS[key]
+    return PRECISIONS[found.key]
 
 
 def get_kv_dtype(name: str) -> KvDtype:
-    """Look up a KV-cache dtype (bf16, fp16, fp8; 'auto' is resolved by the caller)."""
-    key = {"fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bfloat16": "bf16", "float16": "fp16"}.get(name.lower(), name.lower())
-    if key not in KV_DTYPES:
-        raise InputError(f"unknown KV-cache dtype '{name}'; choose one of bf16, fp16, fp8")
-    return KV_DTYPES[key]
+    """A KV-cache dtype (bf16, fp16, fp8 as e4m3 or e5m2, int8, nvfp4; 'auto' is resolved by
+    the caller)."""
+    key = name.strip().lower()
+    found = KV_DTYPES.get(key)
+    if found is None:
+        resolved = resolve_kv_name(name)
+        if resolved is None:
+            raise InputError(f"unknown KV-cache dtype '{name}'; choose one of {', '.join(KV_DTYPES)}")
+        found = KV_DTYPES[resolved.key]
+    return found
 
 
 def default_kv_dtype(precision: Precision) -> KvDtype:

@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from inferplan.errors import ConfigError
+from inferplan.errors import ConfigError, InferplanError
 from inferplan.limits import MAX_PRICE_FILE_BYTES
-from inferplan.specs.hardware import GpuSpec, gpu_catalog
+from inferplan.specs.hardware import GpuSpec, resolve_gpu
 
 __all__ = [
     "Offer",
@@ -62,8 +62,10 @@ class _OfferEntry(BaseModel):
     def _one_price(self) -> _OfferEntry:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        if self.gpu not in gpu_catalog():
-            raise ValueError(f"gpu '{self.gpu}' is not in the GPU catalog (inferplan gpus)")
+        try:  # any way of writing the GPU (the one name resolver), stored as its catalog id
+            self.gpu = resolve_gpu(self.gpu)[0].card_id
+        except InferplanError as exc:
+            raise ValueError(f"gpu {self.gpu!r} is not in the GPU catalog: {exc}") from None
         wanted = {"purchase": ("usd",), "lease": ("usd_per_month",)}.get(
             self.kind, ("usd_per_hour", "usd_per_gpu_hour")
         )
