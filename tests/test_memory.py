@@ -18,9 +18,8 @@ from inferplan.sizing.memory import (
     activation_peak_bytes,
     kv_bytes_per_sequence,
     kv_bytes_per_token_layer,
-    weight_bytes,
-    weight_bytes_per_gpu,
 )
+from inferplan.sizing.weights import weight_bytes, weight_bytes_per_gpu
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import EngineProfile, get_engine
 from inferplan.specs.hardware import get_gpu

@@ -14,7 +14,7 @@ from inferplan.perf.roofline import (
     roofline_time_s,
     step_shape,
 )
-from inferplan.sizing.memory import weight_bytes_per_gpu
+from inferplan.sizing.weights import weight_bytes_per_gpu
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import get_engine
 from inferplan.specs.hardware import get_gpu, get_link

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out, parse_settings
+from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out, parse_settings, print_error
 from inferplan.cli.sizing import GpuOpt, ModelArg
 from inferplan.limits import MAX_INPUT_TOKENS, MAX_NUM_REQUESTS, MAX_OUTPUT_TOKENS, check_range
+from inferplan.perf.accuracy import accuracy_table, write_accuracy_table
 from inferplan.perf.metrics import Slo
 from inferplan.perf.predict import predict as run_prediction
 from inferplan.perf.validate import read_measurements, validate_rows
@@ -100,11 +101,23 @@ def predict(
 def validate(
     csv_path: Annotated[Path, typer.Argument(metavar="FILE.csv", help="Measurements (throughput.csv format).")],
     show_rows: Annotated[bool, typer.Option("--rows/--no-rows", help="Print every row.")] = True,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any row is skipped.")] = False,
+    workers: Annotated[int, typer.Option(help="Processes to spread the rows over.")] = 1,
+    write_accuracy: Annotated[
+        Path | None, typer.Option(help="Write the accuracy table (the error bands' source) to this YAML file.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict every measured row and report the absolute percentage errors."""
-    payload = validate_payload(validate_rows(read_measurements(csv_path)))
+    check_range("--workers", workers, 1, 64)
+    outcomes = validate_rows(read_measurements(csv_path), workers=workers)
+    payload = validate_payload(outcomes)
+    if write_accuracy is not None:
+        write_accuracy_table(write_accuracy, accuracy_table(outcomes, csv_path.name))
     if as_json:
         emit_json(payload)
-        return
-    print_validation(out, to_json_dict(payload), show_rows)
+    else:
+        print_validation(out, to_json_dict(payload), show_rows)
+    if strict and payload.skipped:
+        print_error(f"{len(payload.skipped)} row(s) skipped (--strict); each names its column and reason")
+        raise typer.Exit(1)

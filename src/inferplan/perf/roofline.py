@@ -159,7 +159,7 @@ class StepCostModel:
         self.shared_params = mlp_params(d, moe.shared) / tp if moe and moe.shared else 0.0
         self.num_experts = moe.num_experts if moe else 0
         self.top_k = moe.top_k if moe else 0
-        self.ep = par.ep and moe is not None
+        self.ep = par.ep > 1 and moe is not None
         # Attention core
         if attn.kv_lora_rank:
             # absorbed MLA decode works in the latent space: per pair 2*(2*lora + rope) per head

@@ -1,247 +1,258 @@
-"""Predict measured rows (the format of ../shared/data/throughput.csv) and report errors.
+"""Predict measured rows (the format of ../shared/data/throughput.csv) and report the errors
+per category, metric and percentile, GPU and engine (never one aggregate: errors can cancel).
 
-Each row names a source, engine, model, precision, GPU, parallelism, ISL/OSL, load and one
-metric. Rows we cannot predict are listed with the reason, never silently dropped.
+Rows are read by :mod:`inferplan.perf.measurement`; rows that share a deployment, workload and
+load share one simulation. Rows we cannot predict are listed with the column and the reason,
+never silently dropped.
 """
 
 from __future__ import annotations
 
-import csv
-import re
+import math
 import statistics
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 
-from inferplan.errors import ConfigError, InferplanError
-from inferplan.perf.metrics import serving_metrics
+from inferplan.errors import InferplanError
+from inferplan.perf.measurement import Measurement, RowSetup, SkipRow, read_measurements, setup_row
+from inferplan.perf.metrics import Percentiles, ServingMetrics, serving_metrics
 from inferplan.perf.replica import Replica, build_replica
 from inferplan.perf.roofline import step_shape
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
-from inferplan.specs.deployment import Deployment
-from inferplan.specs.engines import ENGINES, EngineProfile
-from inferplan.specs.hardware import get_gpu
-from inferplan.specs.model_catalog import catalog_models, load_model
-from inferplan.specs.parallelism import Parallelism
-from inferplan.specs.precision import get_kv_dtype, get_precision
+from inferplan.specs.engines import EngineProfile
 
-__all__ = ["Measurement", "Outcome", "read_measurements", "summarize", "validate_rows"]
+__all__ = [
+    "Group",
+    "Measurement",
+    "Outcome",
+    "read_measurements",
+    "summarize",
+    "validate_rows",
+]
 
-REQUIRED = (
-    "source_key",
-    "model",
-    "weight_precision",
-    "kv_cache_precision",
-    "gpu",
-    "tp",
-    "pp",
-    "isl",
-    "osl",
-    "batch_or_concurrency",
-    "load_condition",
-    "metric",
-    "value",
-    "unit",
-    "scope",
-)
-#: Requests simulated for an offline-throughput row (enough to reach steady state).
-OFFLINE_REQUESTS = 1500
-
-
-class SkipRow(Exception):
-    """This row cannot be predicted; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    id: str
-    fields: dict[str, str]
-
-    def __getitem__(self, key: str) -> str:
-        return self.fields.get(key, "")
+#: Bisection steps for a "maximum rate within a latency bound" row.
+MAX_RATE_STEPS = 12
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """One row: measured and predicted (in the row's own unit), or why it was skipped."""
+
     row: Measurement
     predicted: float | None
     measured: float
     skipped: str = ""
     category: str = ""
+    statistic: str = ""
+    gpu: str = ""
+    engine: str = ""
+    assumptions: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def ape(self) -> float | None:
-        if self.predicted is None or self.measured == 0:
+        if self.predicted is None or self.measured == 0 or not math.isfinite(self.predicted):
             return None
         return abs(self.predicted - self.measured) / abs(self.measured) * 100
 
+    @property
+    def skip_column(self) -> str:
+        return self.skipped.split("'")[1] if self.skipped.startswith("column '") else ""
 
-def read_measurements(path: Path) -> list[Measurement]:
-    """Read a measurement CSV; a missing column or value names the file and line."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; see ../shared/data/README.md")
-            rows = []
-            for line, raw in enumerate(reader, start=2):
-                try:
-                    float(raw["value"])
-                except (TypeError, ValueError) as exc:
-                    raise ConfigError(f"{path}, line {line}: field 'value' is not a number: {raw['value']!r}") from exc
-                rows.append(Measurement(raw.get("id") or str(line), dict(raw)))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    return rows
+    def key(self, name: str) -> str:
+        """A grouping key: category, statistic, gpu, engine, or any column of the row."""
+        own = {
+            "category": self.category,
+            "statistic": self.statistic,
+            "gpu_id": self.gpu,
+            "engine_profile": self.engine,
+        }
+        return own[name] if name in own else self.row[name]
 
 
-_MODEL_ALIASES = {"llama-3-8b": "llama-3.1-8b"}
+# -- one row ------------------------------------------------------------------------------------
 
 
-def _model_name(text: str) -> str:
-    key = text.strip().lower().split("/")[-1]
-    key = _MODEL_ALIASES.get(key, key)
-    if key not in catalog_models():
-        raise SkipRow(f"model '{text}' is not in the catalog")
-    return key
+def _stat(p: Percentiles, statistic: str) -> float:
+    if statistic == "p95":  # interpolated between the p90 and p99 the metrics keep
+        return p.p90 + (p.p99 - p.p90) * 5.0 / 9.0
+    return float(getattr(p, statistic if statistic in ("mean", "p50", "p90", "p99") else "mean"))
 
 
-def _gpu_id(row: Measurement) -> str:
-    text = f"{row['gpu']} {row['gpu_family']}".lower()
-    if "h100" in text:
-        return "h100-sxm"
-    if "a100" in text:
-        return "a100-sxm-80gb"
-    if "h200" in text:
-        return "h200-sxm"
-    raise SkipRow(f"GPU '{row['gpu']}' is not mapped")
+_REPLICAS: dict[tuple[object, ...], Replica] = {}
 
 
-def _precision(text: str) -> str:
-    t = text.lower()
-    if "int4" in t:
-        return "int4-g32" if "g=32" in t else "int4"
-    if "int8" in t:
-        return "int8"
-    for name in ("fp8", "fp16", "bf16"):
-        if name in t:
-            return name
-    return "bf16"
+def _replica(setup: RowSetup) -> Replica:
+    key = (*setup.deployment.key(), setup.deployment.engine)
+    if key not in _REPLICAS:
+        if len(_REPLICAS) > 256:
+            _REPLICAS.clear()
+        _REPLICAS[key] = build_replica(setup.deployment)
+    return _REPLICAS[key]
 
 
-def _engine(source: str, row: Measurement) -> EngineProfile:
-    if source.startswith("trtllm_perf_overview_online"):
-        return ENGINES["triton-trtllm"]
-    if source.startswith("trtllm"):
-        return ENGINES["trtllm"]
-    if source.startswith("gpt-fast"):
-        return ENGINES["gpt-fast"]
-    if "vllm" in source or "vllm" in row["engine"].lower():
-        return ENGINES["vllm"]
-    raise SkipRow(f"engine of source '{source}' is not mapped")
-
-
-def _int(text: str, what: str) -> int:
-    match = re.match(r"\s*(\d+)", text)
-    if not match:
-        raise SkipRow(f"{what} '{text}' is not stated")
-    return int(match.group(1))
-
-
-def _setup(
-    row: Measurement,
-    engines: dict[str, EngineProfile] | None,
-    max_num_seqs: int | None = None,
-    max_num_batched_tokens: int | None = None,
-) -> Replica:
-    engine = _engine(row["source_key"], row)
-    if engines:
-        engine = engines.get(engine.name, engine)
-    model = load_model(_model_name(row["model"]))
-    precision = get_precision(_precision(row["weight_precision"]))
-    kv_text = row["kv_cache_precision"].lower()
-    kv = get_kv_dtype("fp8" if kv_text.startswith("fp8") else ("fp16" if precision.name == "fp16" else "bf16"))
-    par = Parallelism(tp=_int(row["tp"] or "1", "tp"), pp=_int(row["pp"] or "1", "pp"))
-    try:
-        engine = replace(
-            engine,
-            max_num_seqs=max_num_seqs or engine.max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens or engine.max_num_batched_tokens,
-        )
-        return build_replica(Deployment(model, get_gpu(_gpu_id(row)), precision, kv, par, engine))
-    except InferplanError as exc:
-        raise SkipRow(str(exc)) from exc
-
-
-def _predict(row: Measurement, engines: dict[str, EngineProfile] | None) -> tuple[float, str]:
-    metric = row["metric"]
-    load = row["load_condition"].lower()
-    if metric == "achieved_memory_bandwidth":
-        raise SkipRow("derived from decode_tokens_per_s by the source (same information)")
-    if metric == "decode_tokens_per_s" or metric.startswith("tpot"):
-        b = _setup(row, engines)
-        ctx = _int(row["isl"], "isl") + 100 if row["isl"].strip() else 1000
-        t = b.cost.time_s(step_shape([], [ctx]))
-        return (1.0 / t if metric == "decode_tokens_per_s" else t * 1e3), "batch-1 decode"
-    if metric.startswith("ttft (1st token"):
-        b = _setup(row, engines)
-        t = b.cost.time_s(step_shape([(_int(row["isl"], "isl"), 0)], []))
-        return t * 1e3, "batch-1 TTFT"
-    isl, osl = _int(row["isl"], "isl"), _int(row["osl"], "osl")
-    if "static batch" in load:
-        batch = _int(row["batch_or_concurrency"], "batch size")
-        b = _setup(row, engines, max_num_seqs=batch, max_num_batched_tokens=max(batch * isl, 8192))
-        arrivals, n = Arrivals("offline"), batch
-    elif "online" in load:
-        b = _setup(row, engines)
-        qps = re.search(r"qps=([0-9.]+|inf)", load)
-        if not qps:
-            raise SkipRow("request rate not stated")
-        rate = qps.group(1)
-        arrivals = Arrivals("offline") if rate == "inf" else Arrivals("poisson", rate_per_s=float(rate))
-        count = re.search(r"(\d+) requests", load)
-        n = int(count.group(1)) if count else 500
-    elif "offline" in load:
-        b = _setup(row, engines)
-        arrivals, n = Arrivals("offline"), OFFLINE_REQUESTS
+def _metrics(setup: RowSetup, rate: float | None = None) -> ServingMetrics:
+    replica = _replica(setup)
+    load = setup.load
+    if replica.scheduler.kv_tokens < setup.isl + setup.osl:
+        raise SkipRow("isl", "one request does not fit the KV cache of this deployment")
+    concurrency = load.concurrency if load.kind == "concurrency" else None
+    if rate is not None:
+        arrivals = Arrivals("poisson", rate_per_s=rate)
+    elif load.kind == "poisson":
+        arrivals = Arrivals("poisson", rate_per_s=load.rate_per_s or 1.0)
+    elif concurrency is not None:
+        arrivals = Arrivals("concurrency", concurrency=concurrency)
     else:
-        raise SkipRow(f"load condition '{row['load_condition'][:40]}' is not modelled")
-    if b.scheduler.kv_tokens < isl + osl:
-        raise SkipRow("one request does not fit the KV cache of this deployment")
-    reqs = make_requests(Workload(LengthDist(isl), LengthDist(osl), arrivals, n, seed=0))
-    m = serving_metrics(simulate(b, reqs))
-    # "as published" tables of the same document are per GPU (assumption, see README)
-    per_gpu = "per gpu" in row["scope"].lower() or "as published" in row["scope"].lower()
-    gpus = b.deployment.parallelism.gpus_per_replica
-    category = "offline throughput" if arrivals.kind == "offline" and "online" not in load else "online"
-    values = {
-        "output_token_throughput": m.output_token_throughput_per_s / (gpus if per_gpu else 1),
-        "total_token_throughput": m.total_token_throughput_per_s,
-        "request_throughput": m.request_throughput_per_s,
-        "ttft_mean": m.ttft_s.mean * 1e3,
-        "itl_mean": m.itl_s.mean * 1e3,
-    }
-    if metric not in values:
-        raise SkipRow(f"metric '{metric}' is not predicted")
-    if category == "online":
-        category = {"ttft_mean": "online TTFT", "itl_mean": "online ITL"}.get(metric, "online throughput")
-    return values[metric], category
+        arrivals = Arrivals("offline")
+    reqs = make_requests(Workload(LengthDist(setup.isl), LengthDist(setup.osl), arrivals, load.num_requests, seed=0))
+    dp = setup.deployment.parallelism.dp
+    return serving_metrics(simulate(replica, reqs, replicas=dp, concurrency=concurrency))
 
 
-def validate_rows(rows: Iterable[Measurement], engines: dict[str, EngineProfile] | None = None) -> list[Outcome]:
-    """Predict every row; ``engines`` overrides engine profiles (used when fitting)."""
-    out = []
-    for row in rows:
-        measured = float(row["value"])
-        try:
-            predicted, category = _predict(row, engines)
-        except SkipRow as exc:
-            out.append(Outcome(row, None, measured, skipped=str(exc)))
-            continue
-        out.append(Outcome(row, predicted, measured, category=category))
-    return out
+_SIM_CACHE: dict[tuple[object, ...], ServingMetrics] = {}
+
+
+def _cached_metrics(setup: RowSetup) -> ServingMetrics:
+    key = setup.key()
+    if key not in _SIM_CACHE:
+        if len(_SIM_CACHE) > 512:
+            _SIM_CACHE.clear()
+        _SIM_CACHE[key] = _metrics(setup)
+    return _SIM_CACHE[key]
+
+
+def _value(m: ServingMetrics, setup: RowSetup) -> float:
+    kind, stat = setup.metric.kind, setup.metric.statistic
+    gpus = setup.deployment.parallelism.num_gpus
+    if kind in ("output_tps", "total_tps", "request_rate"):
+        value = {
+            "output_tps": m.output_token_throughput_per_s,
+            "total_tps": m.total_token_throughput_per_s,
+            "request_rate": m.request_throughput_per_s,
+        }[kind]
+        return value / gpus if setup.per_gpu else value
+    if kind == "decode_speed":
+        return 1.0 / max(_stat(m.tpot_s, "mean"), 1e-12)
+    series = {"ttft": m.ttft_s, "itl": m.itl_s, "tpot": m.tpot_s, "e2e": m.e2e_s}[kind]
+    return _stat(series, stat) / setup.metric.seconds
+
+
+def _batch1(setup: RowSetup) -> float:
+    replica = _replica(setup)
+    kind = setup.metric.kind
+    if kind == "ttft":
+        budget = replica.scheduler.max_num_batched_tokens if replica.scheduler.chunked_prefill else setup.isl
+        t, done = 0.0, 0
+        while done < setup.isl:
+            chunk = min(budget, setup.isl - done)
+            t += replica.step_time_s(step_shape([(chunk, done)], []))
+            done += chunk
+        return t / setup.metric.seconds
+    ctx = setup.isl + setup.osl // 2
+    t = replica.step_time_s(step_shape([], [ctx]))
+    if kind == "decode_speed":
+        return 1.0 / t
+    if kind in ("tpot", "itl"):
+        return t / setup.metric.seconds
+    raise SkipRow("metric", f"'{setup.metric.kind}' is not predicted for one request at a time")
+
+
+def _max_rate(setup: RowSetup) -> float:
+    """The highest Poisson rate whose simulated latency statistic stays within the bound."""
+    bound = setup.load.bound
+    assert bound is not None
+    replica = _replica(setup)
+    lo, hi = 0.0, 1.0
+    per_request = replica.step_time_s(step_shape([(setup.isl, 0)], [])) + setup.osl * replica.step_time_s(
+        step_shape([], [setup.isl])
+    )
+    hi = 4.0 * max(replica.scheduler.max_num_seqs, 1) / max(per_request, 1e-6) * setup.deployment.parallelism.dp
+    for _ in range(MAX_RATE_STEPS):
+        mid = (lo + hi) / 2
+        m = _metrics(setup, rate=mid)
+        series = {"ttft": m.ttft_s, "itl": m.itl_s, "tpot": m.tpot_s, "e2e": m.e2e_s}[bound.kind]
+        if _stat(series, bound.statistic) <= bound.seconds:
+            lo = mid
+        else:
+            hi = mid
+    return lo / setup.deployment.parallelism.num_gpus if setup.per_gpu else lo
+
+
+def predict_row(setup: RowSetup) -> float:
+    """The row's figure as the model predicts it, in the row's unit."""
+    if setup.load.kind == "batch1":
+        return _batch1(setup)
+    if setup.load.kind == "max-rate":
+        return _max_rate(setup)
+    return _value(_cached_metrics(setup), setup)
+
+
+def _outcome(row: Measurement, engines: dict[str, EngineProfile] | None) -> Outcome:
+    measured = float(row["value"])
+    setup: RowSetup | None = None
+    try:
+        setup = setup_row(row, engines)
+        predicted = predict_row(setup)
+    except SkipRow as exc:
+        if setup is None and exc.category:
+            return Outcome(row, None, measured, skipped=str(exc), category=exc.category)
+        return _skipped(row, measured, str(exc), setup)
+    except InferplanError as exc:
+        return _skipped(row, measured, f"column 'model': this deployment cannot run ({exc})", setup)
+    dep = setup.deployment
+    return Outcome(
+        row,
+        predicted,
+        measured,
+        category=setup.category,
+        statistic=setup.metric.statistic,
+        gpu=dep.gpu.id,
+        engine=dep.engine.name,
+        assumptions=setup.assumptions,
+    )
+
+
+def _skipped(row: Measurement, measured: float, reason: str, setup: RowSetup | None) -> Outcome:
+    if setup is None:
+        return Outcome(row, None, measured, skipped=reason)
+    dep = setup.deployment
+    return Outcome(row, None, measured, reason, setup.category, setup.metric.statistic, dep.gpu.id, dep.engine.name)
+
+
+def _chunk(args: tuple[list[tuple[int, Measurement]], dict[str, EngineProfile] | None]) -> list[tuple[int, Outcome]]:
+    rows, engines = args
+    return [(i, _outcome(r, engines)) for i, r in rows]
+
+
+def _group_key(row: Measurement) -> tuple[str, ...]:
+    return (row["model"], row["gpu"], row["tp"], row["isl"], row["osl"], row["load_condition"], row["engine"])
+
+
+def validate_rows(
+    rows: Iterable[Measurement], engines: dict[str, EngineProfile] | None = None, workers: int = 1
+) -> list[Outcome]:
+    """Predict every row; ``engines`` overrides engine profiles by name (used when fitting);
+    ``workers`` > 1 spreads rows over processes (rows that share a simulation stay together)."""
+    indexed = list(enumerate(rows))
+    if workers <= 1 or len(indexed) < 8:
+        return [o for _, o in _chunk((indexed, engines))]
+    groups: dict[tuple[str, ...], list[tuple[int, Measurement]]] = {}
+    for i, r in indexed:
+        groups.setdefault(_group_key(r), []).append((i, r))
+    parts: list[list[tuple[int, Measurement]]] = [[] for _ in range(workers * 4)]
+    loads = [0] * len(parts)
+    for g in sorted(groups.values(), key=len, reverse=True):
+        j = loads.index(min(loads))
+        parts[j].extend(g)
+        loads[j] += len(g)
+    with ProcessPoolExecutor(workers) as pool:
+        done = [pair for part in pool.map(_chunk, [(p, engines) for p in parts if p]) for pair in part]
+    return [o for _, o in sorted(done, key=lambda pair: pair[0])]
+
+
+# -- summaries ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,20 +261,32 @@ class Group:
     count: int
     median_ape: float
     p90_ape: float
+    skipped: int = 0
     apes: list[float] = field(default_factory=list)
 
 
+def percentile_90(values: Sequence[float]) -> float:
+    """The 90th percentile by the nearest rank on sorted values (the table's convention)."""
+    s = sorted(values)
+    return s[min(round(0.9 * (len(s) - 1)), len(s) - 1)]
+
+
 def summarize(outcomes: list[Outcome], by: tuple[str, ...] = ("source_key", "gpu", "metric")) -> list[Group]:
-    """Median and 90th-percentile absolute percentage error per group."""
+    """Median and 90th-percentile absolute percentage error per group, with its skipped rows."""
     groups: dict[tuple[str, ...], list[float]] = {}
+    skips: dict[tuple[str, ...], int] = {}
     for o in outcomes:
+        key = tuple(o.key(k) for k in by)
         if o.ape is None:
+            if o.skipped:
+                skips[key] = skips.get(key, 0) + 1
             continue
-        key = tuple(o.category if k == "category" else o.row[k] for k in by)
         groups.setdefault(key, []).append(o.ape)
     result = []
-    for key, apes in sorted(groups.items()):
-        apes.sort()
-        p90 = apes[min(round(0.9 * (len(apes) - 1)), len(apes) - 1)]
-        result.append(Group(key, len(apes), statistics.median(apes), p90, apes))
+    for key in sorted(set(groups) | set(skips)):
+        apes = sorted(groups.get(key, []))
+        if not apes:
+            result.append(Group(key, 0, math.nan, math.nan, skips.get(key, 0)))
+            continue
+        result.append(Group(key, len(apes), statistics.median(apes), percentile_90(apes), skips.get(key, 0), apes))
     return result

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from inferplan.errors import InputError
 from inferplan.sizing.capacity import check_divisibility, usable_bytes
-from inferplan.sizing.memory import weight_bytes_per_gpu
+from inferplan.sizing.weights import weight_bytes_per_gpu
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.environment import EnvironmentProfile

@@ -11,7 +11,8 @@ from typing import Any
 from inferplan.plan.context import PlanContext
 from inferplan.plan.search import Evaluated
 from inferplan.sizing.capacity import usable_bytes
-from inferplan.sizing.memory import rule_of_thumb_bytes, rule_of_thumb_max_params, weight_bytes
+from inferplan.sizing.memory import rule_of_thumb_bytes, rule_of_thumb_max_params
+from inferplan.sizing.weights import weight_bytes
 from inferplan.specs.hardware import pcie_link
 from inferplan.specs.model import count_params
 from inferplan.specs.precision import get_precision

@@ -123,19 +123,24 @@ class ValidationRow(Strict):
     source: str
     model: str
     gpu: str
+    gpu_id: str | None = Field(description="The catalog GPU the row's name resolved to.")
+    engine: str | None = Field(description="The engine profile the row's engine column resolved to.")
     metric: str
+    statistic: str | None = Field(description="mean, p50, p90, p95, p99, or value for throughputs.")
     category: str
     measured: float
     predicted: float | None
     ape_pct: float | None
-    skipped: str | None
+    skipped: str | None = Field(description="Why the row was not predicted: the column and the reason.")
+    assumed: list[str] = Field(description="What the row left unstated and the model assumed.")
 
 
 class GroupRow(Strict):
     group: list[str]
     count: int
-    median_ape_pct: float
-    p90_ape_pct: float
+    median_ape_pct: float | None
+    p90_ape_pct: float | None
+    skipped: int = Field(0, description="Rows of this group that were not predicted.")
 
 
 class SkippedRow(Strict):
@@ -147,14 +152,24 @@ class ValidatePayload(Payload):
     schema_id: Literal["inferplan.validate/1"] = Field(default="inferplan.validate/1", serialization_alias="schema")
     rows: list[ValidationRow]
     by_category: list[GroupRow]
+    by_category_statistic: list[GroupRow] = Field(description="Per category, metric and percentile.")
+    by_gpu: list[GroupRow] = Field(description="Per category and resolved GPU.")
+    by_engine: list[GroupRow] = Field(description="Per category and resolved engine profile.")
     by_source_gpu_metric: list[GroupRow]
     skipped: list[SkippedRow]
+    assumed_rows: int = Field(description="Predicted rows that needed an assumption (listed per row).")
 
 
 def validate_payload(outcomes: list[Outcome]) -> ValidatePayload:
     def groups(by: tuple[str, ...]) -> list[GroupRow]:
         return [
-            GroupRow(group=list(g.key), count=g.count, median_ape_pct=g.median_ape, p90_ape_pct=g.p90_ape)
+            GroupRow(
+                group=list(g.key),
+                count=g.count,
+                median_ape_pct=finite(g.median_ape),
+                p90_ape_pct=finite(g.p90_ape),
+                skipped=g.skipped,
+            )
             for g in summarize(outcomes, by)
         ]
 
@@ -165,16 +180,24 @@ def validate_payload(outcomes: list[Outcome]) -> ValidatePayload:
                 source=o.row["source_key"],
                 model=o.row["model"],
                 gpu=o.row["gpu"],
+                gpu_id=o.gpu or None,
+                engine=o.engine or None,
                 metric=o.row["metric"],
+                statistic=o.statistic or None,
                 category=o.category,
                 measured=o.measured,
                 predicted=finite(o.predicted),
                 ape_pct=finite(o.ape),
                 skipped=o.skipped or None,
+                assumed=list(o.assumptions),
             )
             for o in outcomes
         ],
         by_category=groups(("category",)),
+        by_category_statistic=groups(("category", "metric", "statistic")),
+        by_gpu=groups(("category", "gpu_id")),
+        by_engine=groups(("category", "engine_profile")),
         by_source_gpu_metric=groups(("source_key", "gpu", "metric")),
         skipped=[SkippedRow(id=o.row.id, reason=o.skipped) for o in outcomes if o.skipped],
+        assumed_rows=sum(1 for o in outcomes if o.predicted is not None and o.assumptions),
     )

@@ -59,56 +59,48 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
         )
 
 
+def _pct(value: float | None) -> str:
+    return f"{value:.1f}%" if value is not None else "-"
+
+
+def _group_table(out: Console, title: str, head: str, groups: list[dict[str, Any]]) -> None:
+    rows = [
+        [" / ".join(g["group"]), str(g["count"]), str(g["skipped"]), _pct(g["median_ape_pct"]), _pct(g["p90_ape_pct"])]
+        for g in groups
+    ]
+    out.print(table(title, [head, "rows", "skipped", "median APE", "p90 APE"], rows))
+
+
 def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
     if show_rows:
         rows = [
             [
                 r["id"],
                 r["model"],
+                r["gpu_id"] or r["gpu"],
+                r["engine"] or "-",
                 r["metric"],
                 f"{r['measured']:,.1f}",
                 f"{r['predicted']:,.1f}" if r["predicted"] is not None else "-",
-                f"{r['ape_pct']:.1f}%" if r["ape_pct"] is not None else "skipped",
+                _pct(r["ape_pct"]) if r["ape_pct"] is not None else "skipped",
+                "yes" if r["assumed"] else "",
             ]
             for r in d["rows"]
         ]
         out.print(
             table(
                 "Predicted vs measured",
-                ["row", "model", "metric", "measured", "predicted", "APE"],
+                ["row", "model", "GPU", "engine", "metric", "measured", "predicted", "APE", "assumed"],
                 rows,
             )
         )
-    out.print(
-        table(
-            "By source, GPU and metric",
-            ["source / GPU / metric", "n", "median APE", "p90 APE"],
-            [
-                [
-                    " / ".join(g["group"]),
-                    str(g["count"]),
-                    f"{g['median_ape_pct']:.1f}%",
-                    f"{g['p90_ape_pct']:.1f}%",
-                ]
-                for g in d["by_source_gpu_metric"]
-            ],
-        )
-    )
-    out.print(
-        table(
-            "By category",
-            ["category", "n", "median APE", "p90 APE"],
-            [
-                [
-                    g["group"][0],
-                    str(g["count"]),
-                    f"{g['median_ape_pct']:.1f}%",
-                    f"{g['p90_ape_pct']:.1f}%",
-                ]
-                for g in d["by_category"]
-            ],
-        )
-    )
+    _group_table(out, "By source, GPU and metric", "source / GPU / metric", d["by_source_gpu_metric"])
+    _group_table(out, "By category, metric and percentile", "category / metric / statistic", d["by_category_statistic"])
+    _group_table(out, "By category and GPU", "category / GPU", d["by_gpu"])
+    _group_table(out, "By category and engine", "category / engine", d["by_engine"])
+    _group_table(out, "By category", "category", d["by_category"])
+    if d["assumed_rows"]:
+        out.print(f"{d['assumed_rows']} predicted row(s) needed an assumption (--json lists them per row).")
     if d["skipped"]:
         out.print(f"Skipped {len(d['skipped'])} row(s):")
         reasons: dict[str, list[str]] = {}

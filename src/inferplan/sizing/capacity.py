@@ -22,9 +22,8 @@ from inferplan.sizing.memory import (
     logits_buffer_bytes,
     rule_of_thumb_bytes,
     runtime_overhead_bytes,
-    weight_bytes,
-    weight_bytes_per_gpu,
 )
+from inferplan.sizing.weights import weight_bytes, weight_bytes_per_gpu
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.hardware import GpuSpec, gpus_per_server
 from inferplan.specs.model import ModelSpec, count_params

@@ -1,4 +1,4 @@
-"""GPU memory: weights, KV cache, activations and runtime overhead, per GPU.
+"""GPU memory: KV cache, activations and runtime overhead, per GPU (weights: :mod:`inferplan.sizing.weights`).
 
 Every formula is a named pure function. The budget follows vLLM's start-up profiling::
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from inferplan.specs.model import AttentionSpec, LayerSpec, ModelSpec, count_params
+from inferplan.specs.model import AttentionSpec, LayerSpec, ModelSpec
 from inferplan.specs.parallelism import Parallelism
-from inferplan.specs.precision import KvDtype, Precision
+from inferplan.specs.precision import KvDtype
 from inferplan.units import GIB
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "CUDA_CONTEXT_BYTES",
     "RULE_OF_THUMB_HEADROOM",
     "KvLayout",
-    "WeightBytes",
     "activation_peak_bytes",
     "attention_scores_bytes_eager",
     "kv_bytes_per_sequence",
@@ -34,8 +33,6 @@ __all__ = [
     "rule_of_thumb_bytes",
     "rule_of_thumb_max_params",
     "runtime_overhead_bytes",
-    "weight_bytes",
-    "weight_bytes_per_gpu",
 ]
 
 #: Activations are BF16/FP16 (2 bytes) in every engine we model.
@@ -47,87 +44,6 @@ CUDA_CONTEXT_BYTES = 0.5 * GIB
 #: Extra per-GPU buffers when the model spans several GPUs (NCCL channels, vLLM custom
 #: all-reduce): TP=2 added 1.79 GiB of non-torch memory over TP=1 in memory.csv#13 vs #7.
 COMM_BUFFER_BYTES = 1.0 * GIB
-
-
-@dataclass(frozen=True, slots=True)
-class WeightBytes:
-    quantized: float
-    unquantized: float
-
-    @property
-    def total(self) -> float:
-        return self.quantized + self.unquantized
-
-
-def _quantized_parts(model: ModelSpec, precision: Precision) -> tuple[str, ...]:
-    q = model.quantization
-    if q is not None and q.precision == precision.name:
-        return q.quantized_parts
-    return ("attention", "mlp", "experts")
-
-
-def weight_bytes(model: ModelSpec, precision: Precision) -> WeightBytes:
-    """Bytes of all weights: quantised linear layers at ``precision.bytes_per_param``;
-    embeddings, LM head, norms and routers in 16-bit (no format quantises them)."""
-    c = count_params(model)
-    parts = _quantized_parts(model, precision)
-    by_part = {
-        "attention": c.attention,
-        "mlp": c.dense_mlp,
-        "experts": c.routed_experts + c.shared_experts,
-    }
-    quantized_params = sum(v for k, v in by_part.items() if k in parts)
-    unquantized_params = c.total - quantized_params
-    return WeightBytes(quantized_params * precision.bytes_per_param, unquantized_params * 2.0)
-
-
-def _kv_replication(attn: AttentionSpec, tp: int) -> float:
-    """Fraction of all KV heads one TP rank holds: KV/tp, at least one head (replicated)."""
-    if attn.kv_lora_rank:
-        return 1.0  # MLA's latent is shared by all heads and replicated on every rank
-    return max(attn.num_kv_heads / tp, 1.0) / attn.num_kv_heads
-
-
-def weight_bytes_per_gpu(model: ModelSpec, precision: Precision, par: Parallelism) -> float:
-    """Weight bytes on the fullest GPU. Linear layers split over TP (K/V projections
-    replicated once TP exceeds the KV heads); layers split over PP, the first stage also
-    holding the embedding and the last the LM head; norms and routers replicated."""
-    c = count_params(model)
-    parts = _quantized_parts(model, precision)
-    q_b, u_b = precision.bytes_per_param, 2.0
-    tp, n = par.tp, model.num_layers
-
-    def b(part: str) -> float:
-        return q_b if part in parts else u_b
-
-    attn = model.attention
-    kv_share = _kv_replication(attn, tp)
-    if attn.kv_lora_rank:
-        kv_a = model.hidden_size * (attn.kv_lora_rank + attn.qk_rope_head_dim)
-        per_layer_attn = (c.attention / n - kv_a) / tp + kv_a
-    else:
-        kv_params = model.hidden_size * attn.num_kv_heads * (attn.head_dim + attn.v_head_dim)
-        per_layer_attn = (c.attention / n - kv_params) / tp + kv_params * kv_share
-    moe_layers = model.num_moe_layers if model.moe else 0
-    dense_per_layer = c.dense_mlp / max(n - moe_layers, 1) if n > moe_layers else 0.0
-    experts_per_layer = (c.routed_experts + c.shared_experts) / max(moe_layers, 1)
-    router_per_layer = c.router / max(moe_layers, 1)
-    norms_per_layer = model.norm_params_per_layer
-
-    stage_layers = math.ceil(n / par.pp)
-    moe_share = moe_layers / n
-    layer_bytes = (
-        per_layer_attn * b("attention")
-        + (1 - moe_share) * dense_per_layer / tp * b("mlp")
-        + moe_share * (experts_per_layer / tp * b("experts") + router_per_layer * u_b)
-        + norms_per_layer * u_b
-    )
-    embed = c.embedding / tp * u_b
-    head = c.lm_head / tp * u_b
-    extra = (c.extra + model.final_norm_params) * u_b
-    if par.pp == 1:
-        return stage_layers * layer_bytes + embed + head + extra
-    return stage_layers * layer_bytes + max(embed, head + extra)
 
 
 def kv_bytes_per_token_layer(attn: AttentionSpec, kv: KvDtype, tp: int = 1) -> float:

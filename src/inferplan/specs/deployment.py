@@ -70,7 +70,7 @@ class Deployment:
         return (
             f"{self.gpu.id} TP{par.tp}"
             + (f" PP{par.pp}" if par.pp > 1 else "")
-            + (" EP" if par.ep else "")
+            + (f" EP{par.ep}" if par.ep > 1 else "")
             + f" {self.precision.name}/{self.kv_dtype.name}-kv"
             + (f" over {self.tp_link_id}" if self.tp_link_id else "")
         )
@@ -94,7 +94,7 @@ class Deployment:
         )
 
     def with_replicas(self, dp: int) -> Deployment:
-        return replace(self, parallelism=replace(self.parallelism, dp=dp))
+        return replace(self, parallelism=self.parallelism.with_replicas(dp))
 
     def with_engine(self, engine: EngineProfile) -> Deployment:
         return replace(self, engine=engine)
@@ -112,19 +112,26 @@ class Choices:
     tp: int | None = None
     pp: int | None = None
     dp: int | None = None
-    ep: bool = False
+    ep: int | None = None  # expert-parallel group size; None or 1: experts tensor-sharded
 
 
 def resolve_parallelism(gpu: GpuSpec, choices: Choices) -> Parallelism:
     """TP/PP/DP from a GPU count and whichever sizes were given: without TP or PP, TP fills
     one server and PP spans servers; the sizes must multiply to the count."""
-    for label, value in (("--count", choices.count), ("--tp", choices.tp), ("--pp", choices.pp), ("--dp", choices.dp)):
+    for label, value in (
+        ("--count", choices.count),
+        ("--tp", choices.tp),
+        ("--pp", choices.pp),
+        ("--dp", choices.dp),
+        ("--ep", choices.ep),
+    ):
         if value is not None:
             check_range(label, value, 1, MAX_PARALLEL)
     dp = choices.dp or 1
+    ep = choices.ep or 1
     count = choices.count
     if count is None:
-        return Parallelism(tp=choices.tp or 1, pp=choices.pp or 1, dp=dp, ep=choices.ep)
+        return Parallelism(tp=choices.tp or 1, pp=choices.pp or 1, dp=dp, ep=ep)
     tp, pp = choices.tp, choices.pp
     if tp is None and pp is None:
         tp = max(min(count // dp, gpus_per_server(gpu)), 1)
@@ -133,7 +140,7 @@ def resolve_parallelism(gpu: GpuSpec, choices: Choices) -> Parallelism:
     pp = pp or max(count // (tp * dp), 1)
     if tp * pp * dp != count:
         raise InputError(f"--count {count} must equal tp x pp x dp = {tp} x {pp} x {dp}")
-    return Parallelism(tp=tp, pp=pp, dp=dp, ep=choices.ep)
+    return Parallelism(tp=tp, pp=pp, dp=dp, ep=ep)
 
 
 def resolve_deployment(

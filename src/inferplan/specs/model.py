@@ -92,6 +92,8 @@ class QuantInfo:
     bits: int
     group_size: int = 0
     quantized_parts: tuple[str, ...] = ("attention", "mlp", "experts")
+    unquantized_modules: tuple[str, ...] = ()  # entries of the format's ignore list, as written
+    kv_dtype: str = ""  # the KV-cache scheme the config declares ('' when none)
 
 
 @dataclass(frozen=True, slots=True)
