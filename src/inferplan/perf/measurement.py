@@ -23,9 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from inferplan.errors import ConfigError, InferplanError
+from inferplan.sizing.weights import weight_bytes
 from inferplan.specs.deployment import Deployment
+from inferplan.specs.engine_defaults import trtllm_bench_batch
 from inferplan.specs.engines import ENGINES, EngineProfile, resolve_engine
-from inferplan.specs.hardware import resolve_gpu
+from inferplan.specs.hardware import GpuSpec, resolve_gpu
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.model_catalog import load_catalog_model
 from inferplan.specs.names import resolve_kv_name, resolve_precision_name
@@ -328,6 +330,25 @@ def _parallelism(row: Measurement, model: ModelSpec, engine: EngineProfile) -> t
     return Parallelism(tp=tp, pp=pp, ep=ep), []
 
 
+def _trtllm_bench(
+    engine: EngineProfile,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    setup: tuple[str, str, Parallelism],
+    lengths: tuple[int, int],
+) -> EngineProfile:
+    """The engine with ``trtllm-bench``'s own batch settings for this workload."""
+    weights, kv, par = setup
+    isl, osl = lengths
+    a = model.attention
+    kv_token = 2 * model.num_layers * max(par.tp, a.num_kv_heads) * a.head_dim * get_kv_dtype(kv).bytes_per_value
+    engine_bytes = weight_bytes(model, get_precision(weights)).total
+    bs, tokens = trtllm_bench_batch(engine_bytes, gpu.memory_bytes * par.num_gpus, kv_token, isl, osl)
+    if not engine.chunked_prefill:
+        tokens = max(tokens, isl + bs)
+    return replace(engine, max_num_seqs=max(bs // max(par.dp, 1), 1), max_num_batched_tokens=tokens)
+
+
 def setup_row(row: Measurement, engines: dict[str, EngineProfile] | None = None) -> RowSetup:
     """The deployment, workload, load and metric of one row (raises :class:`SkipRow`)."""
     metric = parse_metric(row["metric"], row["unit"])
@@ -349,6 +370,12 @@ def setup_row(row: Measurement, engines: dict[str, EngineProfile] | None = None)
     if load.kind == "static":
         engine = replace(
             engine, max_num_seqs=load.batch or 1, max_num_batched_tokens=max((load.batch or 1) * isl, 8192)
+        )
+    elif "trtllm-bench" in row["engine"].lower() and load.kind == "offline":
+        engine = _trtllm_bench(engine, model, gpu, (weights, kv, par), (isl, osl))
+        assumed.append(
+            f"trtllm-bench sized the batch from the workload: max_batch_size {engine.max_num_seqs}, "
+            f"max_num_tokens {engine.max_num_batched_tokens}"
         )
     scope = row["scope"].lower()
     per_gpu = "per gpu" in scope or "/gpu" in row["unit"].lower() or "as published" in scope

@@ -15,17 +15,21 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from inferplan.perf.moe import MoeLayerCost, expected_distinct_experts, moe_shape
 from inferplan.sizing.memory import ACTIVATION_BYTES, kv_bytes_per_token_layer
 from inferplan.specs.deployment import Deployment
-from inferplan.specs.hardware import LinkSpec
+from inferplan.specs.hardware import GpuSpec, LinkSpec
 from inferplan.specs.model import attention_params, count_params, mlp_params
+from inferplan.specs.precision import Precision
 
 __all__ = [
     "OpTime",
     "StepCostModel",
     "StepShape",
     "allreduce_time_s",
+    "alltoall_time_s",
     "expected_distinct_experts",
+    "gemm_dtype",
     "gemm_efficiency",
     "roofline_time_s",
     "step_shape",
@@ -43,11 +47,38 @@ def gemm_efficiency(num_tokens: float, max_efficiency: float, m_half: float) -> 
     return max_efficiency * num_tokens / (num_tokens + m_half)
 
 
-def expected_distinct_experts(num_experts: int, top_k: int, num_tokens: float) -> float:
-    """Experts touched by ``num_tokens`` tokens routed top-k uniformly: E * (1 - (1 - k/E)^B)."""
-    if num_tokens <= 0:
+def gemm_dtype(precision: Precision, gpu: GpuSpec) -> tuple[str, bool]:
+    """The tensor-core dtype a GEMM of ``precision`` runs in on ``gpu``, and whether it first
+    dequantises its weights in registers. W8A8 and W4A4 (FP8, INT8, NVFP4) run natively where
+    the GPU has the format; MXFP4 multiplies as W4A8 (MXFP8 activations, the FP8 rate) on GPUs
+    with FP4 tensor cores; everything else (weight-only formats, formats the GPU lacks)
+    dequantises to BF16 (FP16 on GPUs without BF16)."""
+    base = "bf16" if gpu.supports("bf16") else "fp16"
+    if precision.name == "mxfp4":
+        return ("fp8", True) if gpu.supports("fp4") else (base, True)
+    native = precision.compute_dtype
+    if precision.weight_only or not gpu.supports(native):
+        return base, native not in ("bf16", "fp16") or precision.weight_only
+    return native, False
+
+
+def achievable_fraction(gpu: GpuSpec, dtype: str, default: float) -> float:
+    """Measured best matmul / dense peak for ``dtype``; FP4 without a measurement takes the FP8
+    ratio of the same GPU (the same tensor-core pipeline), else ``default``."""
+    measured = gpu.measured_matmul_flops.get(dtype)
+    if measured:
+        return measured / gpu.flops_for(dtype)
+    if dtype == "fp4" and gpu.measured_matmul_flops.get("fp8"):
+        return gpu.measured_matmul_flops["fp8"] / gpu.flops_for("fp8")
+    return default
+
+
+def alltoall_time_s(message_bytes: float, link: LinkSpec, latency_s: float | None = None) -> float:
+    """One all-to-all (EP dispatch or combine) in which each GPU sends ``message_bytes`` to the
+    others: ``alpha + S / (link rate x its measured bus efficiency)``."""
+    if message_bytes <= 0:
         return 0.0
-    return float(num_experts * (1.0 - (1.0 - top_k / num_experts) ** num_tokens))
+    return max(link.latency_s, latency_s or 0.0) + message_bytes / (link.bw_bytes_per_s * link.allreduce_bus_efficiency)
 
 
 def allreduce_time_s(message_bytes: float, num_gpus: int, link: LinkSpec, latency_s: float | None = None) -> float:
@@ -119,63 +150,73 @@ class StepCostModel:
     def __init__(self, dep: Deployment) -> None:
         self.dep = dep
         m, g, par, k = dep.model, dep.gpu, dep.parallelism, dep.engine.kernels
-        tp = par.tp
         self.layers_per_stage = math.ceil(m.num_layers / par.pp)
-        n_moe = m.num_moe_layers if m.moe else 0
-        self.moe_fraction = n_moe / m.num_layers
+        self.moe_fraction = (m.num_moe_layers if m.moe else 0) / m.num_layers
         self.window_fraction = (
             sum(1 for x in m.layers if x.window_tokens) / m.num_layers if dep.engine.sliding_window_kv else 0.0
         )
         self.allreduce_latency = dep.engine.allreduce_latency_s
         self.mem_bw = g.mem_bw_bytes_per_s * k.mem_efficiency
-        # Weight-only formats and formats the GPU cannot multiply natively run BF16 MMAs.
-        native = dep.precision.compute_dtype
-        if not g.supports(native) or dep.precision.weight_only:
-            native = "bf16" if g.supports("bf16") else "fp16"
-        self.gemm_dequant = (
-            k.dequant_overhead if dep.precision.weight_only or native != dep.precision.compute_dtype else 1.0
-        )
-        peak = g.flops_for(native)
-        measured = g.measured_matmul_flops.get(native)
-        achievable = measured / peak if measured else k.default_matmul_fraction
-        self.gemm_max_eff = achievable * k.gemm_efficiency
-        self.gemm_peak = peak
-        self.attn_flops_per_s = g.flops_for("bf16") * k.attention_efficiency
         self.m_half = k.gemm_m_half
-        q_bytes = dep.precision.bytes_per_param
-        d = m.hidden_size
-        attn = m.attention
-        # Per-layer, per-GPU weight params of each GEMM group.
-        attn_params = attention_params(d, attn)
-        o_params = attn.num_heads * attn.v_head_dim * d
+        self.hidden = m.hidden_size
+        self.tp = par.tp
+        self.pp = par.pp
+        self.tp_link: LinkSpec = dep.tp_link
+        self.pp_link: LinkSpec = dep.pp_link
+        self.ep_link: LinkSpec = self.tp_link if par.ep <= max(self.tp_link.max_gpus, par.tp) else dep.pp_link
+        self.layer_overhead = dep.engine.layer_overhead_s
+        self.step_overhead = dep.engine.step_overhead_s
+        self._init_gemms(dep)
+        self._init_moe(dep)
+        self._init_attention(dep)
+
+    def _init_gemms(self, dep: Deployment) -> None:
+        """Per-layer, per-GPU weight params of each GEMM group and the GEMMs' rates."""
+        m, g, k, tp = dep.model, dep.gpu, dep.engine.kernels, dep.parallelism.tp
+        native, dequant = gemm_dtype(dep.precision, g)
+        self.gemm_dequant = k.dequant_overhead if dequant else 1.0
+        self.gemm_peak = g.flops_for(native)
+        self.gemm_max_eff = achievable_fraction(g, native, k.default_matmul_fraction) * k.gemm_efficiency
+        attn_params = attention_params(m.hidden_size, m.attention)
+        o_params = m.attention.num_heads * m.attention.v_head_dim * m.hidden_size
         self.qkv_params = (attn_params - o_params) / tp
         self.o_params = o_params / tp
-        self.mlp_params = mlp_params(d, m.mlp) / tp
-        self.w_bytes = q_bytes
+        self.mlp_params = mlp_params(m.hidden_size, m.mlp) / tp
+        self.w_bytes = dep.precision.bytes_per_param
         # bytes charged to time: weight-only kernels stream slower while dequantising
-        self.w_time_bytes = q_bytes / (k.weight_only_bandwidth if dep.precision.weight_only else 1.0)
+        self.w_time_bytes = self.w_bytes / (k.weight_only_bandwidth if dequant else 1.0)
+        self.lm_head_params = count_params(m).embedding / tp
+        self.act_bytes_token = ACTIVATION_BYTES * (
+            k.elementwise_passes * m.hidden_size + 3 * m.mlp.intermediate_size / tp
+        )
+
+    def _init_moe(self, dep: Deployment) -> None:
+        m, par, k = dep.model, dep.parallelism, dep.engine.kernels
         moe = m.moe
-        self.expert_params = mlp_params(d, moe.expert) / tp if moe else 0.0
-        self.shared_params = mlp_params(d, moe.shared) / tp if moe and moe.shared else 0.0
+        ep = par.ep if moe is not None else 1
+        self.expert_params = mlp_params(m.hidden_size, moe.expert) / (1 if ep > 1 else par.tp) if moe else 0.0
+        self.shared_params = mlp_params(m.hidden_size, moe.shared) / par.tp if moe and moe.shared else 0.0
         self.num_experts = moe.num_experts if moe else 0
         self.top_k = moe.top_k if moe else 0
-        self.ep = par.ep > 1 and moe is not None
-        # Attention core
+        self.moe = MoeLayerCost(self.num_experts, self.top_k, par.tp, ep, par.ep_replicas)
+        self.ep = ep > 1
+        self.moe_gemm_eff = self.gemm_max_eff * k.moe_gemm_efficiency
+        self.moe_mem_bw = self.mem_bw * k.moe_mem_efficiency
+        self.moe_permute_bytes = k.moe_permute_passes * m.hidden_size * ACTIVATION_BYTES
+        self.moe_layer_overhead = k.moe_layer_overhead_s if moe else 0.0
+
+    def _init_attention(self, dep: Deployment) -> None:
+        g, k, tp, attn = dep.gpu, dep.engine.kernels, dep.parallelism.tp, dep.model.attention
+        self.attn_flops_per_s = g.flops_for("bf16" if g.supports("bf16") else "fp16") * k.attention_efficiency
+        self.attn_decode_bw = g.mem_bw_bytes_per_s * k.attention_decode_efficiency
+        # pre-XQA decode kernels (2023) read each K/V head once per query head of its group
+        self.kv_read_factor = 1.0 if k.gqa_kv_reuse or attn.kv_lora_rank else attn.num_heads / attn.num_kv_heads
         if attn.kv_lora_rank:
             # absorbed MLA decode works in the latent space: per pair 2*(2*lora + rope) per head
             self.attn_flops_per_pair = 2.0 * attn.num_heads / tp * (2 * attn.kv_lora_rank + attn.qk_rope_head_dim)
         else:
             self.attn_flops_per_pair = 2.0 * attn.num_heads / tp * (attn.head_dim + attn.v_head_dim)
         self.kv_bytes_token_layer = kv_bytes_per_token_layer(attn, dep.kv_dtype, tp)
-        self.act_bytes_token = ACTIVATION_BYTES * (k.elementwise_passes * d + 3 * m.mlp.intermediate_size / tp)
-        self.lm_head_params = count_params(m).embedding / tp
-        self.hidden = d
-        self.tp = tp
-        self.pp = par.pp
-        self.tp_link: LinkSpec = dep.tp_link
-        self.pp_link: LinkSpec = dep.pp_link
-        self.layer_overhead = dep.engine.layer_overhead_s
-        self.step_overhead = dep.engine.step_overhead_s
 
     # -- operators ------------------------------------------------------------------------
     def _gemm(
@@ -189,25 +230,26 @@ class StepCostModel:
         t_c = flops / (self.gemm_peak * eff) * self.gemm_dequant if tokens > 0 else 0.0
         return flops, num_bytes, max(t_c, time_bytes / self.mem_bw)
 
-    def _moe(self, tokens: float) -> tuple[float, float, float]:
-        distinct = expected_distinct_experts(self.num_experts, self.top_k, tokens)
-        routed = tokens * self.top_k
-        per_expert_tokens = routed / distinct if distinct else 0.0
-        flops = 2.0 * routed * self.expert_params
-        act = routed * 2 * self.hidden * ACTIVATION_BYTES
-        num_bytes = distinct * self.expert_params * self.w_bytes + act
-        time_bytes = distinct * self.expert_params * self.w_time_bytes + act
-        eff = gemm_efficiency(per_expert_tokens, self.gemm_max_eff, self.m_half)
+    def _moe(self, tokens: float) -> tuple[float, float, float, float]:
+        """(FLOPs, bytes, expert GEMM time, routing and permutation time) of one MoE layer."""
+        s = moe_shape(self.moe, tokens)
+        flops = 2.0 * s.routed * self.expert_params
+        act = s.routed * 2 * self.hidden * ACTIVATION_BYTES
+        num_bytes = s.distinct * self.expert_params * self.w_bytes + act
+        time_bytes = s.distinct * self.expert_params * self.w_time_bytes + act
+        eff = gemm_efficiency(s.per_expert, self.moe_gemm_eff, self.m_half)
         t_c = flops / (self.gemm_peak * eff) * self.gemm_dequant if tokens > 0 else 0.0
-        return flops, num_bytes, max(t_c, time_bytes / self.mem_bw)
+        gemm = max(t_c, time_bytes / self.moe_mem_bw)
+        route = s.permuted * self.moe_permute_bytes / self.mem_bw + self.moe_layer_overhead if tokens > 0 else 0.0
+        return flops, num_bytes + s.permuted * self.moe_permute_bytes, gemm, route
 
     def _attention(self, shape: StepShape) -> tuple[float, float, float]:
         wf = self.window_fraction
         pairs = (1 - wf) * shape.attn_pairs_full + wf * (shape.attn_pairs_window if wf else 0.0)
         kv = (1 - wf) * shape.kv_read_full + wf * (shape.kv_read_window if wf else 0.0)
         flops = self.attn_flops_per_pair * pairs
-        num_bytes = kv * self.kv_bytes_token_layer
-        return flops, num_bytes, max(flops / self.attn_flops_per_s, num_bytes / self.mem_bw)
+        num_bytes = kv * self.kv_bytes_token_layer * self.kv_read_factor
+        return flops, num_bytes, max(flops / self.attn_flops_per_s, num_bytes / self.attn_decode_bw)
 
     def _layer_ops(self, shape: StepShape) -> list[tuple[str, float, float, float, str]]:
         """(name, flops, bytes, time, kind) for one layer (MoE and dense mixed by share); the
@@ -224,8 +266,9 @@ class StepCostModel:
             f, b, t = self._gemm(M, self.mlp_params, self.w_bytes, self.w_time_bytes)
             ops.append(("mlp", f * (1 - mf), b * (1 - mf), t * (1 - mf), "gemm"))
         if mf > 0.0:
-            f, b, t = self._moe(M)
+            f, b, t, route = self._moe(M)
             ops.append(("moe_experts", f * mf, b * mf, t * mf, "gemm"))
+            ops.append(("moe_routing_permute", 0.0, 0.0, route * mf, "memory"))
             if self.shared_params:
                 f, b, t = self._gemm(M, self.shared_params, self.w_bytes, self.w_time_bytes)
                 ops.append(("shared_experts", f * mf, b * mf, t * mf, "gemm"))
@@ -235,9 +278,9 @@ class StepCostModel:
             msg = M * self.hidden * ACTIVATION_BYTES
             t = 2 * allreduce_time_s(msg, self.tp, self.tp_link, self.allreduce_latency)
             ops.append(("tp_allreduce", 0.0, 2 * msg, t, "communication"))
-        if self.ep:
-            msg = M * self.top_k * self.hidden * ACTIVATION_BYTES * (self.tp - 1) / self.tp
-            t = 2 * (self.tp_link.latency_s + msg / self.tp_link.bw_bytes_per_s) * mf
+        if self.ep and mf > 0.0:
+            msg = moe_shape(self.moe, M).dispatched * self.hidden * ACTIVATION_BYTES
+            t = 2 * alltoall_time_s(msg, self.ep_link, self.allreduce_latency) * mf
             ops.append(("ep_alltoall", 0.0, 2 * msg * mf, t, "communication"))
         return ops
 

@@ -125,7 +125,7 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     weights = weight_bytes_per_gpu(model, dep.precision, par)
     activation = activation_peak_bytes(model, engine.max_num_batched_tokens, par.tp)
     logits = logits_buffer_bytes(model, engine.max_num_seqs, par.tp)
-    non_torch = runtime_overhead_bytes(par, engine.non_torch_bytes)
+    non_torch = runtime_overhead_bytes(par, engine.non_torch_bytes, dep.tp_link)
     if engine.memory_mode == "trtllm":
         budget = visible
         kv_bytes = max(visible - weights - activation - non_torch, 0.0) * engine.kv_free_fraction

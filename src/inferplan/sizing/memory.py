@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from inferplan.specs.hardware import LinkSpec
 from inferplan.specs.model import AttentionSpec, LayerSpec, ModelSpec
 from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import KvDtype
@@ -22,10 +23,13 @@ __all__ = [
     "ACTIVATION_BYTES",
     "COMM_BUFFER_BYTES",
     "CUDA_CONTEXT_BYTES",
+    "CUSTOM_ALLREDUCE_BYTES",
+    "NCCL_NVLS_BYTES",
     "RULE_OF_THUMB_HEADROOM",
     "KvLayout",
     "activation_peak_bytes",
     "attention_scores_bytes_eager",
+    "comm_buffer_bytes",
     "kv_bytes_per_sequence",
     "kv_bytes_per_token_layer",
     "kv_layout",
@@ -41,9 +45,18 @@ ACTIVATION_BYTES = 2
 #: kernel modules and workspaces. vLLM logs 0.35 GiB (RTX 3090, memory.csv#20) to 1.79 GiB
 #: (80 GB GPU, memory.csv#7); 0.5 GiB is a typical current value.
 CUDA_CONTEXT_BYTES = 0.5 * GIB
-#: Extra per-GPU buffers when the model spans several GPUs (NCCL channels, vLLM custom
-#: all-reduce): TP=2 added 1.79 GiB of non-torch memory over TP=1 in memory.csv#13 vs #7.
-COMM_BUFFER_BYTES = 1.0 * GIB
+#: NCCL's per-GPU buffers for a tensor-parallel group: with NVLink SHARP (NVLS, H100/H200/B200
+#: on NVSwitch) vLLM logs 1.79 GiB more non-torch memory at TP 2 than at TP 1 (memory.csv#7 vs
+#: #13: 1.79 -> 3.58 GiB); over NVLink without NVLS, 4x A100 measured 544 MB for 2-GPU and 688 MB
+#: for larger groups (NVIDIA/nccl#964); PCIe rings (NCCL's "2 connections regardless of scale",
+#: nccl#864) are taken as the 2-GPU NVLink figure (assumed).
+NCCL_NVLS_BYTES = 1.79 * GIB
+NCCL_RING_BYTES = {2: 544e6, 3: 688e6}
+#: vLLM's custom all-reduce workspace per GPU on fully connected GPUs (TP 2, 4, 6, 8): two 8 MiB
+#: buffers and 8 MiB of rank data (vllm 0.11 distributed/device_communicators/custom_all_reduce.py
+#: l.164-178); off over PCIe beyond two GPUs.
+CUSTOM_ALLREDUCE_BYTES = 24 * 2**20
+COMM_BUFFER_BYTES = NCCL_NVLS_BYTES  # kept for callers that want the largest figure
 
 
 def kv_bytes_per_token_layer(attn: AttentionSpec, kv: KvDtype, tp: int = 1) -> float:
@@ -129,11 +142,25 @@ def attention_scores_bytes_eager(model: ModelSpec, context_tokens: int, tp: int 
     return heads * float(context_tokens) ** 2 * 4.0
 
 
-def runtime_overhead_bytes(par: Parallelism, non_torch_bytes: float | None = None) -> float:
-    """Non-PyTorch memory per GPU: CUDA context, plus communication buffers when sharded."""
+def comm_buffer_bytes(tp: int, link: LinkSpec | None) -> float:
+    """Per-GPU communication buffers of a TP group over ``link``: NCCL's (NVLS or ring) and, on
+    fully connected NVLink/XGMI groups of 2/4/6/8, vLLM's custom all-reduce workspace."""
+    if tp <= 1:
+        return 0.0
+    nvls = link is not None and link.sharp_bus_bytes_per_s is not None
+    nccl = NCCL_NVLS_BYTES if nvls else NCCL_RING_BYTES[2 if tp == 2 else 3]
+    direct = link is not None and link.kind in ("nvlink", "xgmi") and tp <= link.max_gpus
+    return nccl + (CUSTOM_ALLREDUCE_BYTES if direct and tp in (2, 4, 6, 8) else 0.0)
+
+
+def runtime_overhead_bytes(
+    par: Parallelism, non_torch_bytes: float | None = None, link: LinkSpec | None = None
+) -> float:
+    """Non-PyTorch memory per GPU: CUDA context, plus communication buffers by TP size and link
+    (:func:`comm_buffer_bytes`); ``non_torch_bytes`` when measured."""
     if non_torch_bytes is not None:
         return non_torch_bytes
-    return CUDA_CONTEXT_BYTES + (COMM_BUFFER_BYTES if par.gpus_per_replica > 1 else 0.0)
+    return CUDA_CONTEXT_BYTES + comm_buffer_bytes(par.tp, link)
 
 
 #: The common estimate's headroom over the weights: parameters x bytes x 1.2.

@@ -54,7 +54,8 @@ class CalibrationProfile:
 
 
 def engine_with(engine: EngineProfile, values: dict[str, float]) -> EngineProfile:
-    kernels: KernelParams = replace(engine.kernels, **{k: v for k, v in values.items() if k in KERNEL_FIELDS})
+    fields: dict[str, Any] = {k: v for k, v in values.items() if k in KERNEL_FIELDS}
+    kernels: KernelParams = replace(engine.kernels, **fields)
     return replace(
         engine,
         kernels=kernels,

@@ -11,6 +11,7 @@ only physically meaningful quantities are fitted, never per-row corrections:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from inferplan.errors import InputError
 from inferplan.specs.names import resolve_engine_name
@@ -38,6 +39,18 @@ class KernelParams:
         1069 GB/s INT8 and 862 GB/s INT4 on one A100).
     elementwise_passes: hidden-size vectors read+written per token per layer by norms,
         rotary embedding, residual adds and activation functions (memory-bound).
+    attention_decode_efficiency: fraction of HBM bandwidth that attention reaches while it reads
+        the paged KV cache (small scattered blocks, a softmax per block): below streaming.
+    gqa_kv_reuse: decode attention reads each K/V head once for its whole query-head group
+        (XQA / FlashDecoding kernels); False for 2023 kernels that read it once per query head.
+    moe_gemm_efficiency: grouped expert GEMMs' compute efficiency relative to dense GEMMs
+        (many small GEMMs, rows padded to the tile, load imbalance between experts).
+    moe_mem_efficiency: grouped expert GEMMs' weight-streaming efficiency relative to
+        ``mem_efficiency`` (a memory-bound fused-MoE kernel stays about 1.45x off a streaming read:
+        NVIDIA/Megatron-LM PR #6454).
+    moe_permute_passes: hidden-size vectors read or written per routed token copy by top-k,
+        sorting, the gather into expert order and the weighted scatter back (not TP-sharded).
+    moe_layer_overhead_s: fixed GPU time per MoE layer of its routing kernels at small sizes.
     """
 
     gemm_efficiency: float = 0.654
@@ -48,6 +61,12 @@ class KernelParams:
     dequant_overhead: float = 1.3
     weight_only_bandwidth: float = 0.8
     elementwise_passes: float = 10.0
+    attention_decode_efficiency: float = 0.82
+    gqa_kv_reuse: bool = True
+    moe_gemm_efficiency: float = 1.0
+    moe_mem_efficiency: float = 0.69
+    moe_permute_passes: float = 6.0
+    moe_layer_overhead_s: float = 10e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +121,8 @@ class EngineProfile:
             raise InputError("non-torch memory must be between 0 and 10 TB")
 
     def with_kernels(self, **changes: float) -> EngineProfile:
-        return replace(self, kernels=replace(self.kernels, **changes))
+        fields: dict[str, Any] = dict(changes)
+        return replace(self, kernels=replace(self.kernels, **fields))
 
 
 ENGINES: dict[str, EngineProfile] = {
@@ -149,11 +169,12 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             "vllm-v0",
-            step_overhead_s=7.0e-3,
+            step_overhead_s=8.0e-3,
             layer_overhead_s=15e-6,
             max_num_batched_tokens=2048,
-            description="vLLM before 0.8 (V0 engine): scheduling, sampling and detokenisation on the "
-            "critical path of every step",
+            description="vLLM before 0.8 (V0 engine): its v0.5.3 profile of Llama-3-8B on one H100 spent 62% of "
+            "a step off the GPU (HTTP server 33%, scheduling 29%; the vLLM v0.6.0 blog, 2024-09-05): 1.63x a "
+            "~5 ms GPU step, 8 ms (not fitted)",
         ),
         EngineProfile(
             "trtllm-pytorch",
@@ -181,7 +202,9 @@ ENGINES: dict[str, EngineProfile] = {
             memory_mode="trtllm",
             kv_free_fraction=0.9,
             reserve_full_kv=True,
-            description="TensorRT-LLM before 0.10 (gptSessionBenchmark, static batching, 2023 kernels)",
+            kernels=KernelParams(gqa_kv_reuse=False),
+            description="TensorRT-LLM before 0.10 (gptSessionBenchmark, static batching, 2023 kernels: the Hopper "
+            "XQA kernels that read each K/V head once per GQA group came with 0.10, its release notes)",
         ),
         EngineProfile(
             "llama.cpp",

@@ -323,9 +323,13 @@ def pcie_link(gpu: GpuSpec) -> LinkSpec:
 
 
 def tp_link_for(gpu: GpuSpec, tp: int) -> LinkSpec:
-    """NVLink/XGMI when the GPU has it and the TP group fits in its domain, else PCIe."""
+    """NVLink/XGMI when the GPU has it and the TP group fits in its domain, else PCIe: under one
+    switch / socket up to its ``max_gpus``, across the CPU sockets beyond (``-xsocket``)."""
     if gpu.scale_up:
         link = get_link(gpu.scale_up)
         if tp <= min(link.max_gpus, gpu.max_scale_up_gpus):
             return link
-    return pcie_link(gpu)
+    pcie = pcie_link(gpu)
+    if tp > pcie.max_gpus and f"{pcie.id}-xsocket" in link_catalog():
+        return get_link(f"{pcie.id}-xsocket")
+    return pcie
