@@ -73,7 +73,7 @@ def initial() -> dict[str, float]:
 
 
 def bounds_of(key: str) -> tuple[float, float]:
-    name = key.split(".")[-1]
+    name = key.rsplit(".", maxsplit=1)[-1]
     return KERNEL_PARAMS.get(name) or ENGINE_PARAMS[name]
 
 

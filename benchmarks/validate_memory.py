@@ -1,5 +1,5 @@
-"""Reproduce vLLM's start-up memory logs (tests/data/vllm_memory_logs.yaml) and print
-predicted vs logged figures. Run: python benchmarks/validate_memory.py"""
+"""Reproduce vLLM's and SGLang's start-up memory logs (tests/data/vllm_memory_logs.yaml) and
+print predicted vs logged figures. Run: python benchmarks/validate_memory.py"""
 
 from __future__ import annotations
 
@@ -23,20 +23,22 @@ ROWS = Path(__file__).resolve().parents[1] / "tests" / "data" / "vllm_memory_log
 
 
 def predict(row: dict[str, Any]) -> MemoryPlan:
-    engine = replace(
-        get_engine("vllm"),
-        gpu_memory_utilization=row["gpu_memory_utilization"],
-        max_num_batched_tokens=row["max_num_batched_tokens"],
-        non_torch_bytes=row["non_torch_gib"] * GIB if row["non_torch_gib"] is not None else None,
-    )
-    dep = Deployment(
-        load_model(row["model"]),
-        get_gpu(row["gpu"]),
-        get_precision(row["dtype"]),
-        get_kv_dtype(row["dtype"]),
-        Parallelism(tp=row["tp"]),
-        engine,
-    )
+    name = row.get("engine", "vllm")
+    engine = get_engine(name)
+    non_torch = row["non_torch_gib"] * GIB if row["non_torch_gib"] is not None else None
+    if name == "sglang":
+        engine = replace(engine, mem_fraction_static=row["mem_fraction_static"], non_torch_bytes=non_torch)
+    else:
+        engine = replace(
+            engine,
+            gpu_memory_utilization=row["gpu_memory_utilization"],
+            max_num_batched_tokens=row["max_num_batched_tokens"],
+            non_torch_bytes=non_torch,
+        )
+    model = load_model(row["model"])
+    precision = get_precision(row["dtype"])
+    kv = row.get("kv_dtype") or ("bf16" if precision.name not in ("fp16",) else "fp16")
+    dep = Deployment(model, get_gpu(row["gpu"]), precision, get_kv_dtype(kv), Parallelism(tp=row["tp"]), engine)
     return plan_memory(dep)
 
 
@@ -55,11 +57,11 @@ def comparisons(row: dict[str, Any]) -> list[tuple[str, float, float]]:
 
 def main() -> int:
     rows = yaml.safe_load(ROWS.read_text())
-    print(f"{'row':18s} {'model':14s} {'gpu':14s} {'metric':15s} {'predicted':>10s} {'logged':>10s} {'error':>8s}")
+    print(f"{'row':18s} {'model':20s} {'gpu':14s} {'metric':15s} {'predicted':>10s} {'logged':>10s} {'error':>8s}")
     for row in rows:
         for metric, pred, logged in comparisons(row):
             print(
-                f"{row['id']:18s} {row['model']:14s} {row['gpu']:14s} {metric:15s} "
+                f"{row['id']:18s} {row['model']:20s} {row['gpu']:14s} {metric:15s} "
                 f"{pred:10.2f} {logged:10.2f} {(pred - logged) / logged * 100:+7.1f}%"
             )
     return 0

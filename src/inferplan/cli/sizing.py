@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out
-from inferplan.errors import DoesNotFitError
+from inferplan.errors import DoesNotFitError, InputError
 from inferplan.limits import MAX_CONCURRENCY, MAX_INPUT_TOKENS, check_range
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_sizing import (
@@ -22,9 +22,10 @@ from inferplan.present.payload_sizing import (
 from inferplan.present.text import table
 from inferplan.present.text_sizing import print_fit
 from inferplan.sizing.capacity import min_gpus, plan_memory
-from inferplan.specs.deployment import Choices, resolve_deployment
+from inferplan.specs.deployment import Choices, resolve_deployment, resolve_parallelism
+from inferplan.specs.engine_defaults import engine_for
 from inferplan.specs.engines import get_engine
-from inferplan.specs.hardware import gpu_catalog
+from inferplan.specs.hardware import gpu_catalog, resolve_gpu
 from inferplan.specs.model_catalog import catalog_models, load_model
 from inferplan.units import GIB, parse_bytes
 
@@ -46,7 +47,10 @@ def fit(
     context: Annotated[int, typer.Option(help="Tokens per sequence.")] = 8192,
     concurrency: Annotated[int, typer.Option(help="Sequences at once.")] = 1,
     engine: Annotated[str, typer.Option(help="vllm, sglang, trtllm, ... (its memory defaults).")] = "vllm",
+    engine_version: Annotated[str, typer.Option(help="Engine version whose defaults apply, e.g. 0.11.")] = "",
+    entry_point: Annotated[str, typer.Option(help="vLLM: serve (the API server) or offline (LLM class).")] = "serve",
     gpu_memory_utilization: Annotated[float | None, typer.Option(help="Share of memory the engine takes.")] = None,
+    mem_fraction_static: Annotated[float | None, typer.Option(help="SGLang: (weights + KV pool) / memory.")] = None,
     max_num_batched_tokens: Annotated[int | None, typer.Option(help="Tokens per step (activation peak).")] = None,
     max_num_seqs: Annotated[int | None, typer.Option(help="Sequences per step (logits buffer).")] = None,
     block_size: Annotated[int | None, typer.Option(help="Tokens per KV block.")] = None,
@@ -56,9 +60,20 @@ def fit(
     """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
     check_range("--context", context, 1, MAX_INPUT_TOKENS)
     check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
-    base = get_engine(engine)
+    if entry_point not in ("serve", "offline"):
+        raise InputError(f"--entry-point '{entry_point}': use serve or offline")
+    par_choice = Choices(gpu, dtype, kv_dtype, count, tp, pp, engine_version=engine_version)
+    gpu_spec = resolve_gpu(gpu)[0]
+    base, found = engine_for(
+        get_engine(engine, engine_version),
+        gpu_spec,
+        resolve_parallelism(gpu_spec, par_choice).tp,
+        engine_version,
+        "serve" if entry_point == "serve" else "llm",
+    )
     eng = replace(
         base,
+        mem_fraction_static=mem_fraction_static or base.mem_fraction_static,
         gpu_memory_utilization=gpu_memory_utilization or base.gpu_memory_utilization,
         max_num_batched_tokens=max_num_batched_tokens or base.max_num_batched_tokens,
         max_num_seqs=max_num_seqs or base.max_num_seqs,
@@ -66,7 +81,7 @@ def fit(
         non_torch_bytes=parse_bytes(non_torch, default_unit="gib") if non_torch else base.non_torch_bytes,
     )
     spec = load_model(model)
-    dep = resolve_deployment(spec, Choices(gpu, dtype, kv_dtype, count, tp, pp), eng)
+    dep = resolve_deployment(spec, par_choice, eng)
     plan = plan_memory(dep)
     suggestion = None
     if plan.sequence_bytes(context) * concurrency > plan.kv_cache_bytes or not plan.fits:
@@ -75,7 +90,15 @@ def fit(
             suggestion = Suggestion(tp=sp.tp, pp=sp.pp, num_gpus=sp.num_gpus)
         except DoesNotFitError as exc:
             suggestion = Suggestion(error=str(exc))
-    payload = fit_payload(plan, context, concurrency, suggestion)
+    defaults = (
+        f"{found.engine} {found.version} ({found.entry_point}) on {gpu_spec.id}: max_num_batched_tokens "
+        f"{found.max_num_batched_tokens}, max_num_seqs {found.max_num_seqs}, "
+        f"{'mem_fraction_static' if found.engine == 'sglang' else 'gpu_memory_utilization'} {found.memory_fraction}"
+        f" [{found.source}]"
+        if found
+        else None
+    )
+    payload = fit_payload(plan, context, concurrency, suggestion, defaults)
     if as_json:
         emit_json(payload)
     else:

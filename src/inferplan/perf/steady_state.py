@@ -1,12 +1,22 @@
 """The analytic steady state of one replica under continuous batching: what the planner's
 search ranks with (the simulator then checks the best).
 
-* prefill occupancy per request ``P`` (chunks of the token budget, interleaved with decode),
-* decode step time ``t(b)`` at batch ``b`` (interpolated from a few roofline evaluations),
-* at ``lam`` requests/s: ``rho_p = lam * P``, ``tpot = t(b) / (1 - rho_p)``,
-  ``b = lam * osl * tpot`` (Little's law), solved by fixed-point iteration, capped by
-  max sequences and KV capacity;
-* TTFT = prefill service + queueing: ``W = rho / (2 (1 - rho)) * P`` (M/D/1), p90 ~ + 2.3 W.
+* decode step time ``d = t(b)`` at batch ``b`` and the time ``p(b)`` one prompt adds to a step
+  that carries it (both interpolated from a few roofline evaluations: a prompt riding on a
+  decode step shares its weight reads);
+* prompts are gated into steps: those that arrive during a step go into the next one (as vLLM,
+  SGLang and TensorRT-LLM schedule), so the number ``K`` of prompts in a step follows
+  ``K' ~ Poisson(lam (d + K p))``: mean ``lam d / (1 - lam p)``, variance ``mean / (1 - (lam p)^2)``;
+* TPOT: the mean step, ``d / (1 - lam p)``; ``b = lam osl TPOT`` (Little's law), solved by
+  fixed-point iteration and capped by max sequences and KV capacity;
+* TTFT (:func:`gated_ttft`): the rest of the step the request arrives in (length-biased) plus
+  the next step, which carries it and every prompt that arrived with it; its p90 from the
+  mean and variance (gamma approximation). Prompts longer than the token budget take several
+  chunked steps, priced the same way per chunk.
+
+The saturation knee: :meth:`SteadyState.capacity_per_s` is the rate at which prefill work or
+the decode batch runs out; ``tests/test_steady_state.py`` holds the model to the simulator
+within 10% on p90 TTFT from 10% to 95% of it, and the planner keeps :data:`KNEE_HEADROOM` below.
 """
 
 from __future__ import annotations
@@ -19,13 +29,14 @@ import numpy as np
 from inferplan.perf.replica import Replica
 from inferplan.perf.roofline import step_shape
 
-__all__ = ["TPOT_P90_OVER_MEAN", "TTFT_P90_WAITS", "Operating", "SteadyState"]
+__all__ = ["KNEE_HEADROOM", "Operating", "SteadyState", "gated_ttft"]
 
 _BATCH_POINTS = (1, 4, 16, 64, 256, 1024)
-#: p90 of an M/D/1 queue's wait, in units of its mean wait.
-TTFT_P90_WAITS = 2.3
-#: p90 of TPOT over its mean: steps carrying prefill chunks slow some tokens.
-TPOT_P90_OVER_MEAN = 1.1
+#: The planner loads a replica to at most this share below its capacity (the knee): queues
+#: there grow as 1 / (1 - load), and a few per cent of model error would move the knee past it.
+KNEE_HEADROOM = 0.10
+_Z90 = 1.2816
+_Z99 = 2.3263
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +49,74 @@ class Operating:
     tpot_p90_s: float
     e2e_p90_s: float
     stable: bool
+    tpot_mean_s: float = math.inf
+
+
+_LOG_FACT = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, 4097)))])
+
+
+def _count_pmf(mean: float, var: float) -> np.ndarray:
+    """Probabilities of 0, 1, 2, ... for a count with this mean and variance: Poisson, or the
+    negative binomial when over-dispersed (the tail beyond mean + 8 sd + 8 is dropped)."""
+    size = min(int(mean + 8.0 * math.sqrt(max(var, mean, 1e-12)) + 9), 4096)
+    n = np.arange(size)
+    if mean <= 0:
+        return np.asarray(n == 0, dtype=float)
+    if var <= mean * 1.0001:
+        pmf = np.exp(n * math.log(mean) - mean - _LOG_FACT[:size])
+    else:
+        r, q = mean * mean / (var - mean), mean / var
+        ratios = (n[:-1] + r) / (n[:-1] + 1) * (1.0 - q)
+        pmf = np.concatenate([[1.0], np.cumprod(ratios)])
+    return np.asarray(pmf / pmf.sum())
+
+
+def _ttft_terms(rate: float, d: float, p: float) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of ``R + p N`` and the (weight, span, jump) terms of its CDF for decode step ``d``."""
+    rho = rate * p
+    mu = rate * d / (1.0 - rho)
+    pi = _count_pmf(mu, mu / (1.0 - rho * rho))
+    lengths = d + p * np.arange(len(pi))
+    w = pi * lengths / float(np.dot(pi, lengths))
+    mean = float(np.dot(w, lengths)) * (0.5 + rho)
+    n = np.arange(len(_count_pmf(rate * lengths[-1], rate * lengths[-1])))
+    lam = rate * lengths[:, None]
+    joint = w[:, None] * np.exp(n * np.log(np.maximum(lam, 1e-300)) - lam - _LOG_FACT[: len(n)])
+    keep = joint > 1e-9 * joint.max()
+    span = np.broadcast_to(lengths[:, None], joint.shape)[keep]
+    jumps = np.broadcast_to(p * n[None, :], joint.shape)[keep]
+    return mean, joint[keep], span, jumps
+
+
+def gated_ttft(rate: float, steps: list[tuple[float, float]], p: float) -> tuple[float, float]:
+    """(mean, p90) of TTFT for prompts gated into steps of ``d + K p`` seconds at ``rate``/s,
+    with the decode step ``d`` itself spread as ``steps`` ((weight, d) pairs: the decode batch
+    fluctuates around its mean, M/G/inf).
+
+    ``K``, the prompts in a step, follows ``K' ~ Poisson(rate (d + K p))``: stationary mean
+    ``mu = rate d / (1 - rate p)``, variance ``mu / (1 - (rate p)^2)`` (taken negative binomial).
+    A request arrives in a step of ``L_k = d + p k`` with the length-biased weight
+    ``pi_k L_k / E[L]``, waits its uniform remainder ``R ~ U(0, L_k)``, then rides the next step
+    with the ``N ~ Poisson(rate L_k)`` prompts that arrived with it:
+    ``TTFT = d + p + R + p N``. Mean in closed form, p90 by bisection on the exact mixture CDF."""
+    means, weights, spans, jumps, shifts = [], [], [], [], []
+    for share, d in steps:
+        mean, w, span, jump = _ttft_terms(rate, d, p)
+        means.append(share * (d + p + mean))
+        weights.append(share * w)
+        spans.append(span)
+        jumps.append(jump + d + p)
+        shifts.append(d + p)
+    weight, span, jump = np.concatenate(weights), np.concatenate(spans), np.concatenate(jumps)
+    total = float(weight.sum())
+    lo, hi = min(shifts), float((span + jump).max())
+    for _ in range(24):
+        mid = (lo + hi) / 2
+        if float(np.dot(weight, np.clip((mid - jump) / span, 0.0, 1.0))) < 0.9 * total:
+            lo = mid
+        else:
+            hi = mid
+    return sum(means), hi
 
 
 class SteadyState:
@@ -53,16 +132,14 @@ class SteadyState:
         if points[-1] < self.max_batch:
             points.append(int(self.max_batch))
         self.b_points = np.array(points, dtype=float)
-        self.t_points = np.array([replica.step_time_s(step_shape([], [ctx] * b)) for b in points])
-        budget = sched.max_num_batched_tokens
-        chunks, left = [], isl
-        while left > 0:
-            chunks.append((min(left, budget), isl - left))
-            left -= budget
-        self.prefill_latency = sum(replica.step_time_s(step_shape([c], [])) for c in chunks)
-        self.chunks = len(chunks)
-        overhead = replica.environment.step_time_s(replica.overhead_s, replica.overhead_s)
-        self.prefill_work = max(self.prefill_latency - len(chunks) * overhead, 1e-9)
+        budget = sched.max_num_batched_tokens if sched.chunked_prefill else max(isl, 1)
+        self.chunks = max(math.ceil(isl / max(budget, 1)), 1)
+        chunk = math.ceil(isl / self.chunks)
+        step = replica.step_time_s
+        self.t_points = np.array([step(step_shape([], [ctx] * b)) for b in points])
+        # a prompt's chunk riding on a decode step: the extra time it adds
+        self.p_points = np.array([step(step_shape([(chunk, isl - chunk)], [ctx] * b)) for b in points]) - self.t_points
+        self.prefill_latency = sum(step(step_shape([(chunk, i * chunk)], [])) for i in range(self.chunks))
         self.osl = osl
         self.pp = cost.pp
 
@@ -73,40 +150,76 @@ class SteadyState:
             return float(self.t_points[0] - slope)
         return float(np.interp(max(batch, 1.0), self.b_points, self.t_points))
 
+    def chunk_time(self, batch: float) -> float:
+        """Time one prompt chunk adds to a decode step at ``batch``."""
+        return float(np.interp(max(batch, 1.0), self.b_points, self.p_points))
+
+    @property
+    def prefill_work(self) -> float:
+        """GPU time a prompt takes from the decode batch at low load (all its chunks)."""
+        return self.chunks * self.chunk_time(1.0)
+
     def capacity_per_s(self) -> float:
-        """Requests/s at which the replica saturates (prefill work plus decode at the largest batch)."""
-        per_request = self.prefill_work + self.osl * self.step(self.max_batch) / max(self.max_batch, 1.0)
-        return self.pp / max(per_request, 1e-9)
+        """Requests/s at which the replica saturates (the knee): the highest rate at which
+        :meth:`at_rate` is stable, i.e. prompts take less than the whole of the steps and the
+        batch, with its fluctuation, fits the sequences and KV cache (bisection)."""
+        b = max(self.max_batch, 1.0)
+        hi = 1.05 * self.pp / max(self.chunks * self.chunk_time(b) + self.osl * self.step(b) / b, 1e-9)
+        lo = 0.0
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            if self.max_batch >= 1 and self._solve(mid / self.pp) is not None:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _solve(self, lam_v: float) -> tuple[float, float, float] | None:
+        """(batch, mean TPOT, coefficient of variation of a request's TPOT) at ``lam_v``
+        requests/s per virtual engine, or None when the batch outgrows the replica. A request's
+        TPOT averages the steps of its own ``T = osl TPOT`` seconds, in which ``~Poisson(lam T)``
+        prompts arrive: the prompt share ``rho`` it sees has ``sd = rho / sqrt(lam T)``, so
+        ``TPOT = d / (1 - rho) (1 + sd^2 / (1 - rho)^2)`` (Jensen) with ``cv = sd / (1 - rho)``."""
+        b = max(lam_v * self.osl * self.step(1.0), 1e-6)
+        tpot = cv = 0.0
+        for _ in range(80):
+            d, p = self.step(b), self.chunk_time(b)
+            rho = lam_v * self.chunks * p
+            if rho >= 0.98:
+                return None
+            base = d / (1.0 - rho)
+            window = lam_v * self.osl * base
+            sd = rho / math.sqrt(max(window, 1e-9))
+            cv = sd / (1.0 - rho)
+            tpot = base * (1.0 + cv * cv)
+            nb = lam_v * self.osl * tpot
+            # the batch must hold the mean number of requests and its fluctuation (M/G/inf:
+            # Poisson, its p99 within the sequences and KV cache)
+            if nb + _Z99 * math.sqrt(nb) > self.max_batch:
+                return None
+            if abs(nb - b) < 1e-4 * max(b, 1.0):
+                return nb, tpot, cv
+            b = nb
+        return b, tpot, cv
 
     def at_rate(self, lam: float) -> Operating:
         """Steady state at ``lam`` requests/s (pipeline: ``pp`` interleaved virtual engines)."""
         lam_v = lam / self.pp
-        rho_p = lam_v * self.prefill_work
-        if rho_p >= 0.98 or self.max_batch < 1:
+        solved = self._solve(lam_v) if self.max_batch >= 1 else None
+        if solved is None:
             return Operating(lam, self.max_batch, math.inf, math.inf, math.inf, False)
-        b = max(lam_v * self.osl * self.step(1.0), 1e-6)
-        stable = True
-        for _ in range(60):
-            tpot = self.step(b) / (1.0 - rho_p)
-            nb = lam_v * self.osl * tpot
-            if nb > self.max_batch:
-                stable = False
-                b = self.max_batch
-                break
-            if abs(nb - b) < 1e-3 * max(b, 1.0):
-                b = nb
-                break
-            b = nb
-        tpot = self.step(b) / (1.0 - rho_p)
-        if not stable:
-            return Operating(lam, b, math.inf, math.inf, math.inf, False)
-        # prompts queue only behind other prompts (chunked prefill schedules them first);
-        # each prefill chunk also carries the running decode batch
-        wait = rho_p / (2.0 * (1.0 - rho_p)) * self.prefill_work
-        service = self.prefill_latency + self.chunks * (self.step(b) - self.step(0.0))
-        ttft_p90 = service + self.step(b) + TTFT_P90_WAITS * wait
-        tpot_p90 = tpot * TPOT_P90_OVER_MEAN
-        return Operating(lam, b, ttft_p90, tpot_p90, ttft_p90 + self.osl * tpot_p90, True)
+        b, tpot, cv = solved
+        d, p = self.step(b), self.chunk_time(b)
+        rho = lam_v * self.chunks * p
+        # the decode batch fluctuates as Poisson(b) (3-point Gauss-Hermite over +-sqrt(3b));
+        # a long prompt is gated chunk by chunk: its first chunk like a short prompt, then one
+        # step per further chunk
+        spread = math.sqrt(3.0 * b)
+        steps = [(1 / 6, self.step(max(b - spread, 1.0))), (2 / 3, d), (1 / 6, self.step(b + spread))]
+        _, ttft_p90 = gated_ttft(lam_v * self.chunks, steps, p)
+        ttft_p90 += (self.chunks - 1) * (d + p) / (1.0 - rho)
+        tpot_p90 = tpot * (1.0 + _Z90 * cv)
+        return Operating(lam, b, ttft_p90, tpot_p90, ttft_p90 + self.osl * tpot_p90, True, tpot)
 
     def at_concurrency(self, users: float) -> Operating:
         """Closed loop with ``users`` requests in flight on this replica."""
@@ -116,7 +229,7 @@ class SteadyState:
             if not op.stable:
                 lam *= 0.9
                 continue
-            new = users / max(op.e2e_p90_s / TPOT_P90_OVER_MEAN, 1e-9)
+            new = users / max(op.e2e_p90_s - self.osl * (op.tpot_p90_s - op.tpot_mean_s), 1e-9)
             if abs(new - lam) < 1e-3 * lam:
                 break
             lam = 0.5 * (lam + new)

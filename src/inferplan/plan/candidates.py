@@ -11,6 +11,7 @@ from inferplan.errors import InputError
 from inferplan.sizing.capacity import check_divisibility, usable_bytes
 from inferplan.sizing.weights import weight_bytes_per_gpu
 from inferplan.specs.deployment import Deployment
+from inferplan.specs.engine_defaults import engine_for
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.environment import EnvironmentProfile
 from inferplan.specs.hardware import GpuSpec, gpus_per_server, mig_slice
@@ -75,7 +76,6 @@ def candidates(
                     continue
                 last_tp = par.tp
                 kvs = dict.fromkeys(resolve_kv_dtype(k, precision).name for k in space.kv_dtypes)
-                out += [
-                    Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, engine, env) for kv in kvs
-                ]
+                own = engine_for(engine, gpu, par.tp)[0]
+                out += [Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, own, env) for kv in kvs]
     return out

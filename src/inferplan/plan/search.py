@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from inferplan.errors import InferplanError
 from inferplan.perf.replica import build_replica
-from inferplan.perf.steady_state import TPOT_P90_OVER_MEAN, Operating, SteadyState
+from inferplan.perf.steady_state import KNEE_HEADROOM, Operating, SteadyState
 from inferplan.plan.question import Demand, Targets
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.prices import Offer, Rental, cheapest_rental
@@ -107,7 +107,7 @@ def evaluate(dep: Deployment, demand: Demand, targets: Targets, offers: list[Off
     low_load = model.at_rate(1e-6)
     lo, hi = _max_rate(model, targets)
     frontier = [
-        (op.rate_per_s * model.osl / dep.gpus_per_replica, 1.0 / op.tpot_p90_s * TPOT_P90_OVER_MEAN)
+        (op.rate_per_s * model.osl / dep.gpus_per_replica, 1.0 / op.tpot_mean_s)
         for op in (model.at_rate(f * max(hi, 1e-9)) for f in _FRONTIER_LOADS)
         if op.stable
     ]
@@ -127,11 +127,12 @@ def evaluate(dep: Deployment, demand: Demand, targets: Targets, offers: list[Off
 
 
 def _max_rate(model: SteadyState, targets: Targets) -> tuple[float, float]:
-    """Bisection for the largest per-replica rate that is stable and meets the targets:
-    (highest rate that meets them, lowest rate found not to)."""
-    hi = model.capacity_per_s()
+    """Bisection for the largest per-replica rate that is stable, meets the targets and stays
+    :data:`KNEE_HEADROOM` below the replica's capacity (the knee): (highest rate that meets
+    them, lowest rate found not to)."""
+    hi = model.capacity_per_s() * (1.0 - KNEE_HEADROOM)
     lo = 0.0
-    for _ in range(40):
+    for _ in range(20):
         mid = (lo + hi) / 2
         if meets(model.at_rate(mid), targets):
             lo = mid

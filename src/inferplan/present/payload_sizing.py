@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from inferplan.present.payload import Payload, Strict
-from inferplan.sizing.capacity import MemoryPlan, max_context_tokens
+from inferplan.sizing.capacity import MemoryPlan, max_context_tokens, sglang_fraction
 from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.model import ModelSpec, count_params
 from inferplan.specs.model_catalog import catalog_models
@@ -74,6 +74,9 @@ class EngineMemoryPayload(Strict):
     block_size: int
     max_num_batched_tokens: int
     max_num_seqs: int
+    memory_mode: str = Field("vllm", description="vllm, sglang or trtllm: how the KV budget is computed.")
+    mem_fraction_static: float | None = Field(None, description="SGLang's (weights + KV pool) / memory.")
+    defaults: str | None = Field(None, description="The engine's own defaults for this GPU and their source.")
 
 
 class PerGpuPayload(Strict):
@@ -211,7 +214,13 @@ def context_growth(plan: MemoryPlan) -> list[ContextGrowthRow]:
     ]
 
 
-def fit_payload(plan: MemoryPlan, context_tokens: int, concurrency: int, suggestion: Suggestion | None) -> FitPayload:
+def fit_payload(
+    plan: MemoryPlan,
+    context_tokens: int,
+    concurrency: int,
+    suggestion: Suggestion | None,
+    defaults: str | None = None,
+) -> FitPayload:
     dep = plan.deployment
     par, engine = dep.parallelism, dep.engine
     kv_needed = plan.sequence_bytes(context_tokens) * concurrency
@@ -228,6 +237,9 @@ def fit_payload(plan: MemoryPlan, context_tokens: int, concurrency: int, suggest
             block_size=engine.block_size,
             max_num_batched_tokens=engine.max_num_batched_tokens,
             max_num_seqs=engine.max_num_seqs,
+            memory_mode=engine.memory_mode,
+            mem_fraction_static=sglang_fraction(dep) if engine.memory_mode == "sglang" else None,
+            defaults=defaults,
         ),
         per_gpu=PerGpuPayload(
             visible_bytes=int(plan.visible_bytes),

@@ -13,24 +13,26 @@ __all__ = ["print_fit"]
 
 
 def print_fit(out: Console, p: dict[str, Any]) -> None:
-    g, v, par = p["per_gpu"], p["verdict"], p["parallelism"]
+    g, v, par, e = p["per_gpu"], p["verdict"], p["parallelism"], p["engine"]
+    if e["memory_mode"] == "sglang":
+        budget = f"x mem_fraction_static {e['mem_fraction_static']} (of what CUDA and NCCL leave)"
+        reserve = "reserve: activations and CUDA graphs (1 - mem_fraction_static)"
+    else:
+        budget = f"x gpu_memory_utilization {e['gpu_memory_utilization']}"
+        reserve = f"activation peak ({e['max_num_batched_tokens']} batched tokens)"
     rows = [
         ["GPU memory visible to CUDA", gib(g["visible_bytes"])],
-        [
-            f"x gpu_memory_utilization {p['engine']['gpu_memory_utilization']}",
-            gib(g["budget_bytes"]),
-        ],
+        [budget, gib(g["budget_bytes"])],
         [f"weights ({p['precision']})", gib(g["weights_bytes"])],
-        [
-            f"activation peak ({p['engine']['max_num_batched_tokens']} batched tokens)",
-            gib(g["activation_peak_bytes"]),
-        ],
+        [reserve, gib(g["activation_peak_bytes"])],
         [f"logits buffer ({p['engine']['max_num_seqs']} seqs, fp32)", gib(g["logits_bytes"])],
         ["CUDA context + communication buffers", gib(g["non_torch_bytes"])],
         [f"KV cache ({p['kv_dtype']})", gib(g["kv_cache_bytes"])],
     ]
     title = f"{p['model']} on {par['num_gpus']} x {p['gpu']} (TP {par['tp']}, PP {par['pp']}): memory per GPU"
     out.print(table(title, ["component", "GiB"], rows))
+    if e.get("defaults"):
+        out.print(f"Engine defaults: {escape(e['defaults'])}", soft_wrap=True)
     out.print(
         f"KV cache: {g['kv_bytes_per_token'] / 1024:,.1f} KiB per token per GPU, "
         f"{g['num_kv_blocks']:,} blocks of {p['engine']['block_size']} = {g['kv_tokens']:,} tokens."

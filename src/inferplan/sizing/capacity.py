@@ -1,11 +1,12 @@
 """Answers built on the memory model: does it fit, how many sequences, how long a context,
 how many GPUs at least. :func:`plan_memory` returns a :class:`MemoryPlan` per GPU.
 
-Two engine memory modes:
+Three engine memory modes:
 
-* vLLM / SGLang style: ``KV = visible x gpu_memory_utilization - weights - activations -
-  logits - non_torch``;
-* TensorRT-LLM: ``KV = kv_free_fraction x (visible - weights - activations - non_torch)``.
+* vLLM: ``KV = visible x gpu_memory_utilization - weights - activations - logits - non_torch``;
+* TensorRT-LLM: ``KV = kv_free_fraction x (visible - weights - activations - non_torch)``;
+* SGLang: ``KV = (total - weights) - total x (1 - mem_fraction_static)`` with ``total`` the
+  memory left after CUDA and NCCL set-up (the reserve holds activations and CUDA graphs).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from inferplan.sizing.memory import (
 )
 from inferplan.sizing.weights import weight_bytes, weight_bytes_per_gpu
 from inferplan.specs.deployment import Deployment
+from inferplan.specs.engine_defaults import sglang_defaults
 from inferplan.specs.hardware import GpuSpec, gpus_per_server
 from inferplan.specs.model import ModelSpec, count_params
 from inferplan.specs.parallelism import Parallelism
@@ -35,6 +37,8 @@ __all__ = [
     "max_context_tokens",
     "min_gpus",
     "plan_memory",
+    "sglang_fraction",
+    "sglang_kv_pool_bytes",
     "tp_options",
     "usable_bytes",
     "weights_floor_gpus",
@@ -130,6 +134,12 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         budget = visible
         kv_bytes = max(visible - weights - activation - non_torch, 0.0) * engine.kv_free_fraction
         logits = 0.0
+    elif engine.memory_mode == "sglang":
+        total = visible - non_torch
+        fraction = sglang_fraction(dep)
+        budget = total * fraction
+        kv_bytes = sglang_kv_pool_bytes(total, weights, fraction)
+        activation, logits = total * (1.0 - fraction), 0.0  # what the reserve is for
     else:
         kv_bytes = budget - weights - activation - logits - non_torch
     layout = kv_layout(model, dep.kv_dtype, par, engine.block_size)
@@ -148,6 +158,21 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         total_weight_bytes=weight_bytes(model, dep.precision).total,
         rule_of_thumb_total_bytes=rule_of_thumb_bytes(count_params(model).total, dep.precision.bytes_per_param),
     )
+
+
+def sglang_fraction(dep: Deployment) -> float:
+    """SGLang's ``mem_fraction_static``: the engine's setting, else SGLang's default formula."""
+    if dep.engine.mem_fraction_static is not None:
+        return dep.engine.mem_fraction_static
+    par = dep.parallelism
+    return sglang_defaults(dep.gpu, par.tp, par.pp).memory_fraction
+
+
+def sglang_kv_pool_bytes(total: float, weights: float, fraction: float) -> float:
+    """SGLang's KV pool: ``rest = (total - weights) - total x (1 - mem_fraction_static)``, with
+    ``total`` the memory free after CUDA and NCCL set-up, before the weights
+    (``ModelRunner.profile_max_num_token``, sglang 0.5.3 model_runner.py l.1257-1297)."""
+    return (total - weights) - total * (1.0 - fraction)
 
 
 def max_context_tokens(plan: MemoryPlan, concurrency: int) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from inferplan.errors import InputError
 from inferplan.limits import MAX_PARALLEL, check_range
+from inferplan.specs.engine_defaults import engine_for
 from inferplan.specs.engines import EngineProfile, get_engine
 from inferplan.specs.environment import BARE_METAL, EnvironmentProfile, with_mig
 from inferplan.specs.hardware import GpuSpec, LinkSpec, get_link, gpus_per_server, mig_slice, resolve_gpu, tp_link_for
@@ -113,6 +114,7 @@ class Choices:
     pp: int | None = None
     dp: int | None = None
     ep: int | None = None  # expert-parallel group size; None or 1: experts tensor-sharded
+    engine_version: str = ""  # whose defaults a catalog engine takes ('' = the default version)
 
 
 def resolve_parallelism(gpu: GpuSpec, choices: Choices) -> Parallelism:
@@ -149,20 +151,23 @@ def resolve_deployment(
     engine: EngineProfile | None = None,
     environment: EnvironmentProfile = BARE_METAL,
 ) -> Deployment:
-    """The deployment the options of ``fit``, ``predict``, ``deploy`` and the web mean."""
+    """The deployment the options of ``fit``, ``predict``, ``deploy`` and the web mean. A catalog
+    engine takes its defaults for the GPU (:func:`inferplan.specs.engine_defaults.engine_for`)."""
     gpu, gpu_note = resolve_gpu(choices.gpu)
     if environment.mig_profile and not gpu.mig_profile:
         gpu = mig_slice(gpu, environment.mig_profile)
     elif gpu.mig_profile:
         environment = with_mig(environment, gpu.mig_profile)
     precision = resolve_precision(model, choices.dtype)
+    par = resolve_parallelism(gpu, choices)
+    engine = engine_for(engine or get_engine("vllm"), gpu, par.tp, choices.engine_version)[0]
     return Deployment(
         model,
         gpu,
         precision,
         resolve_kv_dtype(choices.kv_dtype, precision),
-        resolve_parallelism(gpu, choices),
-        engine or get_engine("vllm"),
+        par,
+        engine,
         environment,
         notes=tuple(n for n in (*model.notes, gpu_note) if n),
     )

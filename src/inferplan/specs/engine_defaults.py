@@ -17,22 +17,26 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from inferplan.specs.engines import ENGINES, EngineProfile
 from inferplan.specs.hardware import GpuSpec
 from inferplan.units import GIB, MIB
 
 __all__ = [
     "VLLM_DEFAULT_VERSION",
     "EngineDefaults",
+    "engine_for",
     "sglang_defaults",
     "trtllm_bench_batch",
     "version_tuple",
     "vllm_defaults",
 ]
 
-#: The vLLM version whose defaults apply when none is named (the newest in the table).
-VLLM_DEFAULT_VERSION = "0.33"
+#: The vLLM version whose defaults apply when none is named: the last before vLLM 0.20 began to
+#: reserve its CUDA graphs' memory out of the KV budget (and raised the utilisation to 0.92 to
+#: compensate), which inferplan does not model.
+VLLM_DEFAULT_VERSION = "0.19"
 #: The SGLang version whose formula applies when none is named.
 SGLANG_DEFAULT_VERSION = "0.5.10"
 
@@ -158,3 +162,26 @@ def trtllm_bench_batch(
     bs = min(requests, 4096.0)
     tokens = min(bs * (1 + isl / max(osl, 1)), 32768.0)
     return _round_batch(bs), _round_tokens(tokens)
+
+
+def engine_for(
+    engine: EngineProfile, gpu: GpuSpec, tp: int = 1, version: str = "", entry_point: str = "serve"
+) -> tuple[EngineProfile, EngineDefaults | None]:
+    """The engine with the defaults it picks on ``gpu`` (vLLM's token budget, sequence limit and
+    utilisation; SGLang's chunked-prefill size), and those defaults. Only the catalog profile
+    takes them: an engine whose settings were edited keeps them."""
+    if ENGINES.get(engine.name) != engine:
+        return engine, None
+    if engine.name == "vllm":
+        found = vllm_defaults(gpu, version, entry_point)
+        changed = replace(
+            engine,
+            max_num_batched_tokens=found.max_num_batched_tokens,
+            max_num_seqs=found.max_num_seqs,
+            gpu_memory_utilization=found.memory_fraction,
+        )
+        return changed, found
+    if engine.name == "sglang":
+        found = sglang_defaults(gpu, tp, 1, version)
+        return replace(engine, max_num_batched_tokens=found.max_num_batched_tokens), found
+    return engine, None

@@ -81,8 +81,11 @@ class EngineProfile:
         implementation (custom one-shot kernels in TensorRT-LLM/vLLM, NCCL through
         torch.distributed in gpt-fast); added to the link's bandwidth term.
     sliding_window_kv: whether the KV cache drops tokens outside a layer's window.
-    memory_mode: 'vllm' (KV = total x utilisation - everything else) or 'trtllm'
-        (KV = kv_free_fraction x memory left after weights and activations).
+    memory_mode: 'vllm' (KV = total x utilisation - everything else), 'trtllm'
+        (KV = kv_free_fraction x memory left after weights and activations) or 'sglang'
+        (KV = memory left after weights - total x (1 - mem_fraction_static)).
+    mem_fraction_static: SGLang's (weights + KV pool) / GPU memory; None: SGLang's default
+        formula for the GPU and parallelism (:func:`inferplan.specs.engine_defaults.sglang_defaults`).
     gpu_memory_utilization: share of visible memory the engine may use (vLLM's flag).
     block_size: tokens per paged KV block.
     non_torch_bytes: measured CUDA context + communication buffers per GPU (None: the
@@ -105,6 +108,7 @@ class EngineProfile:
     reserve_full_kv: bool = False
     block_size: int = 16
     non_torch_bytes: float | None = None
+    mem_fraction_static: float | None = None
     kernels: KernelParams = field(default_factory=KernelParams)
     description: str = ""
 
@@ -117,6 +121,8 @@ class EngineProfile:
             raise InputError("max_num_batched_tokens must be between 1 and 10,000,000")
         if not 1 <= self.max_num_seqs <= 100_000:
             raise InputError("max_num_seqs must be between 1 and 100,000")
+        if self.mem_fraction_static is not None and not 0.05 <= self.mem_fraction_static <= 1.0:
+            raise InputError(f"mem_fraction_static must be in [0.05, 1.0], got {self.mem_fraction_static}")
         if self.non_torch_bytes is not None and not 0 <= self.non_torch_bytes < 1e13:
             raise InputError("non-torch memory must be between 0 and 10 TB")
 
@@ -138,7 +144,11 @@ ENGINES: dict[str, EngineProfile] = {
             "sglang",
             step_overhead_s=1.5e-3,
             layer_overhead_s=15e-6,
-            description="SGLang with CUDA graphs and chunked prefill",
+            memory_mode="sglang",
+            block_size=1,
+            max_num_seqs=4096,
+            description="SGLang with CUDA graphs and chunked prefill; KV pool from mem_fraction_static "
+            "(its own default formula unless set), one token per page",
         ),
         EngineProfile(
             "trtllm",
