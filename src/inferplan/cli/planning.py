@@ -60,6 +60,9 @@ def plan(
     rank: Annotated[str, typer.Option(help="cost, latency, gpus or throughput_per_gpu.")] = "cost",
     top: Annotated[int, typer.Option(help="Configurations to list.")] = 10,
     verify: Annotated[int, typer.Option(help="Check the best with the simulator (0: skip).")] = 1,
+    margin: Annotated[
+        str, typer.Option(help="none, median or p90: hold the targets even if the model errs by that much.")
+    ] = "none",
     hours_fraction: Annotated[float, typer.Option(help="Share of hours the load runs.")] = 1.0,
     peak_to_mean: Annotated[float, typer.Option(help="Traffic peak / mean.")] = 1.0,
     cost_set: Annotated[list[str] | None, typer.Option(help="Edit a cost assumption, e.g. usd_per_kwh=0.2.")] = None,
@@ -106,6 +109,7 @@ def plan(
         rank=rank,
         top=top,
         verify=verify,
+        margin=margin,
         **_prices(prices),
     )
     result = answer(question, files=True)

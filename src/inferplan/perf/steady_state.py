@@ -36,7 +36,7 @@ _BATCH_POINTS = (1, 4, 16, 64, 256, 1024)
 #: there grow as 1 / (1 - load), and a few per cent of model error would move the knee past it.
 KNEE_HEADROOM = 0.10
 _Z90 = 1.2816
-_Z99 = 2.3263
+_Z999 = 3.0902
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,52 +71,61 @@ def _count_pmf(mean: float, var: float) -> np.ndarray:
     return np.asarray(pmf / pmf.sum())
 
 
-def _ttft_terms(rate: float, d: float, p: float) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of ``R + p N`` and the (weight, span, jump) terms of its CDF for decode step ``d``."""
-    rho = rate * p
-    mu = rate * d / (1.0 - rho)
+def step_lengths(d: float, p1: float, p2: float, size: int) -> np.ndarray:
+    """``L_k``: a step with ``k`` prompts lasts ``d`` (none), ``d + p1`` (one: it hides the
+    decode step's weight reads) and ``p2`` more for each further prompt."""
+    k = np.arange(size, dtype=float)
+    return np.where(k == 0, d, d + p1 + np.maximum(k - 1, 0) * p2)
+
+
+def prompt_chain(rate: float, d: float, p1: float, p2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stationary distribution of ``K``, the prompts a step carries, and the step lengths:
+    prompts that arrive during a step go into the next, ``K' ~ Poisson(rate L_K)`` (power
+    iteration on the chain, started from its negative-binomial approximation)."""
+    rho = min(rate * p2, 0.995)
+    mu = rate * (d + p1) / (1.0 - rho)
     pi = _count_pmf(mu, mu / (1.0 - rho * rho))
-    lengths = d + p * np.arange(len(pi))
-    w = pi * lengths / float(np.dot(pi, lengths))
-    mean = float(np.dot(w, lengths)) * (0.5 + rho)
-    n = np.arange(len(_count_pmf(rate * lengths[-1], rate * lengths[-1])))
+    size = len(pi) + 8
+    pi = np.concatenate([pi, np.zeros(8)])
+    lengths = step_lengths(d, p1, p2, size)
     lam = rate * lengths[:, None]
-    joint = w[:, None] * np.exp(n * np.log(np.maximum(lam, 1e-300)) - lam - _LOG_FACT[: len(n)])
+    n = np.arange(size)
+    move = np.exp(n * np.log(np.maximum(lam, 1e-300)) - lam - _LOG_FACT[:size])
+    move /= move.sum(axis=1, keepdims=True)
+    for _ in range(40):
+        pi = pi @ move
+    return pi / pi.sum(), lengths
+
+
+def gated_ttft(rate: float, d: float, p1: float, p2: float) -> tuple[float, float, float]:
+    """(mean TTFT, p90 TTFT, mean step) for prompts gated into steps at ``rate``/s.
+
+    ``K``, the prompts in a step, follows the chain of :func:`prompt_chain`. A request arrives in
+    a step of ``L_k`` with the length-biased weight ``pi_k L_k / E[L]``, waits its uniform
+    remainder ``R ~ U(0, L_k)``, then rides the next step with the ``N ~ Poisson(rate L_k)``
+    prompts that arrived with it: ``TTFT = R + L_{1+N}``. The p90 by bisection on the exact
+    mixture CDF."""
+    pi, lengths = prompt_chain(rate, d, p1, p2)
+    mean_step = float(np.dot(pi, lengths))
+    w = pi * lengths / mean_step
+    size = len(lengths)
+    n = np.arange(size - 1)
+    lam = rate * lengths[:, None]
+    joint = w[:, None] * np.exp(n * np.log(np.maximum(lam, 1e-300)) - lam - _LOG_FACT[: size - 1])
     keep = joint > 1e-9 * joint.max()
     span = np.broadcast_to(lengths[:, None], joint.shape)[keep]
-    jumps = np.broadcast_to(p * n[None, :], joint.shape)[keep]
-    return mean, joint[keep], span, jumps
-
-
-def gated_ttft(rate: float, steps: list[tuple[float, float]], p: float) -> tuple[float, float]:
-    """(mean, p90) of TTFT for prompts gated into steps of ``d + K p`` seconds at ``rate``/s,
-    with the decode step ``d`` itself spread as ``steps`` ((weight, d) pairs: the decode batch
-    fluctuates around its mean, M/G/inf).
-
-    ``K``, the prompts in a step, follows ``K' ~ Poisson(rate (d + K p))``: stationary mean
-    ``mu = rate d / (1 - rate p)``, variance ``mu / (1 - (rate p)^2)`` (taken negative binomial).
-    A request arrives in a step of ``L_k = d + p k`` with the length-biased weight
-    ``pi_k L_k / E[L]``, waits its uniform remainder ``R ~ U(0, L_k)``, then rides the next step
-    with the ``N ~ Poisson(rate L_k)`` prompts that arrived with it:
-    ``TTFT = d + p + R + p N``. Mean in closed form, p90 by bisection on the exact mixture CDF."""
-    means, weights, spans, jumps, shifts = [], [], [], [], []
-    for share, d in steps:
-        mean, w, span, jump = _ttft_terms(rate, d, p)
-        means.append(share * (d + p + mean))
-        weights.append(share * w)
-        spans.append(span)
-        jumps.append(jump + d + p)
-        shifts.append(d + p)
-    weight, span, jump = np.concatenate(weights), np.concatenate(spans), np.concatenate(jumps)
+    ride = np.broadcast_to(lengths[None, 1:], joint.shape)[keep]
+    weight = joint[keep]
     total = float(weight.sum())
-    lo, hi = min(shifts), float((span + jump).max())
+    mean = float(np.dot(weight, span / 2 + ride)) / total
+    lo, hi = float(ride.min()), float((span + ride).max())
     for _ in range(24):
         mid = (lo + hi) / 2
-        if float(np.dot(weight, np.clip((mid - jump) / span, 0.0, 1.0))) < 0.9 * total:
+        if float(np.dot(weight, np.clip((mid - ride) / span, 0.0, 1.0))) < 0.9 * total:
             lo = mid
         else:
             hi = mid
-    return sum(means), hi
+    return mean, hi, mean_step
 
 
 class SteadyState:
@@ -137,8 +146,10 @@ class SteadyState:
         chunk = math.ceil(isl / self.chunks)
         step = replica.step_time_s
         self.t_points = np.array([step(step_shape([], [ctx] * b)) for b in points])
-        # a prompt's chunk riding on a decode step: the extra time it adds
-        self.p_points = np.array([step(step_shape([(chunk, isl - chunk)], [ctx] * b)) for b in points]) - self.t_points
+        # a prompt's chunk riding on a decode step: the extra time it adds, and a second one's
+        one = np.array([step(step_shape([(chunk, isl - chunk)], [ctx] * b)) for b in points])
+        two = np.array([step(step_shape([(chunk, isl - chunk)] * 2, [ctx] * b)) for b in points])
+        self.p_points, self.p2_points = one - self.t_points, two - one
         self.prefill_latency = sum(step(step_shape([(chunk, i * chunk)], [])) for i in range(self.chunks))
         self.osl = osl
         self.pp = cost.pp
@@ -154,6 +165,10 @@ class SteadyState:
         """Time one prompt chunk adds to a decode step at ``batch``."""
         return float(np.interp(max(batch, 1.0), self.b_points, self.p_points))
 
+    def next_chunk_time(self, batch: float) -> float:
+        """Time each further prompt chunk adds to a step that already carries one."""
+        return float(np.interp(max(batch, 1.0), self.b_points, self.p2_points))
+
     @property
     def prefill_work(self) -> float:
         """GPU time a prompt takes from the decode batch at low load (all its chunks)."""
@@ -162,7 +177,7 @@ class SteadyState:
     def capacity_per_s(self) -> float:
         """Requests/s at which the replica saturates (the knee): the highest rate at which
         :meth:`at_rate` is stable, i.e. prompts take less than the whole of the steps and the
-        batch, with its fluctuation, fits the sequences and KV cache (bisection)."""
+        batch, with its fluctuation (p99.9 of Poisson), fits the sequences and KV cache (bisection)."""
         b = max(self.max_batch, 1.0)
         hi = 1.05 * self.pp / max(self.chunks * self.chunk_time(b) + self.osl * self.step(b) / b, 1e-9)
         lo = 0.0
@@ -176,26 +191,32 @@ class SteadyState:
 
     def _solve(self, lam_v: float) -> tuple[float, float, float] | None:
         """(batch, mean TPOT, coefficient of variation of a request's TPOT) at ``lam_v``
-        requests/s per virtual engine, or None when the batch outgrows the replica. A request's
-        TPOT averages the steps of its own ``T = osl TPOT`` seconds, in which ``~Poisson(lam T)``
-        prompts arrive: the prompt share ``rho`` it sees has ``sd = rho / sqrt(lam T)``, so
-        ``TPOT = d / (1 - rho) (1 + sd^2 / (1 - rho)^2)`` (Jensen) with ``cv = sd / (1 - rho)``."""
+        requests/s per virtual engine, or None when the batch outgrows the replica.
+
+        The mean step is ``E[L] = (d + q (p1 - p2)) / (1 - lam p2)`` with ``q = P(K >= 1) =
+        1 - exp(-lam E[L])`` (the first prompt of a step costs ``p1``, each further one ``p2``).
+        A request's TPOT averages the steps of its own ``T = osl E[L]`` seconds, in which
+        ``~Poisson(lam T)`` prompts arrive: the prompt share ``rho`` it sees has
+        ``sd = rho / sqrt(lam T)``, so ``TPOT = E[L] (1 + cv^2)`` (Jensen), ``cv = sd / (1 - rho)``."""
         b = max(lam_v * self.osl * self.step(1.0), 1e-6)
         tpot = cv = 0.0
+        rate = lam_v * self.chunks
         for _ in range(80):
-            d, p = self.step(b), self.chunk_time(b)
-            rho = lam_v * self.chunks * p
+            d, p1, p2 = self.step(b), self.chunk_time(b), self.next_chunk_time(b)
+            rho = rate * p2
             if rho >= 0.98:
                 return None
-            base = d / (1.0 - rho)
-            window = lam_v * self.osl * base
+            mean_step = d / (1.0 - rho)
+            for _ in range(4):
+                mean_step = (d + (1.0 - math.exp(-rate * mean_step)) * (p1 - p2)) / (1.0 - rho)
+            window = lam_v * self.osl * mean_step
             sd = rho / math.sqrt(max(window, 1e-9))
             cv = sd / (1.0 - rho)
-            tpot = base * (1.0 + cv * cv)
+            tpot = mean_step * (1.0 + cv * cv)
             nb = lam_v * self.osl * tpot
             # the batch must hold the mean number of requests and its fluctuation (M/G/inf:
-            # Poisson, its p99 within the sequences and KV cache)
-            if nb + _Z99 * math.sqrt(nb) > self.max_batch:
+            # Poisson, its p99.9 within the sequences and KV cache)
+            if nb + _Z999 * math.sqrt(nb) > self.max_batch:
                 return None
             if abs(nb - b) < 1e-4 * max(b, 1.0):
                 return nb, tpot, cv
@@ -209,15 +230,11 @@ class SteadyState:
         if solved is None:
             return Operating(lam, self.max_batch, math.inf, math.inf, math.inf, False)
         b, tpot, cv = solved
-        d, p = self.step(b), self.chunk_time(b)
-        rho = lam_v * self.chunks * p
-        # the decode batch fluctuates as Poisson(b) (3-point Gauss-Hermite over +-sqrt(3b));
+        d, p1, p2 = self.step(b), self.chunk_time(b), self.next_chunk_time(b)
         # a long prompt is gated chunk by chunk: its first chunk like a short prompt, then one
         # step per further chunk
-        spread = math.sqrt(3.0 * b)
-        steps = [(1 / 6, self.step(max(b - spread, 1.0))), (2 / 3, d), (1 / 6, self.step(b + spread))]
-        _, ttft_p90 = gated_ttft(lam_v * self.chunks, steps, p)
-        ttft_p90 += (self.chunks - 1) * (d + p) / (1.0 - rho)
+        _, ttft_p90, mean_step = gated_ttft(lam_v * self.chunks, d, p1, p2)
+        ttft_p90 += (self.chunks - 1) * mean_step
         tpot_p90 = tpot * (1.0 + _Z90 * cv)
         return Operating(lam, b, ttft_p90, tpot_p90, ttft_p90 + self.osl * tpot_p90, True, tpot)
 

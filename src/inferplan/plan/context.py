@@ -38,6 +38,8 @@ class PlanSetup:
     rank_by: str = "cost"
     verify: int = 1
     costing: Costing = field(default_factory=Costing)
+    margin: str = "none"  # the targets above are already tightened by it
+    stated_targets: Targets | None = None  # the targets as asked, before the margin
 
 
 class PlanContext:

@@ -27,6 +27,7 @@ from inferplan.limits import (
     MAX_TPOT_S,
     MAX_TTFT_S,
 )
+from inferplan.perf.accuracy import worse_by
 
 __all__ = ["OPTION_NAMES", "Demand", "PlanQuestion", "Targets", "question_from", "validation_message"]
 
@@ -58,6 +59,7 @@ OPTION_NAMES = {
     "rank": "--rank",
     "top": "--top",
     "verify": "--verify",
+    "margin": "--margin",
 }
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -73,6 +75,26 @@ class Targets:
     e2e_p90_s: float | None = None
     min_output_tokens_per_s: float | None = None
     max_usd_per_hour: float | None = None
+
+    def with_margin(self, margin: str) -> Targets:
+        """The targets the model's own figures must meet for the real ones to meet these when
+        the model errs on the bad side by its ``margin`` ('median' or 'p90') error of each kind
+        (:func:`inferplan.perf.accuracy.worse_by`): latency targets divided by ``1 + e``, a
+        throughput floor multiplied by ``1 + e``."""
+        if margin == "none":
+            return self
+
+        def tighter(limit: float | None, kind: str) -> float | None:
+            return limit / worse_by(kind, margin) if limit is not None else None
+
+        floor = self.min_output_tokens_per_s
+        return Targets(
+            tighter(self.ttft_p90_s, "ttft"),
+            tighter(self.tpot_p90_s, "tpot"),
+            tighter(self.e2e_p90_s, "e2e"),
+            floor / worse_by("throughput", margin) if floor is not None else None,
+            self.max_usd_per_hour,
+        )
 
     def exceeded(self, ttft_s: float, tpot_s: float, e2e_s: float) -> list[tuple[str, float, float]]:
         """(option name, value, limit) for every p90 latency target that the values miss."""
@@ -154,6 +176,10 @@ class PlanQuestion(BaseModel):
     rank: Literal["cost", "latency", "gpus", "throughput_per_gpu"] = "cost"
     top: int = Field(10, ge=1, le=1000)
     verify: int = Field(1, ge=0, le=20, description="Simulate the best N to verify.")
+    margin: Literal["none", "median", "p90"] = Field(
+        "none",
+        description="Plan so the targets still hold when the model errs on the bad side by its median or p90 error.",
+    )
 
     @model_validator(mode="after")
     def _one_model_one_load(self) -> PlanQuestion:

@@ -78,7 +78,7 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
     return PlanSetup(
         model=model,
         demand=q.demand(),
-        targets=q.targets(),
+        targets=q.targets().with_margin(q.margin),
         space=space,
         engine=engine,
         env=get_environment(q.environment, q.env_set),
@@ -86,6 +86,8 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
         rank_by=q.rank,
         verify=q.verify,
         costing=Costing(q.hours_fraction, q.peak_to_mean, cost_assumptions_from(q.cost_set)),
+        margin=q.margin,
+        stated_targets=q.targets(),
     )
 
 

@@ -11,7 +11,7 @@ from inferplan.perf.roofline import OpTime
 from inferplan.perf.validate import Outcome, summarize
 from inferplan.perf.workload import Workload
 from inferplan.present.payload import Payload, Strict, finite
-from inferplan.present.payload_metrics import MetricsPayload, metrics_payload
+from inferplan.present.payload_metrics import ErrorBandPayload, MetricsPayload, error_bands_payload, metrics_payload
 from inferplan.present.payload_sizing import ParallelismPayload
 
 __all__ = ["PredictPayload", "ValidatePayload", "op_rows", "predict_payload", "validate_payload"]
@@ -65,6 +65,10 @@ class PredictPayload(Payload):
     prefill_step: StepPayload
     decode_step: StepPayload
     assumptions: dict[str, Any]
+    error_bands: dict[str, ErrorBandPayload] = Field(
+        description="The measured error of each kind of figure (ttft, tpot, e2e, throughput)."
+    )
+    notes: list[str] = Field(description="What resolving the names assumed.")
 
 
 def op_rows(ops: list[OpTime]) -> list[OperatorRow]:
@@ -115,6 +119,8 @@ def predict_payload(p: Prediction, wl: Workload) -> PredictPayload:
         prefill_step=_step(p.prefill),
         decode_step=_step(p.decode),
         assumptions=dep.environment.assumptions(),
+        error_bands=error_bands_payload(),
+        notes=list(dep.notes),
     )
 
 

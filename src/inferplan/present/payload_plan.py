@@ -8,12 +8,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from inferplan.perf.accuracy import error_band
 from inferplan.plan.cost import CostComparison
 from inferplan.plan.planner import Plan
 from inferplan.plan.search import Evaluated, demand_tokens_per_s
 from inferplan.plan.verify import Verification
 from inferplan.present.payload import Payload, Strict, finite
-from inferplan.present.payload_metrics import MetricsPayload, metrics_payload
+from inferplan.present.payload_metrics import ErrorBandPayload, MetricsPayload, error_bands_payload, metrics_payload
 from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.prices import cards_needed
 
@@ -121,6 +122,11 @@ class PlanPayload(Payload):
     environment: dict[str, Any]
     demand: DemandPayload
     targets: TargetsPayload
+    margin: str = Field("none", description="none, median or p90: the model error the plan allows for.")
+    planned_targets: TargetsPayload = Field(description="The targets the model's figures were held to (the margin in).")
+    error_bands: dict[str, ErrorBandPayload] = Field(
+        description="The measured error of each kind of figure (ttft, tpot, e2e, throughput)."
+    )
     headline: list[str] = Field(description="The recommendation in words, as every output prints it.")
     recommendation: CandidatePayload
     verified_by_simulation: SimulationPayload | None
@@ -246,10 +252,22 @@ def headline(p: Plan) -> list[str]:
         m = v.metrics
         lines.append(
             f"Simulated check at {v.replicas} replicas ({v.num_requests:,} requests, {v.window_s:,.0f} s measured "
-            f"after {v.warmup_s:,.0f} s of warm-up): TTFT p90 {_ms(finite(m.ttft_s.p90))}, TPOT p90 "
-            f"{_ms(finite(m.tpot_s.p90), 1)}; {v.note}. The ranking's figures are steady-state estimates."
+            f"after {v.warmup_s:,.0f} s of warm-up): TTFT p90 {_ms(finite(m.ttft_s.p90))}{_band('ttft')}, TPOT p90 "
+            f"{_ms(finite(m.tpot_s.p90), 1)}{_band('tpot')}; {v.note}. The ranking's figures are steady-state "
+            "estimates."
+        )
+    if p.setup.margin != "none":
+        lines.append(
+            f"Planned with a {p.setup.margin} margin: the targets hold even if the model errs on the bad side by its "
+            f"{p.setup.margin} error on public measurements."
         )
     return lines
+
+
+def _band(kind: str) -> str:
+    """' (typically within 18%, 9 in 10 within 40%, on public measurements of this kind)'."""
+    band = error_band(kind)
+    return f" ({band.text()})" if band else ""
 
 
 def _units(gpu: GpuSpec, count: int) -> str:
@@ -288,7 +306,10 @@ def plan_payload(p: Plan, top: int) -> PlanPayload:
         engine=p.setup.engine.name,
         environment=p.environment.assumptions(),
         demand=DemandPayload(isl=d.isl, osl=d.osl, rate_per_s=d.rate_per_s, concurrency=d.concurrency),
-        targets=TargetsPayload(**asdict(t)),
+        targets=TargetsPayload(**asdict(p.setup.stated_targets or t)),
+        margin=p.setup.margin,
+        planned_targets=TargetsPayload(**asdict(t)),
+        error_bands=error_bands_payload(),
         headline=headline(p),
         recommendation=_candidate(p.chosen, tokens),
         verified_by_simulation=_simulation(p.verification) if p.verification else None,

@@ -17,7 +17,7 @@ from inferplan.errors import InputError
 from inferplan.plan.planner import Plan
 from inferplan.present.charts import Chart
 from inferplan.present.report_charts import report_charts
-from inferplan.present.text_plan import COST_COLUMNS, RANK_COLUMNS, cost_caption, cost_rows, ranked_rows
+from inferplan.present.text_plan import COST_COLUMNS, RANK_COLUMNS, bands_caption, cost_caption, cost_rows, ranked_rows
 
 __all__ = ["STYLE_CSS", "chart_figure", "check_output_path", "render_report_html", "write_report"]
 
@@ -69,7 +69,8 @@ def recommendation_html(d: dict[str, Any]) -> str:
 
 
 def ranked_table(d: dict[str, Any]) -> str:
-    return _table(RANK_COLUMNS, ranked_rows(d))
+    caption = bands_caption(d)
+    return _table(RANK_COLUMNS, ranked_rows(d)) + (f'<p class="bands">{escape(caption)}</p>' if caption else "")
 
 
 def cost_table(c: dict[str, Any]) -> str:

@@ -27,6 +27,12 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
         )
     ]
     out.print(table("Latency (ms)", ["metric", "mean", "p50", "p90", "p99"], rows))
+    bands = d.get("error_bands", {})
+    for name, kind in (("TTFT", "ttft"), ("TPOT and ITL", "tpot"), ("E2E", "e2e"), ("Throughput", "throughput")):
+        if kind in bands:
+            out.print(f"{name}: {bands[kind]['text']}.")
+    for note in d.get("notes", []):
+        out.print(f"note: {note}")
     out.print(
         f"Throughput: {num(m['request_throughput_per_s'])} req/s, {num(m['output_token_throughput_per_s'], ',.0f')} "
         f"output tok/s, {num(m['total_token_throughput_per_s'], ',.0f')} total tok/s; goodput "

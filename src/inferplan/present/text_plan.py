@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from inferplan.present.text import money, ms, table
 
-__all__ = ["RANK_COLUMNS", "cost_rows", "plan_markdown", "print_cost", "print_plan", "ranked_rows"]
+__all__ = ["RANK_COLUMNS", "bands_caption", "cost_rows", "plan_markdown", "print_cost", "print_plan", "ranked_rows"]
 
 RANK_COLUMNS = [
     "configuration",
@@ -91,6 +91,17 @@ def cost_caption(c: dict[str, Any]) -> str:
     )
 
 
+def bands_caption(d: dict[str, Any]) -> str:
+    """The measured error of the table's figures, one phrase per kind."""
+    bands = d.get("error_bands") or {}
+    parts = [
+        f"{name} {bands[kind]['text']}"
+        for name, kind in (("TTFT", "ttft"), ("TPOT", "tpot"), ("E2E", "e2e"), ("throughput", "throughput"))
+        if kind in bands
+    ]
+    return ("Error of these estimates: " + "; ".join(parts) + ".") if parts else ""
+
+
 def print_plan(out: Console, d: dict[str, Any]) -> None:
     dm = d["demand"]
     load = f"{dm['rate_per_s']:g} req/s" if dm["rate_per_s"] is not None else f"{dm['concurrency']} concurrent users"
@@ -113,6 +124,8 @@ def print_plan(out: Console, d: dict[str, Any]) -> None:
             ranked_rows(d),
         )
     )
+    if bands_caption(d):
+        out.print(escape(bands_caption(d)))
     out.print(f"Search over the catalog took {d['search_time_s'] * 1e3:,.0f} ms.")
 
 
@@ -136,4 +149,6 @@ def plan_markdown(d: dict[str, Any]) -> str:
         "|" + "---|" * len(RANK_COLUMNS),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in ranked_rows(d)]
+    if bands_caption(d):
+        lines += ["", bands_caption(d)]
     return "\n".join(lines) + "\n"
