@@ -33,6 +33,7 @@ def deploy(
     tp: Annotated[int | None, typer.Option()] = None,
     pp: Annotated[int | None, typer.Option()] = None,
     dp: Annotated[int | None, typer.Option(help="Replicas.")] = None,
+    ep: Annotated[int | None, typer.Option(help="Expert parallelism over the TP group (MoE): equal to --tp.")] = None,
     dtype: Annotated[str, typer.Option()] = "auto",
     kv_dtype: Annotated[str, typer.Option()] = "auto",
     context: Annotated[int, typer.Option(help="max_model_len.")] = 8192,
@@ -56,7 +57,12 @@ def deploy(
         raise InputError("--max-num-batched-tokens must be between 16 and 1,000,000")
     spec = load_model(model)
     eng = replace(base, max_num_batched_tokens=max_num_batched_tokens)
-    dep = resolve_deployment(spec, Choices(gpu, dtype, kv_dtype, count, tp, pp, dp), eng)
+    dep = resolve_deployment(spec, Choices(gpu, dtype, kv_dtype, count, tp, pp, dp, ep), eng)
+    if dep.parallelism.ep > 1 and dep.parallelism.ep != dep.parallelism.tp:
+        raise InputError(
+            "deploy runs expert parallelism over the TP group: give --ep equal to --tp (data-parallel "
+            "attention, --ep = tp x dp, is for predict and plan)"
+        )
     entry = catalog_models().get(spec.name)
     target = ServeTarget(model_id or (entry.hf_id if entry else model), context, concurrency, port)
     dspec = settings_for(dep, target)

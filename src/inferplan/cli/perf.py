@@ -55,6 +55,9 @@ def predict(
     tp: Annotated[int | None, typer.Option()] = None,
     pp: Annotated[int | None, typer.Option()] = None,
     dp: Annotated[int | None, typer.Option(help="Independent replicas.")] = None,
+    ep: Annotated[
+        int | None, typer.Option(help="MoE expert parallelism: --tp (over the TP group) or --tp x --dp (DP attention).")
+    ] = None,
     dtype: Annotated[str, typer.Option()] = "auto",
     kv_dtype: Annotated[str, typer.Option()] = "auto",
     engine: Annotated[str, typer.Option(help="vllm, sglang, trtllm, triton-trtllm, gpt-fast.")] = "vllm",
@@ -86,7 +89,7 @@ def predict(
         seed,
     )
     environment = get_environment(env, parse_settings(env_set or [], "--env-set", ENV_EXAMPLE))
-    choices = Choices(gpu, dtype, kv_dtype, count, tp, pp, dp)
+    choices = Choices(gpu, dtype, kv_dtype, count, tp, pp, dp, ep)
     dep = resolve_deployment(load_model(model), choices, get_engine(engine), environment)
     dep = calibrated(dep, load_profile(calibration) if calibration else None)
     result = run_prediction(dep, wl, slo=_slo(ttft, tpot, e2e), requests=requests)

@@ -42,6 +42,7 @@ def fit(
     count: Annotated[int | None, typer.Option(help="Total GPUs (TP within a server, then PP).")] = None,
     tp: Annotated[int | None, typer.Option(help="Tensor-parallel size.")] = None,
     pp: Annotated[int | None, typer.Option(help="Pipeline-parallel size.")] = None,
+    ep: Annotated[int | None, typer.Option(help="MoE expert parallelism: experts over --ep GPUs (= --tp).")] = None,
     dtype: Annotated[str, typer.Option(help="Weights: auto, bf16, fp16, fp8, int8, int4, ...")] = "auto",
     kv_dtype: Annotated[str, typer.Option(help="KV cache: auto, bf16, fp16, fp8.")] = "auto",
     context: Annotated[int, typer.Option(help="Tokens per sequence.")] = 8192,
@@ -62,7 +63,7 @@ def fit(
     check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
     if entry_point not in ("serve", "offline"):
         raise InputError(f"--entry-point '{entry_point}': use serve or offline")
-    par_choice = Choices(gpu, dtype, kv_dtype, count, tp, pp, engine_version=engine_version)
+    par_choice = Choices(gpu, dtype, kv_dtype, count, tp, pp, ep=ep, engine_version=engine_version)
     gpu_spec = resolve_gpu(gpu)[0]
     base, found = engine_for(
         get_engine(engine, engine_version),

@@ -176,7 +176,8 @@ def engine_command(spec: DeploySpec, python: str | None = None) -> list[str]:
             "--dtype",
             _dtype(spec.deployment.precision),
         ]
-        return [*head, *args, *(["--quantization", quant] if quant else [])]
+        expert = ["--enable-expert-parallel"] if spec.deployment.parallelism.ep > 1 else []
+        return [*head, *args, *expert, *(["--quantization", quant] if quant else [])]
     head = [python or "python3", "-m", "sglang.launch_server"]
     args = [
         "--model-path",
@@ -204,4 +205,5 @@ def engine_command(spec: DeploySpec, python: str | None = None) -> list[str]:
         "--dtype",
         _dtype(spec.deployment.precision),
     ]
-    return [*head, *args, *(["--quantization", quant] if quant else [])]
+    ep = spec.deployment.parallelism.ep
+    return [*head, *args, *(["--ep-size", str(ep)] if ep > 1 else []), *(["--quantization", quant] if quant else [])]

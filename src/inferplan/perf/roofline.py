@@ -184,7 +184,8 @@ class StepCostModel:
         self.mlp_params = mlp_params(m.hidden_size, m.mlp) / tp
         self.w_bytes = dep.precision.bytes_per_param
         # bytes charged to time: weight-only kernels stream slower while dequantising
-        self.w_time_bytes = self.w_bytes / (k.weight_only_bandwidth if dequant else 1.0)
+        share = k.weight_only_bandwidth_4bit if dep.precision.weight_bits <= 4 else k.weight_only_bandwidth
+        self.w_time_bytes = self.w_bytes / (share if dequant else 1.0)
         self.lm_head_params = count_params(m).embedding / tp
         self.act_bytes_token = ACTIVATION_BYTES * (
             k.elementwise_passes * m.hidden_size + 3 * m.mlp.intermediate_size / tp
@@ -208,7 +209,7 @@ class StepCostModel:
     def _init_attention(self, dep: Deployment) -> None:
         g, k, tp, attn = dep.gpu, dep.engine.kernels, dep.parallelism.tp, dep.model.attention
         self.attn_flops_per_s = g.flops_for("bf16" if g.supports("bf16") else "fp16") * k.attention_efficiency
-        self.attn_decode_bw = g.mem_bw_bytes_per_s * k.attention_decode_efficiency
+        self.attn_decode_bw = g.mem_bw_bytes_per_s * k.mem_efficiency * k.attention_decode_efficiency
         # pre-XQA decode kernels (2023) read each K/V head once per query head of its group
         self.kv_read_factor = 1.0 if k.gqa_kv_reuse or attn.kv_lora_rank else attn.num_heads / attn.num_kv_heads
         if attn.kv_lora_rank:

@@ -49,13 +49,18 @@ class _Sim:
     def __init__(self, replica: Replica, cfg: SchedulerConfig, req: Requests, concurrency: int | None) -> None:
         self.cfg, self.eng = cfg, replica
         n = self.n = len(req)
-        self.arrival = req.arrival_s.astype(float).copy()
+        # the engine sees a request ``request_overhead_s`` after the client sends it (front end)
+        self.front = replica.deployment.engine.request_overhead_s
+        self.sent = req.arrival_s.astype(float).copy()
+        self.arrival = self.sent + self.front
         self.inp, self.out = req.input_tokens.astype(np.int64), req.output_tokens.astype(np.int64)
         self.first, self.finish = np.full(n, np.nan), np.full(n, np.nan)
         self.concurrency = concurrency
         if concurrency is not None:
             self.arrival[:] = np.inf
-            self.arrival[: min(concurrency, n)] = 0.0
+            self.sent[:] = np.inf
+            self.arrival[: min(concurrency, n)] = self.front
+            self.sent[: min(concurrency, n)] = 0.0
         self.order = [int(i) for i in np.argsort(self.arrival, kind="stable")]
         self.released = min(concurrency, n) if concurrency is not None else n
         self.next_arrival = 0
@@ -84,7 +89,8 @@ class _Sim:
         del self.admitted_at[rid]
         self.done += 1
         if self.concurrency is not None and self.released < self.n:
-            self.arrival[self.order[self.released]] = self.now  # closed loop: the next user arrives
+            nxt = self.order[self.released]  # closed loop: the next user sends now
+            self.sent[nxt], self.arrival[nxt] = self.now, self.now + self.front
             self.released += 1
 
     def admit_arrivals(self) -> bool:
@@ -244,7 +250,7 @@ class _Sim:
         cols = list(zip(*self.steps, strict=True)) if self.steps else [(), (), (), (), ()]
         steps, dec, seqs, kv, rep = (np.array(c) for c in cols)
         return SimResult(
-            self.arrival,
+            self.sent,
             self.first,
             self.finish,
             self.inp,

@@ -234,7 +234,7 @@ class SteadyState:
         # a long prompt is gated chunk by chunk: its first chunk like a short prompt, then one
         # step per further chunk
         _, ttft_p90, mean_step = gated_ttft(lam_v * self.chunks, d, p1, p2)
-        ttft_p90 += (self.chunks - 1) * mean_step
+        ttft_p90 += (self.chunks - 1) * mean_step + self.replica.deployment.engine.request_overhead_s
         tpot_p90 = tpot * (1.0 + _Z90 * cv)
         return Operating(lam, b, ttft_p90, tpot_p90, ttft_p90 + self.osl * tpot_p90, True, tpot)
 

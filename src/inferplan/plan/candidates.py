@@ -1,6 +1,7 @@
-"""The deployments a plan searches: GPU type x TP x PP x weight precision x KV dtype, for one
-engine in one environment. TP stays inside a server (:func:`gpus_per_server`); PP spans
-whole servers; on a MIG slice a replica is one slice (no TP, no PP)."""
+"""The deployments a plan searches: GPU type x TP x PP x weight precision x KV dtype (and, for MoE
+models, experts tensor-sharded or spread whole over the TP group: EP = TP), for one engine in one
+environment. TP stays inside a server (:func:`gpus_per_server`); PP spans whole servers; on a MIG
+slice a replica is one slice (no TP, no PP)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ def _splits(model: ModelSpec, gpu: GpuSpec, space: SearchSpace) -> Iterable[Para
             except InputError:
                 continue
             yield par
+            if model.is_moe and tp > 1:
+                yield Parallelism(tp=tp, pp=pp, ep=tp)  # experts spread whole over the TP group
 
 
 def candidates(
@@ -70,11 +73,11 @@ def candidates(
     for gpu in _pool(space, env):
         usable = usable_bytes(gpu, engine.gpu_memory_utilization)
         for precision in space.precisions:
-            last_tp = 0
+            last: tuple[int, int] = (0, 0)
             for par in _splits(model, gpu, space):
-                if par.tp == last_tp or weight_bytes_per_gpu(model, precision, par) > usable:
+                if (par.tp, par.ep) == last or weight_bytes_per_gpu(model, precision, par) > usable:
                     continue
-                last_tp = par.tp
+                last = (par.tp, par.ep)
                 kvs = dict.fromkeys(resolve_kv_dtype(k, precision).name for k in space.kv_dtypes)
                 own = engine_for(engine, gpu, par.tp)[0]
                 out += [Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, own, env) for kv in kvs]

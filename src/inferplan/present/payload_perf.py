@@ -103,7 +103,7 @@ def predict_payload(p: Prediction, wl: Workload) -> PredictPayload:
         engine=dep.engine.name,
         precision=dep.precision.name,
         kv_dtype=dep.kv_dtype.name,
-        parallelism=ParallelismPayload(tp=par.tp, pp=par.pp, dp=par.dp, num_gpus=par.num_gpus),
+        parallelism=ParallelismPayload(tp=par.tp, pp=par.pp, dp=par.dp, num_gpus=par.num_gpus, ep=par.ep),
         tp_link=dep.tp_link.id if par.tp > 1 else None,
         workload=WorkloadPayload(
             isl=wl.input_tokens.mean,

@@ -66,6 +66,7 @@ class ParallelismPayload(Strict):
     pp: int
     dp: int
     num_gpus: int
+    ep: int = Field(1, description="Expert-parallel group size (1: experts tensor-sharded).")
 
 
 class EngineMemoryPayload(Strict):
@@ -230,7 +231,7 @@ def fit_payload(
         gpu=dep.gpu.id,
         precision=dep.precision.name,
         kv_dtype=dep.kv_dtype.name,
-        parallelism=ParallelismPayload(tp=par.tp, pp=par.pp, dp=par.dp, num_gpus=par.num_gpus),
+        parallelism=ParallelismPayload(tp=par.tp, pp=par.pp, dp=par.dp, num_gpus=par.num_gpus, ep=par.ep),
         engine=EngineMemoryPayload(
             name=engine.name,
             gpu_memory_utilization=engine.gpu_memory_utilization,

@@ -34,13 +34,15 @@ class KernelParams:
     attention_efficiency: fraction of dense peak a FlashAttention-style prefill kernel reaches.
     dequant_overhead: extra compute time factor of weight-only INT8/INT4 GEMMs (dequantise in
         registers before the BF16 MMA) once they are compute-bound.
-    weight_only_bandwidth: fraction of ``mem_efficiency`` that a weight-only (INT8/INT4)
-        GEMV reaches while it dequantises in registers (gpt-fast reports 1397 GB/s BF16,
-        1069 GB/s INT8 and 862 GB/s INT4 on one A100).
+    weight_only_bandwidth: fraction of ``mem_efficiency`` that an 8-bit weight-only GEMV reaches
+        while it dequantises in registers: gpt-fast reports 1069 / 1397 GB/s (INT8 / BF16,
+        Llama-2-7B), 1098 / 1323 (Llama-2-70B) and 1031 / 1411 (Llama-3.1-8B) on one A100: 0.77.
+    weight_only_bandwidth_4bit: the same for 4-bit weights (their unpacking costs more): 862 /
+        1397 GB/s (INT4 / BF16, Llama-2-7B, gpt-fast): 0.62. Both read from the measurements, not fitted.
     elementwise_passes: hidden-size vectors read+written per token per layer by norms,
         rotary embedding, residual adds and activation functions (memory-bound).
-    attention_decode_efficiency: fraction of HBM bandwidth that attention reaches while it reads
-        the paged KV cache (small scattered blocks, a softmax per block): below streaming.
+    attention_decode_efficiency: the bandwidth attention reaches while it reads the paged KV
+        cache (small scattered blocks, a softmax per block), relative to ``mem_efficiency``.
     gqa_kv_reuse: decode attention reads each K/V head once for its whole query-head group
         (XQA / FlashDecoding kernels); False for 2023 kernels that read it once per query head.
     moe_gemm_efficiency: grouped expert GEMMs' compute efficiency relative to dense GEMMs
@@ -53,20 +55,21 @@ class KernelParams:
     moe_layer_overhead_s: fixed GPU time per MoE layer of its routing kernels at small sizes.
     """
 
-    gemm_efficiency: float = 0.654
+    gemm_efficiency: float = 0.78
     default_matmul_fraction: float = 0.8
-    gemm_m_half: float = 31.2
+    gemm_m_half: float = 35.6
     mem_efficiency: float = 0.82
-    attention_efficiency: float = 0.585
+    attention_efficiency: float = 0.75
     dequant_overhead: float = 1.3
-    weight_only_bandwidth: float = 0.8
+    weight_only_bandwidth: float = 0.77
+    weight_only_bandwidth_4bit: float = 0.62
     elementwise_passes: float = 10.0
-    attention_decode_efficiency: float = 0.82
+    attention_decode_efficiency: float = 0.951
     gqa_kv_reuse: bool = True
-    moe_gemm_efficiency: float = 1.0
-    moe_mem_efficiency: float = 0.69
-    moe_permute_passes: float = 6.0
-    moe_layer_overhead_s: float = 10e-6
+    moe_gemm_efficiency: float = 0.592
+    moe_mem_efficiency: float = 1.0
+    moe_permute_passes: float = 5.62
+    moe_layer_overhead_s: float = 12.2e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,8 @@ class EngineProfile:
         memory model's estimate).
     reserve_full_kv: admit a request only when its prompt and all its output tokens fit
         (TensorRT-LLM's GUARANTEED_NO_EVICT); otherwise admit greedily and preempt (vLLM).
+    request_overhead_s: latency of the serving front end before a request reaches the engine
+        (tokenisation, an ensemble's scheduling, the HTTP/gRPC stream): in TTFT, not on the GPU.
     """
 
     name: str
@@ -109,6 +114,7 @@ class EngineProfile:
     block_size: int = 16
     non_torch_bytes: float | None = None
     mem_fraction_static: float | None = None
+    request_overhead_s: float = 0.0
     kernels: KernelParams = field(default_factory=KernelParams)
     description: str = ""
 
@@ -152,8 +158,8 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             "trtllm",
-            step_overhead_s=0.6e-3,
-            layer_overhead_s=10e-6,
+            step_overhead_s=0.27e-3,
+            layer_overhead_s=6.7e-6,
             max_num_seqs=2048,
             allreduce_latency_s=8e-6,
             sliding_window_kv=False,
@@ -166,16 +172,18 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             "triton-trtllm",
-            step_overhead_s=1.3e-3,
-            layer_overhead_s=8.8e-6,
-            max_num_seqs=256,
+            step_overhead_s=3.26e-3,
+            layer_overhead_s=12.2e-6,
+            max_num_seqs=2048,
             chunked_prefill=False,
-            allreduce_latency_s=8e-6,
+            allreduce_latency_s=31.7e-6,
+            request_overhead_s=2.0e-3,
             sliding_window_kv=False,
             memory_mode="trtllm",
             kv_free_fraction=0.9,
             reserve_full_kv=True,
-            description="Triton Inference Server with the TensorRT-LLM backend",
+            description="Triton Inference Server with the TensorRT-LLM backend (engines built with trtllm-build's "
+            "defaults, max_batch_size 2048 and max_num_tokens 8192: TensorRT-LLM performance tuning guide)",
         ),
         EngineProfile(
             "vllm-v0",
@@ -188,10 +196,10 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             "trtllm-pytorch",
-            step_overhead_s=0.6e-3,
-            layer_overhead_s=10e-6,
+            step_overhead_s=1.71e-3,
+            layer_overhead_s=10.7e-6,
             max_num_seqs=4096,
-            allreduce_latency_s=8e-6,
+            allreduce_latency_s=50e-6,
             sliding_window_kv=False,
             chunked_prefill=False,
             max_num_batched_tokens=8192,
@@ -203,10 +211,10 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             "trtllm-static",
-            step_overhead_s=0.6e-3,
-            layer_overhead_s=10e-6,
+            step_overhead_s=2.38e-3,
+            layer_overhead_s=34.8e-6,
             max_num_seqs=2048,
-            allreduce_latency_s=8e-6,
+            allreduce_latency_s=13.5e-6,
             sliding_window_kv=False,
             chunked_prefill=False,
             memory_mode="trtllm",
@@ -229,10 +237,10 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             "gpt-fast",
-            step_overhead_s=0.15e-3,
-            layer_overhead_s=4.6e-6,
+            step_overhead_s=0.073e-3,
+            layer_overhead_s=5.2e-6,
             max_num_seqs=1,
-            allreduce_latency_s=20e-6,
+            allreduce_latency_s=22.8e-6,
             kernels=KernelParams(mem_efficiency=0.70),
             chunked_prefill=False,
             description="gpt-fast: torch.compile'd decode loop with CUDA graphs, batch 1 (its HBM "
