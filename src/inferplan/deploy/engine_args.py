@@ -3,6 +3,8 @@
 The memory fraction is chosen so that the engine's own KV-cache budget holds the planned
 concurrency at the planned context (vLLM: KV = total x gpu_memory_utilization - weights -
 activations - runtime; SGLang's mem_fraction_static covers weights + KV), with a 5% margin.
+The planned settings are named once (:func:`vllm_settings`, :func:`sglang_settings`); every
+format writes them from there, as flags or as keyword arguments.
 """
 
 from __future__ import annotations
