@@ -63,7 +63,7 @@ def gpu_resource(gpu: GpuSpec) -> str:
 
 
 def host_cpus(spec: DeploySpec) -> int:
-    """CPU cores one replica's pod needs: one busy-polling worker process per GPU, plus the API
+    """CPU cores one replica's pod needs: one worker process per GPU, plus the API
     server and the engine core (vLLM V1 runs each as its own process)."""
     return spec.gpus_per_replica + 2
 
