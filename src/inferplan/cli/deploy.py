@@ -13,7 +13,7 @@ from inferplan.cli.common import handles_errors, out
 from inferplan.cli.sizing import GpuOpt
 from inferplan.deploy.engine_args import ServeTarget, engine_command, settings_for
 from inferplan.deploy.launch import launch_engine
-from inferplan.deploy.manifests import render
+from inferplan.deploy.manifests import FORMATS, render
 from inferplan.errors import InputError
 from inferplan.specs.deployment import Choices, resolve_deployment
 from inferplan.specs.engines import get_engine
@@ -28,7 +28,14 @@ def deploy(
     model: Annotated[str, typer.Argument(help="Catalog name, config.json path or model folder.")],
     gpu: GpuOpt,
     engine: Annotated[str, typer.Option(help="vllm or sglang.")] = "vllm",
-    fmt: Annotated[str, typer.Option("--format", help="shell, compose or k8s.")] = "shell",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="shell, compose, k8s, kserve (LLMInferenceService), llm-d (model service Helm values) or "
+            "ray-serve (Ray Serve LLM config). A replica spanning servers: shell or ray-serve.",
+        ),
+    ] = "shell",
     count: Annotated[int | None, typer.Option(help="GPUs per replica.")] = None,
     tp: Annotated[int | None, typer.Option()] = None,
     pp: Annotated[int | None, typer.Option()] = None,
@@ -51,6 +58,8 @@ def deploy(
     """Launch command or manifests for vLLM / SGLang, memory settings matching the plan."""
     if engine not in ("vllm", "sglang"):
         raise InputError("--engine must be vllm or sglang")
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     base = get_engine(engine)
     if not 16 <= max_num_batched_tokens <= 1_000_000:
         raise InputError("--max-num-batched-tokens must be between 16 and 1,000,000")
