@@ -19,14 +19,8 @@ from inferplan.plan.cost import (
     power_monthly_usd,
 )
 from inferplan.specs.hardware import get_gpu
-from inferplan.specs.prices import (
-    Offer,
-    cheapest_cloud_offer,
-    default_offers,
-    load_offers,
-    parse_offers_text,
-    read_price_file,
-)
+from inferplan.specs.prices import Offer, default_offers, load_offers, parse_offers_text, read_price_file
+from inferplan.specs.rentals import cheapest_cloud_offer
 
 H100 = get_gpu("h100-sxm")
 
