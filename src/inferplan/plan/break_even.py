@@ -41,6 +41,8 @@ class BreakEven:
 def _hours(
     owned: CostOption | None, elastic: CostOption | None, fixed_usd: float, share: float
 ) -> tuple[float | None, str]:
+    if owned is None and elastic is None:
+        return None, "No bare-metal and no on-demand cloud price: owning and renting cannot be compared."
     if owned is None:
         return None, "No bare-metal price to compare with the cloud."
     if elastic is None:

@@ -198,6 +198,8 @@ def _api_sentence(c: CostComparison) -> str:
     p = api.api
     price = f"{p.provider}, ${p.usd_per_mtok_input:g} / ${p.usd_per_mtok_output:g} per million input / output tokens"
     rate = c.fleet.requests_per_s
+    if best is None:
+        return f"Hosted API ({price}): {_usd(api.usd_per_month)}/month; no self-hosted option has a price to compare."
     if c.api_below_requests_per_s is None:
         return (
             f"Hosted API ({price}): cheaper than self-hosting at every load up to "

@@ -110,7 +110,25 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
     return mapping
 
 
+#: Longest number a price file may write (a price of 1e9 has 10 digits).
+MAX_NUMBER_CHARS = 40
+
+
+def _number(loader: _LineLoader, node: yaml.ScalarNode) -> Any:
+    """Ints and floats, refusing absurdly long ones before Python converts them."""
+    if len(str(node.value)) > MAX_NUMBER_CHARS:
+        raise ConfigError(
+            f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}: a number of "
+            f"{len(str(node.value)):,} characters; write prices as plain numbers"
+        )
+    if node.tag.endswith(":int"):
+        return loader.construct_yaml_int(node)
+    return loader.construct_yaml_float(node)
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _number)
+_LineLoader.add_constructor("tag:yaml.org,2002:float", _number)
 
 
 def load_yaml_with_lines(text: str, origin: str) -> Any:

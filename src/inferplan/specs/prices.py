@@ -273,6 +273,11 @@ def _validated(raw: dict[str, Any], what: str) -> Offer | ApiPrice:
         name = str(err["loc"][0]) if err["loc"] else ""
         where = f"line {lines.get(name, line)}, field '{name}'" if name else f"line {line}"
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            where, msg = (
+                f"line {lines.get(name, line)}",
+                f"unknown field '{name}' (fields: docs/prices.md; quote values with commas)",
+            )
         raise ConfigError(f"{what}, {where}: {msg}") from None
 
 
