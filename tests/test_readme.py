@@ -10,7 +10,7 @@ from inferplan.plan.question import question_from
 from inferplan.plan.service import answer
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_plan import plan_payload
-from inferplan.present.text_plan import COST_COLUMNS, cost_rows
+from inferplan.present.text_plan import COST_COLUMNS, assumptions_line, cost_notes, cost_rows
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- main-job:begin -->", "<!-- main-job:end -->"
@@ -22,7 +22,8 @@ def main_job_block() -> str:
     d = to_json_dict(plan_payload(answer(question_from(MAIN_JOB), files=False), 10))
     lines = [" ".join(d["headline"]), "", "| " + " | ".join(COST_COLUMNS) + " |", "|" + "---|" * len(COST_COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in cost_rows(d["cost"])]
-    lines += ["", *[f"- {line}" for line in d["cost"]["story"]]]
+    lines += ["", *[f"- {line}" for line in d["cost"]["story"]], "", "Notes:", ""]
+    lines += [*[f"- {line}" for line in cost_notes(d["cost"])], "", assumptions_line(d["cost"])]
     return "\n".join(lines)
 
 
