@@ -103,12 +103,12 @@ def break_even(options: list[CostOption], fixed_usd: float, hours_fraction: floa
 
 
 def crossings(options: list[CostOption], months: int = CHART_MONTHS) -> list[tuple[float, str, str]]:
-    """(month, owned option, other option) for every month within ``months`` at which an owned
-    option's cumulative spend falls to another option's."""
+    """(month, option, other) for every month within ``months`` at which one option's
+    cumulative spend falls to another's (the lines cross there; a purchase starts above)."""
     out = []
-    for own in (o for o in options if o.is_owned):
-        for other in (o for o in options if not o.is_owned):
-            m = first_month_not_dearer(own, other, months)
+    for one in options:
+        for other in options:
+            m = first_month_not_dearer(one, other, months) if one is not other else None
             if m is not None and 0 < m <= months:
-                out.append((m, own.key, other.key))
+                out.append((m, one.key, other.key))
     return sorted(out)

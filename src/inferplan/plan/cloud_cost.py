@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inferplan.plan.cost_option import CostOption, FleetSizes
+from inferplan.plan.cost_option import CostOption, FleetKind, FleetSizes
 from inferplan.specs.cost_assumptions import HOURS_PER_MONTH, CostAssumptions
 from inferplan.specs.prices import Offer, offers_for
 from inferplan.specs.rentals import Rental, cheapest_rental
@@ -45,7 +45,7 @@ class _Bill:
 
     key: str
     label: str
-    fleet: str
+    fleet: FleetKind
     hours_fraction: float
     egress_usd: float
     note: str = ""

@@ -9,11 +9,15 @@ instead. Every other option is a monthly bill.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.prices import ApiPrice, Offer
 
-__all__ = ["CostOption", "FleetSizes", "annuity_usd_per_month", "first_month_not_dearer"]
+__all__ = ["CostOption", "FleetKind", "FleetSizes", "annuity_usd_per_month", "first_month_not_dearer"]
+
+#: Which fleet an option pays for.
+FleetKind = Literal["peak", "mean", "tokens"]
 
 #: The longest horizon a crossing is searched over (months).
 HORIZON_MONTHS = 120
@@ -52,7 +56,7 @@ class CostOption:
 
     key: str
     label: str
-    fleet: str
+    fleet: FleetKind
     replicas: int
     gpus: int
     servers: int

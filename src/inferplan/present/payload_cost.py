@@ -123,7 +123,7 @@ def _option(c: CostComparison, o: CostOption) -> CostOptionPayload:
     return CostOptionPayload(
         key=o.key,
         option=o.label,
-        fleet=o.fleet,  # type: ignore[arg-type]
+        fleet=o.fleet,
         replicas=o.replicas,
         gpus=o.gpus,
         servers=o.servers,

@@ -265,7 +265,7 @@ def cost_chart(plan: Plan, months: int = 36) -> Chart | None:
         "Read: total spend since day one, in thousands of USD; owned lines are solid, rented ones dashed. A purchase "
         "starts at its price, then pays power, colocation and support; leases and cloud bills accrue monthly. Owned "
         "and committed capacity holds the peak fleet, elastic cloud the mean. "
-        + (f"Lines cross (dots): {crossed}. " if crossed else "No owned line crosses another within the chart. ")
+        + (f"Lines cross (dots): {crossed}. " if crossed else "No two lines cross within the chart. ")
         + " ".join(x for x in (c.break_even.payoff_sentence, c.break_even.front_loaded) if x)
     )
     return line_chart(

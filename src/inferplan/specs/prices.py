@@ -10,7 +10,8 @@ field; the text is read by :mod:`inferplan.specs.price_file` (size, UTF-8, nesti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -100,7 +101,7 @@ class _PriceEntry(BaseModel):
     @classmethod
     def _as_text(cls, value: object) -> object:
         """YAML reads 2026-11-01 as a date and 8 as a number; keep text as written."""
-        return str(value) if isinstance(value, int | float) or type(value).__name__ in ("date", "datetime") else value
+        return str(value) if isinstance(value, int | float | date) else value
 
     @field_validator("gpus", "usd_per_hour", "usd_per_gpu_hour", "usd", "usd_per_month", "term_months", mode="before")
     @classmethod
@@ -206,8 +207,6 @@ class PriceBook:
 
     def apply_to(self, base: CostAssumptions) -> CostAssumptions:
         """``base`` with this file's assumption edits."""
-        from dataclasses import replace
-
         return replace(base, **assumption_edits(self.assumptions))
 
 
