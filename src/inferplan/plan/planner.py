@@ -82,7 +82,7 @@ def make_plan(setup: PlanSetup) -> Plan:
         checked = verify(chosen, demand, setup.targets)
         if checked.added_replicas:
             chosen = _with_replicas(chosen, checked.replicas, setup)
-    cost, cloud_replicas = _cost(ctx, chosen)
+    cost, cloud_replicas = _cost(ctx, chosen, checked)
     return Plan(
         setup=setup,
         ranked=ranked,
@@ -144,10 +144,13 @@ def _is_cloud(env: EnvironmentProfile) -> bool:
     return env.cpu_overhead > 0 or env.gpu_overhead > 0 or env.jitter_loss > 0
 
 
-def _cost(ctx: PlanContext, chosen: Evaluated) -> tuple[CostComparison | None, int | None]:
+def _cost(
+    ctx: PlanContext, chosen: Evaluated, checked: Verification | None
+) -> tuple[CostComparison | None, int | None]:
     """Every way to pay for the chosen configuration's load: what one replica sustains within
-    the targets on bare metal and in a cloud VM sizes each fleet; the planned environment keeps
-    the chosen replicas (the simulator's check may have added some)."""
+    the targets on bare metal and in a cloud VM sizes each fleet; where the simulator's check
+    added replicas, the planned environment keeps that margin (spare GPUs of a rented instance
+    are not a margin: each option places the fleet on its own servers)."""
     s, dep = ctx.setup, chosen.deployment
     cloud_env, bare_env = get_environment(CLOUD_ENV), BARE_METAL
     if dep.gpu.mig_profile:
@@ -162,7 +165,7 @@ def _cost(ctx: PlanContext, chosen: Evaluated) -> tuple[CostComparison | None, i
         rate = op.rate_per_s * chosen.replicas if op else 0.0
     if rate <= 0:
         return None, None
-    planned = chosen.replicas
+    planned = checked.replicas if checked is not None and checked.added_replicas else 0
     fleet = Fleet(
         gpu=dep.gpu,
         gpus_per_replica=dep.gpus_per_replica,
