@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from inferplan.bench.runs import compare_runs, load_stored_runs, parse_runs_on, runs_deployment
 from inferplan.cli.common import JsonOpt, csv_list, duration_ms, emit_json, err, handles_errors, out, parse_settings
@@ -25,6 +26,11 @@ from inferplan.units import parse_budget_usd_per_hour, parse_duration_s
 __all__ = ["cost", "plan", "report"]
 
 COST_EXAMPLE = "usd_per_kwh=0.2"
+COST_SET_HELP = (
+    "Edit a cost assumption NAME=VALUE, e.g. usd_per_kwh=0.2, depreciation_months=48, financing_rate_per_year=0.07, "
+    "scale_up_delay_s=600 (every name: docs/prices.md)."
+)
+PRICES_HELP = "Your price file (YAML, docs/prices.md): offers, API prices and assumptions added to the catalog."
 ENV_EXAMPLE = "jitter_loss=0.2"
 
 
@@ -55,14 +61,14 @@ def plan(
     engine: Annotated[str, typer.Option()] = "vllm",
     env: Annotated[str, typer.Option(help="bare-metal, vm, vgpu or mig:PROFILE.")] = "bare-metal",
     env_set: Annotated[list[str] | None, typer.Option(help="Edit an assumption, e.g. jitter_loss=0.2.")] = None,
-    prices: Annotated[Path | None, typer.Option(help="Your price YAML (adds to/overrides the catalog).")] = None,
+    prices: Annotated[Path | None, typer.Option(help=PRICES_HELP)] = None,
     calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
     rank: Annotated[str, typer.Option(help="cost, latency, gpus or throughput_per_gpu.")] = "cost",
     top: Annotated[int, typer.Option(help="Configurations to list.")] = 10,
     verify: Annotated[int, typer.Option(help="Check the best with the simulator (0: skip).")] = 1,
     hours_fraction: Annotated[float, typer.Option(help="Share of hours the load runs.")] = 1.0,
     peak_to_mean: Annotated[float, typer.Option(help="Traffic peak / mean.")] = 1.0,
-    cost_set: Annotated[list[str] | None, typer.Option(help="Edit a cost assumption, e.g. usd_per_kwh=0.2.")] = None,
+    cost_set: Annotated[list[str] | None, typer.Option(help=COST_SET_HELP)] = None,
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown.")] = False,
     output: Annotated[
@@ -156,14 +162,15 @@ def cost(
     tpot: Annotated[str | None, typer.Option()] = None,
     engine: Annotated[str, typer.Option()] = "vllm",
     env: Annotated[str, typer.Option(help="bare-metal, vm, vgpu or mig:PROFILE.")] = "bare-metal",
-    prices: Annotated[Path | None, typer.Option()] = None,
+    prices: Annotated[Path | None, typer.Option(help=PRICES_HELP)] = None,
     calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
-    hours_fraction: Annotated[float, typer.Option()] = 1.0,
-    peak_to_mean: Annotated[float, typer.Option()] = 1.0,
-    cost_set: Annotated[list[str] | None, typer.Option()] = None,
+    hours_fraction: Annotated[float, typer.Option(help="Share of hours the load runs.")] = 1.0,
+    peak_to_mean: Annotated[float, typer.Option(help="Traffic peak / mean.")] = 1.0,
+    cost_set: Annotated[list[str] | None, typer.Option(help=COST_SET_HELP)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Bare metal against cloud for one given configuration (the plan path, restricted to it)."""
+    """Every way to pay for one configuration's load: leases, purchases, cloud and a hosted API (the plan path,
+    restricted to that configuration)."""
     question = _question(
         model=model,
         isl=isl,
@@ -191,6 +198,6 @@ def cost(
         emit_json(payload)
         return
     d = to_json_dict(payload)
-    for line in d["headline"][:3]:
-        out.print(line, highlight=False)
+    for line in d["headline"]:
+        out.print(escape(line), highlight=False)
     print_cost(out, d["cost"])

@@ -23,7 +23,7 @@ from inferplan.plan.search import RANKINGS, Evaluated, pareto_front
 from inferplan.plan.verify import Verification, verify
 from inferplan.specs.environment import BARE_METAL, EnvironmentProfile, get_environment, with_mig
 from inferplan.specs.hardware import gpu_catalog
-from inferplan.specs.prices import cheapest_rental
+from inferplan.specs.rentals import cheapest_rental
 
 __all__ = ["Plan", "PlanStep", "make_plan"]
 
@@ -82,7 +82,7 @@ def make_plan(setup: PlanSetup) -> Plan:
         checked = verify(chosen, demand, setup.targets)
         if checked.added_replicas:
             chosen = _with_replicas(chosen, checked.replicas, setup)
-    cost, cloud_replicas = _cost(ctx, chosen)
+    cost, cloud_replicas = _cost(ctx, chosen, checked)
     return Plan(
         setup=setup,
         ranked=ranked,
@@ -144,10 +144,13 @@ def _is_cloud(env: EnvironmentProfile) -> bool:
     return env.cpu_overhead > 0 or env.gpu_overhead > 0 or env.jitter_loss > 0
 
 
-def _cost(ctx: PlanContext, chosen: Evaluated) -> tuple[CostComparison | None, int | None]:
-    """Owning the chosen fleet against renting what a cloud VM needs for the same load. The
-    fleet of the planned environment is the chosen one; the other is scaled by the ratio of
-    what one replica sustains in each environment."""
+def _cost(
+    ctx: PlanContext, chosen: Evaluated, checked: Verification | None
+) -> tuple[CostComparison | None, int | None]:
+    """Every way to pay for the chosen configuration's load: what one replica sustains within
+    the targets on bare metal and in a cloud VM sizes each fleet; where the simulator's check
+    added replicas, the planned environment keeps that margin (spare GPUs of a rented instance
+    are not a margin: each option places the fleet on its own servers)."""
     s, dep = ctx.setup, chosen.deployment
     cloud_env, bare_env = get_environment(CLOUD_ENV), BARE_METAL
     if dep.gpu.mig_profile:
@@ -156,15 +159,24 @@ def _cost(ctx: PlanContext, chosen: Evaluated) -> tuple[CostComparison | None, i
     cloud = ctx.in_environment(dep, cloud_env)
     if not bare or not cloud or bare.max_rate_per_replica <= 0 or cloud.max_rate_per_replica <= 0:
         return None, None
-    ratio = bare.max_rate_per_replica / cloud.max_rate_per_replica
-    if _is_cloud(s.env):
-        cloud_mean, bare_mean = float(chosen.replicas), chosen.replicas / ratio
-    else:
-        bare_mean, cloud_mean = float(chosen.replicas), chosen.replicas * ratio
     op = chosen.per_replica
-    tokens = s.demand.output_tokens_per_s
-    if tokens is None:
-        tokens = (op.rate_per_s * chosen.replicas * s.demand.osl) if op else 0.0
-    fleet = Fleet(dep.gpu, dep.gpus_per_replica, bare_mean, cloud_mean, tokens)
+    rate = s.demand.rate_per_s
+    if rate is None:  # a closed loop of users: the rate the chosen fleet serves them at
+        rate = op.rate_per_s * chosen.replicas if op else 0.0
+    if rate <= 0:
+        return None, None
+    planned = checked.replicas if checked is not None and checked.added_replicas else 0
+    fleet = Fleet(
+        gpu=dep.gpu,
+        gpus_per_replica=dep.gpus_per_replica,
+        requests_per_s=rate,
+        isl=s.demand.isl,
+        osl=s.demand.osl,
+        bare_rate_per_replica=bare.max_rate_per_replica,
+        cloud_rate_per_replica=cloud.max_rate_per_replica,
+        bare_replicas=0 if _is_cloud(s.env) else planned,
+        cloud_replicas=planned if _is_cloud(s.env) else 0,
+        model=s.model.name,
+    )
     comparison = compare_costs(fleet, s.offers, s.costing)
     return comparison, comparison.cloud_replicas

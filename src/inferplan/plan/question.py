@@ -148,7 +148,7 @@ class PlanQuestion(BaseModel):
     calibration: str | None = Field(None, min_length=1, max_length=500, description="A calibration profile name.")
     prices_yaml: str | None = Field(None, max_length=MAX_PRICE_FILE_BYTES, description="Your price file's text.")
     prices_origin: str = Field("the price file", max_length=500)
-    cost_set: dict[Setting, Annotated[float, Field(ge=0, le=1e9)]] = Field(default_factory=dict, max_length=16)
+    cost_set: dict[Setting, Annotated[float, Field(ge=0, le=1e9)]] = Field(default_factory=dict, max_length=32)
     hours_fraction: float = Field(1.0, ge=0.01, le=1.0, description="Share of hours the load runs.")
     peak_to_mean: float = Field(1.0, ge=1.0, le=100.0, description="Traffic peak / mean.")
     rank: Literal["cost", "latency", "gpus", "throughput_per_gpu"] = "cost"
