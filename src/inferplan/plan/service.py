@@ -14,6 +14,7 @@ from inferplan.errors import InputError
 from inferplan.plan.candidates import SearchSpace
 from inferplan.plan.context import PlanSetup
 from inferplan.plan.cost import CostAssumptions, Costing
+from inferplan.plan.disagg_search import PoolSetup
 from inferplan.plan.planner import Plan, make_plan
 from inferplan.plan.question import PlanQuestion
 from inferplan.specs.calibration_profile import apply_profile, load_profile
@@ -24,6 +25,7 @@ from inferplan.specs.model import ModelSpec
 from inferplan.specs.model_catalog import load_catalog_model, load_model, model_from_config_text
 from inferplan.specs.precision import Precision, get_precision, resolve_precision
 from inferplan.specs.prices import load_offers, parse_offers_text
+from inferplan.specs.speculation import resolve_speculation
 
 __all__ = ["answer", "cost_assumptions_from", "default_precisions", "resolve_question"]
 
@@ -68,12 +70,14 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
     gpus = [apply_profile(engine, g, profile)[1] for g in pool]
     engine = apply_profile(engine, pool[0], profile)[0]
     extra = parse_offers_text(q.prices_yaml, q.prices_origin) if q.prices_yaml is not None else []
+    speculation = resolve_speculation(model, q.speculation_words(), load_model if files else load_catalog_model)
     space = SearchSpace(
         gpus=tuple(gpus),
         precisions=tuple(resolve_precision(model, p) for p in q.dtypes) or tuple(default_precisions(model)),
         kv_dtypes=tuple(q.kv_dtypes),
         tp=q.tp,
         pp=q.pp,
+        speculation=speculation,
     )
     return PlanSetup(
         model=model,
@@ -86,6 +90,7 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
         rank_by=q.rank,
         verify=q.verify,
         costing=Costing(q.hours_fraction, q.peak_to_mean, cost_assumptions_from(q.cost_set)),
+        pools=PoolSetup(q.kv_link, q.kv_overlap) if q.disaggregation else None,
     )
 
 
