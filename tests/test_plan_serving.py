@@ -80,7 +80,7 @@ def test_speculation_in_the_plan() -> None:
     p = plan(model="llama-3.1-70b", isl=2000, osl=300, rate_per_s=2.0, tpot_ms=10.0, spec_method="eagle3", **H100_FP8)
     assert p.chosen.deployment.speculation is not None and "+eagle3 k3" in p.chosen.label()
     assert p.speculation is not None and p.speculation.crossover.batch is not None
-    step = next(s for s in p.steps if s.title == "Speculative decoding")
+    step = next(s for s in p.steps if s.title == "5. Speculative decoding")
     assert "nebius" in step.text and "crossover" in step.text and "without it" in step.text
     payload = to_json_dict(plan_payload(p, 3))
     assert payload["speculation"]["method"] == "eagle3"

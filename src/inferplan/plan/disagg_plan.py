@@ -170,4 +170,4 @@ def disagg_step(d: DisaggPlan) -> PlanStep:
             f"warm-up): TTFT p90 {m.ttft_s.p90 * 1e3:,.0f} ms, TPOT p90 {m.tpot_s.p90 * 1e3:,.1f} ms; {d.check.note}."
         )
         numbers |= {"simulated_ttft_p90_s": m.ttft_s.p90, "simulated_tpot_p90_s": m.tpot_s.p90}
-    return PlanStep("5. Disaggregated prefill/decode", text, numbers)
+    return PlanStep("Disaggregated prefill/decode", text, numbers)

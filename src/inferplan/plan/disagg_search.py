@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from inferplan.errors import InferplanError
+from inferplan.limits import MAX_PARALLEL
 from inferplan.perf.disaggregation import DisaggOperating, DisaggSteadyState
 from inferplan.perf.replica import build_replica
 from inferplan.perf.steady_state import TTFT_P90_WAITS, SteadyState
@@ -156,6 +157,8 @@ def _evaluate(
     if p_max <= 0:
         return None
     x = max(math.ceil(rate / p_max - 1e-9), 1)
+    if x > MAX_PARALLEL:
+        return None
     sized = dis.with_replicas(x, y)
     op = DisaggSteadyState(sized, demand.isl, demand.osl, (p.model, d.model)).at(rate / x, rate / y, pair.decoded)
     p_rent, d_rent = price(p.dep, x), price(d.dep, y)
@@ -219,7 +222,7 @@ def search_disaggregated(
     results: list[DisaggEvaluated] = []
     for group in _groups(cands).values():
         sides = _sides(group, demand, targets, pools)
-        for d in (x for x in sides if x.decode_max_rate > 0):
+        for d in (x for x in sides if x.decode_max_rate > rate / MAX_PARALLEL):
             y = max(math.ceil(rate / d.decode_max_rate - 1e-9), 1)
             probe = DisaggSteadyState(
                 Disaggregated(d.dep, d.dep, pools.kv_link_id), demand.isl, demand.osl, (d.model, d.model)

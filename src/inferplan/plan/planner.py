@@ -89,6 +89,7 @@ def make_plan(setup: PlanSetup) -> Plan:
         raise InfeasibleError(_nearest_miss(ctx, ranked))
     spec = summarize_speculation(ctx, chosen)
     extra = ([speculation_step(spec)] if spec else []) + ([disagg_step(split)] if split else [])
+    extra = [replace(s, title=f"{5 + i}. {s.title}") for i, s in enumerate(extra)]
     cost, cloud_replicas = _cost(ctx, chosen)
     return Plan(
         setup=setup,
