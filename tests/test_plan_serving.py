@@ -131,3 +131,36 @@ def test_plan_cli_with_disagg_and_spec() -> None:
     assert result.exit_code == 0, result.output
     assert "Disaggregated prefill/decode" in result.output and "prefill/decode splits" in result.output
     assert "Speculative decoding" in result.output
+
+
+def test_the_split_can_meet_what_no_co_located_configuration_does() -> None:
+    p = plan(**LONG, tpot_ms=8.5, ttft_ms=3000.0)
+    assert not p.chosen.meets and p.verification is None  # co-located: the nearest miss, not checked
+    assert p.disaggregation is not None and p.disaggregation.wins
+    head = to_json_dict(plan_payload(p, 3))["headline"]
+    assert (
+        head[0].startswith("Recommendation: disaggregated")
+        and head[-1] == "Co-located, no configuration meets the targets."
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "llama-3.1-70b",
+            "--isl",
+            "8000",
+            "--osl",
+            "500",
+            "--rate",
+            "2",
+            "--tpot",
+            "8.5ms",
+            "--gpus",
+            "h100-sxm",
+            "--dtypes",
+            "fp8",
+            "--kv-dtypes",
+            "fp8",
+        ],
+    )
+    assert result.exit_code == 6 and "no configuration meets the targets" in result.output  # without --disagg

@@ -167,8 +167,7 @@ class _Sim:
         return chunks
 
     def admission(self, rid: int, budget: int) -> tuple[int, int]:
-        """(tokens whose KV arrived with the request, first chunk to prefill): at least the last
-        prompt token is computed here, to sample from."""
+        """(tokens whose KV came with the request, first chunk): the last prompt token is computed here."""
         start = int(min(self.cached[rid], self.target[rid] - 1))
         need = int(self.target[rid]) - start
         return start, (min(need, budget) if self.cfg.chunked_prefill else need)
@@ -201,13 +200,15 @@ class _Sim:
 
     def advance_decode(self, steps: int) -> int:
         """Credit ``steps`` steps of tokens to every decoding sequence; returns the tokens emitted."""
-        if not self.dec_ids.size:
-            return 0
         ids = self.dec_ids
-        owed = self.credit[ids] + steps * self.per_step
-        whole = np.floor(owed + 1e-9)
-        self.credit[ids] = owed - whole
-        gained = np.minimum(whole.astype(np.int64), self.out[ids] - self.generated[ids])
+        if not ids.size:
+            return 0
+        gained: int | np.ndarray = steps  # one token a step: the run length never passes an output's end
+        if self.per_step != 1.0:
+            owed = self.credit[ids] + steps * self.per_step
+            whole = np.floor(owed + 1e-9)
+            self.credit[ids] = owed - whole
+            gained = np.minimum(whole.astype(np.int64), self.out[ids] - self.generated[ids])
         self.generated[ids] += gained
         self.dec_ctx = self.dec_ctx + gained
         ended = self.generated[ids] >= self.out[ids]
@@ -215,7 +216,7 @@ class _Sim:
             for rid in ids[ended]:
                 self.finished(int(rid))
             self.dec_ids, self.dec_ctx = ids[~ended], self.dec_ctx[~ended]
-        return int(gained.sum())
+        return steps * int(ids.size) if isinstance(gained, int) else int(gained.sum())
 
     def advance_prefills(self, chunks: list[tuple[int, int, int]]) -> int:
         """Advance the prefill chunks; returns the first tokens they sampled."""
@@ -241,7 +242,7 @@ class _Sim:
             self.dec_ctx = np.concatenate([self.dec_ctx, self.target[ids]])
         return sampled
 
-    def decode_time_s(self, contexts: np.ndarray) -> float:  # with speculation: verify and draft
+    def decode_time_s(self, contexts: np.ndarray) -> float:  # speculation: verify and draft
         return self.eng.step_time_s(_decode_shape(contexts, self.window, self.k), self.eng.drafter_time_s(contexts))
 
     def fast_forward(self) -> bool:
@@ -308,9 +309,9 @@ def _decode_run_length(sim: _Sim) -> int:
     Decode step time is linear in context (weights fixed, KV reads grow), so the run is
     priced exactly at its midpoint context."""
     cfg, ids = sim.cfg, sim.dec_ids
-    # steps until the first sequence finishes: floor(credit + s * E) reaches what it still owes
-    owed = (sim.out[ids] - sim.generated[ids] - sim.credit[ids]) / sim.per_step
-    steps = max(int(np.ceil(owed - 1e-9).min()), 1)
+    left = sim.out[ids] - sim.generated[ids]  # steps until the first finishes: floor(credit + s E) >= left
+    owed = left if sim.per_step == 1.0 else np.ceil((left - sim.credit[ids]) / sim.per_step - 1e-9)
+    steps = max(int(owed.min()), 1)
     n = int(ids.size)
     if not cfg.reserve_full:
         steps = _steps_until_kv_full(cfg, sim.dec_ctx, steps, sim.used, sim.per_step)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from inferplan.perf.roofline import StepCostModel, StepShape
+from inferplan.perf.roofline import StepCostModel, StepShape, roofline_time_s
 from inferplan.sizing.drafter import drafter_deployment
 from inferplan.specs.deployment import Deployment
 
@@ -68,13 +68,22 @@ class SpeculativeCost:
         self.tokens_per_step = spec.expected_tokens
         drafter = drafter_deployment(dep)
         self.drafter: StepCostModel | None = StepCostModel(drafter) if drafter else None
+        # a head's input projection (``extra_params``, 16-bit, replicated): EAGLE-3 fuses the target's
+        # three hidden states once per step, EAGLE-1 and MTP project [embedding, hidden] every pass
+        self.fc_params = float(drafter.model.extra_params) if drafter and spec.draft is None else 0.0
+        self.fc_passes = 1 if spec.method == "eagle3" else self.k
 
     def drafter_time_s(self, contexts: np.ndarray) -> float:
-        """``k`` sequential drafter passes over the batch (0 for n-gram and an empty batch)."""
+        """``k`` sequential drafter passes over the batch, plus a head's input projections (0 for
+        n-gram and an empty batch)."""
         if self.drafter is None or not len(contexts):
             return 0.0
-        one = self.drafter.time_s(decode_shape(contexts, None)) - self.drafter.step_overhead
-        return self.k * one
+        d = self.drafter
+        one = d.time_s(decode_shape(contexts, None)) - d.step_overhead
+        fc = roofline_time_s(
+            2.0 * len(contexts) * self.fc_params, 2.0 * self.fc_params, d.gemm_peak * d.gemm_max_eff, d.mem_bw
+        )
+        return self.k * one + self.fc_passes * fc
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,8 @@ def _evaluate(
     rate = demand.rate_per_s
     assert rate is not None
     p, d, y = pair.prefill, pair.decode, pair.decode_replicas
-    dis = Disaggregated(p.dep, d.dep.with_replicas(y), pools.kv_link_id, overlap=pools.overlap)
+    # the prefill pool samples one token per prompt: it runs no drafter
+    dis = Disaggregated(p.dep.with_speculation(None), d.dep.with_replicas(y), pools.kv_link_id, overlap=pools.overlap)
     p_max = _prefill_max_rate(DisaggSteadyState(dis, demand.isl, demand.osl, (p.model, d.model)), targets, pair.decoded)
     if p_max <= 0:
         return None
