@@ -26,6 +26,7 @@ from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Requests, Workload, make_requests
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.disaggregation import Disaggregated
+from inferplan.specs.engines import get_engine
 from inferplan.specs.hardware import get_gpu
 from inferplan.specs.model_catalog import load_model
 from inferplan.specs.parallelism import Parallelism
@@ -186,3 +187,9 @@ def test_pools_label_and_count() -> None:
     assert d.num_gpus == 20
     assert d.label().startswith("2P x (h100-sxm TP4") and "3D x" in d.label() and d.label().endswith("over ib-ndr")
     assert d.engine_connector == "NixlConnector" and d.overlap_mode == "none"
+
+
+def test_engines_without_disaggregated_serving_are_refused() -> None:
+    trt = pool().with_engine(get_engine("trtllm"))
+    with pytest.raises(InputError, match="use --engine vllm or sglang"):
+        Disaggregated(trt, trt)

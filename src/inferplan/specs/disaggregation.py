@@ -33,7 +33,9 @@ CONNECTORS = {"vllm": ("NixlConnector", "LMCacheConnectorV1"), "sglang": ("moonc
 def default_connector(engine: str) -> str:
     """vLLM: NixlConnector; SGLang: mooncake (its default transfer backend)."""
     if engine not in CONNECTORS:
-        raise InputError(f"disaggregated serving is planned for vllm and sglang, not '{engine}'")
+        raise InputError(
+            f"disaggregated serving is modelled for vllm and sglang, not '{engine}': use --engine vllm or sglang"
+        )
     return CONNECTORS[engine][0]
 
 
@@ -64,6 +66,7 @@ class Disaggregated:
             )
         if p.engine.name != d.engine.name:
             raise InputError("the prefill and decode pools must run the same engine")
+        default_connector(p.engine.name)  # refuses engines without disaggregated serving
         if self.overlap is not None and self.overlap not in OVERLAPS:
             raise InputError(f"--kv-overlap must be one of {', '.join(OVERLAPS)}; got {self.overlap!r}")
         if self.connector is not None and self.connector not in CONNECTORS.get(p.engine.name, ()):
