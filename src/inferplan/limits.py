@@ -18,6 +18,7 @@ __all__ = [
     "MAX_PARALLEL",
     "MAX_PRICE_FILE_BYTES",
     "MAX_RATE_PER_S",
+    "MAX_SPECULATIVE_TOKENS",
     "MAX_TPOT_S",
     "MAX_TTFT_S",
     "check_range",
@@ -36,6 +37,8 @@ MAX_TTFT_S = 3600.0
 MAX_TPOT_S = 60.0
 MAX_E2E_S = 86_400.0
 MAX_BUDGET_USD_PER_HOUR = 10_000_000.0
+#: Draft tokens one speculative step proposes (vLLM and SGLang use 1-8 in practice).
+MAX_SPECULATIVE_TOKENS = 16
 #: TP, PP, DP and GPU counts.
 MAX_PARALLEL = 1024
 #: GPUs, precisions or KV dtypes listed in one question.

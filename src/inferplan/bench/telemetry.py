@@ -25,6 +25,10 @@ WATCHED = {
     "llamacpp:requests_processing": "running",
     "llamacpp:requests_deferred": "waiting",
     "llamacpp:kv_cache_usage_ratio": "kv_usage",
+    # issue 14: vLLM's speculative-decoding counters (cumulative; bench/spec_acceptance.py)
+    "vllm:spec_decode_num_drafts_total": "spec_drafts",
+    "vllm:spec_decode_num_draft_tokens_total": "spec_draft_tokens",
+    "vllm:spec_decode_num_accepted_tokens_total": "spec_accepted_tokens",
 }
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfINFNa]+)")
 

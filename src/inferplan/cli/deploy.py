@@ -10,7 +10,24 @@ from typing import Annotated
 import typer
 
 from inferplan.cli.common import handles_errors, out
+from inferplan.cli.serving_options import (
+    DecodeReplicasOpt,
+    KvConnectorOpt,
+    KvLinkOpt,
+    PrefillGpuOpt,
+    PrefillReplicasOpt,
+    PrefillTpOpt,
+    SpecAcceptanceOpt,
+    SpecDraftTpOpt,
+    SpecModelOpt,
+    SpecOpt,
+    SpecTokensOpt,
+    disaggregated_from,
+    speculation_from,
+)
 from inferplan.cli.sizing import GpuOpt
+from inferplan.deploy.disagg_kube import render_disagg
+from inferplan.deploy.disaggregated import disagg_settings
 from inferplan.deploy.engine_args import ServeTarget, engine_command, settings_for
 from inferplan.deploy.launch import launch_engine
 from inferplan.deploy.manifests import FORMATS, render
@@ -54,8 +71,20 @@ def deploy(
         Path | None, typer.Option(help="Folder for the launched engine's log (default: a temp folder).")
     ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+    spec: SpecOpt = None,
+    spec_tokens: SpecTokensOpt = None,
+    spec_acceptance: SpecAcceptanceOpt = None,
+    spec_model: SpecModelOpt = None,
+    spec_draft_tp: SpecDraftTpOpt = None,
+    prefill_replicas: PrefillReplicasOpt = None,
+    decode_replicas: DecodeReplicasOpt = None,
+    prefill_gpu: PrefillGpuOpt = None,
+    prefill_tp: PrefillTpOpt = None,
+    kv_link: KvLinkOpt = "ib-ndr",
+    kv_connector: KvConnectorOpt = None,
 ) -> None:
-    """Launch command or manifests for vLLM / SGLang, memory settings matching the plan."""
+    """Launch command or manifests for vLLM / SGLang, memory settings matching the plan; with
+    --prefill-replicas / --decode-replicas, disaggregated pools and their router (shell or k8s)."""
     if engine not in ("vllm", "sglang"):
         raise InputError("--engine must be vllm or sglang")
     if fmt not in FORMATS:
@@ -63,11 +92,23 @@ def deploy(
     base = get_engine(engine)
     if not 16 <= max_num_batched_tokens <= 1_000_000:
         raise InputError("--max-num-batched-tokens must be between 16 and 1,000,000")
-    spec = load_model(model)
+    target_model = load_model(model)
     eng = replace(base, max_num_batched_tokens=max_num_batched_tokens)
-    dep = resolve_deployment(spec, Choices(gpu, dtype, kv_dtype, count, tp, pp, dp), eng)
-    entry = catalog_models().get(spec.name)
+    dep = resolve_deployment(target_model, Choices(gpu, dtype, kv_dtype, count, tp, pp, dp), eng)
+    dep = dep.with_speculation(
+        speculation_from(target_model, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp)
+    )
+    entry = catalog_models().get(target_model.name)
     target = ServeTarget(model_id or (entry.hf_id if entry else model), context, concurrency, port)
+    pools = disaggregated_from(
+        dep, (prefill_replicas, decode_replicas), (prefill_gpu, prefill_tp), kv_link, kv_connector=kv_connector
+    )
+    if pools is not None:
+        if launch:
+            raise InputError("--launch starts one engine; run the generated script for disaggregated pools")
+        text = render_disagg(disagg_settings(pools, target), fmt, python)
+        _write(text, output)
+        return
     dspec = settings_for(dep, target)
     text = render(dspec, fmt, python)
     if output:
@@ -83,6 +124,14 @@ def deploy(
             log_dir.mkdir(parents=True, exist_ok=True)
         url, pid, log_path = launch_engine(engine_command(dspec, python), port, parse_duration_s(wait), log)
         out.print(f"{engine} is healthy at {url} (pid {pid}, log {log_path}); stop it with: kill {pid}")
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
 
 
 @handles_errors

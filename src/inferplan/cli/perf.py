@@ -8,10 +8,27 @@ from typing import Annotated
 import typer
 
 from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out, parse_settings
+from inferplan.cli.serving_options import (
+    DecodeReplicasOpt,
+    KvConnectorOpt,
+    KvLinkOpt,
+    KvOverlapOpt,
+    PrefillGpuOpt,
+    PrefillReplicasOpt,
+    PrefillTpOpt,
+    SpecAcceptanceOpt,
+    SpecDraftTpOpt,
+    SpecModelOpt,
+    SpecOpt,
+    SpecTokensOpt,
+    disaggregated_from,
+    speculation_from,
+)
 from inferplan.cli.sizing import GpuOpt, ModelArg
 from inferplan.limits import MAX_INPUT_TOKENS, MAX_NUM_REQUESTS, MAX_OUTPUT_TOKENS, check_range
 from inferplan.perf.metrics import Slo
 from inferplan.perf.predict import predict as run_prediction
+from inferplan.perf.predict import predict_disaggregated
 from inferplan.perf.validate import read_measurements, validate_rows
 from inferplan.perf.workload import LengthDist, Load, Workload, load_trace
 from inferplan.present.payload import to_json_dict
@@ -65,9 +82,22 @@ def predict(
     trace: Annotated[Path | None, typer.Option(help="CSV: arrival_s,input_tokens,output_tokens.")] = None,
     calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    spec: SpecOpt = None,
+    spec_tokens: SpecTokensOpt = None,
+    spec_acceptance: SpecAcceptanceOpt = None,
+    spec_model: SpecModelOpt = None,
+    spec_draft_tp: SpecDraftTpOpt = None,
+    prefill_replicas: PrefillReplicasOpt = None,
+    decode_replicas: DecodeReplicasOpt = None,
+    prefill_gpu: PrefillGpuOpt = None,
+    prefill_tp: PrefillTpOpt = None,
+    kv_link: KvLinkOpt = "ib-ndr",
+    kv_overlap: KvOverlapOpt = None,
+    kv_connector: KvConnectorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Latency percentiles, throughput and a per-operator breakdown for a workload."""
+    """Latency percentiles, throughput and a per-operator breakdown for a workload (optionally with
+    speculative decoding, or on disaggregated prefill and decode pools)."""
     check_range("--isl", isl, 1, MAX_INPUT_TOKENS)
     check_range("--osl", osl, 1, MAX_OUTPUT_TOKENS)
     check_range("--num-requests", num_requests, 1, MAX_NUM_REQUESTS)
@@ -86,9 +116,21 @@ def predict(
     )
     environment = get_environment(env, parse_settings(env_set or [], "--env-set", ENV_EXAMPLE))
     choices = Choices(gpu, dtype, kv_dtype, count, tp, pp, dp)
-    dep = resolve_deployment(load_model(model), choices, get_engine(engine), environment)
+    spec_model_ = load_model(model)
+    dep = resolve_deployment(spec_model_, choices, get_engine(engine), environment)
     dep = calibrated(dep, load_profile(calibration) if calibration else None)
-    result = run_prediction(dep, wl, slo=_slo(ttft, tpot, e2e), requests=requests)
+    dep = dep.with_speculation(
+        speculation_from(spec_model_, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp)
+    )
+    pools = disaggregated_from(
+        dep, (prefill_replicas, decode_replicas), (prefill_gpu, prefill_tp), kv_link, kv_overlap, kv_connector
+    )
+    slo = _slo(ttft, tpot, e2e)
+    result = (
+        predict_disaggregated(pools, wl, slo=slo, requests=requests)
+        if pools
+        else run_prediction(dep, wl, slo=slo, requests=requests)
+    )
     payload = predict_payload(result, wl)
     if as_json:
         emit_json(payload)

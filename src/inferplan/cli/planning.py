@@ -13,6 +13,15 @@ from rich.markup import escape
 
 from inferplan.bench.runs import compare_runs, load_stored_runs, parse_runs_on, runs_deployment
 from inferplan.cli.common import JsonOpt, csv_list, duration_ms, emit_json, err, handles_errors, out, parse_settings
+from inferplan.cli.serving_options import (
+    KvLinkOpt,
+    KvOverlapOpt,
+    SpecAcceptanceOpt,
+    SpecDraftTpOpt,
+    SpecModelOpt,
+    SpecOpt,
+    SpecTokensOpt,
+)
 from inferplan.cli.sizing import GpuOpt, ModelArg
 from inferplan.plan.question import PlanQuestion, question_from
 from inferplan.plan.service import answer
@@ -82,6 +91,16 @@ def plan(
         typer.Option(help="Where those runs were measured: gpu=ID,tp=N,pp=N,dtype=X (default: the recommendation)."),
     ] = None,
     db: Annotated[Path | None, typer.Option("--db", help="Results database holding --runs.")] = None,
+    spec: SpecOpt = None,
+    spec_tokens: SpecTokensOpt = None,
+    spec_acceptance: SpecAcceptanceOpt = None,
+    spec_model: SpecModelOpt = None,
+    spec_draft_tp: SpecDraftTpOpt = None,
+    disagg: Annotated[
+        bool, typer.Option("--disagg", help="Also search disaggregated prefill/decode pools (xPyD) and compare.")
+    ] = False,
+    kv_link: KvLinkOpt = "ib-ndr",
+    kv_overlap: KvOverlapOpt = None,
 ) -> None:
     """Find the cheapest deployment that meets the targets, and explain it."""
     if output is not None:
@@ -112,6 +131,14 @@ def plan(
         rank=rank,
         top=top,
         verify=verify,
+        spec_method=spec,
+        spec_tokens=spec_tokens,
+        spec_acceptance=spec_acceptance,
+        spec_model=spec_model,
+        spec_draft_tp=spec_draft_tp,
+        disaggregation=disagg,
+        kv_link=kv_link,
+        kv_overlap=kv_overlap,
         **_prices(prices),
     )
     result = answer(question, files=True)

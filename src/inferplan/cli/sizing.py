@@ -8,6 +8,14 @@ from typing import Annotated
 import typer
 
 from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out
+from inferplan.cli.serving_options import (
+    SpecAcceptanceOpt,
+    SpecDraftTpOpt,
+    SpecModelOpt,
+    SpecOpt,
+    SpecTokensOpt,
+    speculation_from,
+)
 from inferplan.errors import DoesNotFitError
 from inferplan.limits import MAX_CONCURRENCY, MAX_INPUT_TOKENS, check_range
 from inferplan.present.payload import to_json_dict
@@ -51,6 +59,11 @@ def fit(
     max_num_seqs: Annotated[int | None, typer.Option(help="Sequences per step (logits buffer).")] = None,
     block_size: Annotated[int | None, typer.Option(help="Tokens per KV block.")] = None,
     non_torch: Annotated[str | None, typer.Option(help="Override CUDA context + NCCL memory, e.g. 1.5GiB.")] = None,
+    spec: SpecOpt = None,
+    spec_tokens: SpecTokensOpt = None,
+    spec_acceptance: SpecAcceptanceOpt = None,
+    spec_model: SpecModelOpt = None,
+    spec_draft_tp: SpecDraftTpOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
@@ -65,8 +78,9 @@ def fit(
         block_size=block_size or base.block_size,
         non_torch_bytes=parse_bytes(non_torch, default_unit="gib") if non_torch else base.non_torch_bytes,
     )
-    spec = load_model(model)
-    dep = resolve_deployment(spec, Choices(gpu, dtype, kv_dtype, count, tp, pp), eng)
+    target = load_model(model)
+    dep = resolve_deployment(target, Choices(gpu, dtype, kv_dtype, count, tp, pp), eng)
+    dep = dep.with_speculation(speculation_from(target, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp))
     plan = plan_memory(dep)
     suggestion = None
     if plan.sequence_bytes(context) * concurrency > plan.kv_cache_bytes or not plan.fits:

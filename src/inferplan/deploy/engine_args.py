@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from inferplan.deploy.speculative_args import sglang_speculative_settings, vllm_speculative_config
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.sizing.capacity import plan_memory
 from inferplan.sizing.memory import weight_bytes
@@ -21,6 +22,7 @@ from inferplan.specs.precision import Precision
 
 __all__ = [
     "IMAGES",
+    "JSON_SETTINGS",
     "DeploySpec",
     "ServeTarget",
     "as_flags",
@@ -37,6 +39,8 @@ KV_MARGIN = 1.05
 MAX_UTILIZATION = 0.95
 #: The container image of each engine the manifests launch.
 IMAGES = {"vllm": "vllm/vllm-openai:latest", "sglang": "lmsysorg/sglang:latest"}
+#: vLLM settings whose value is JSON text on the command line (an object as keyword arguments).
+JSON_SETTINGS = ("speculative_config", "kv_transfer_config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +193,12 @@ def vllm_settings(spec: DeploySpec) -> dict[str, int | float | str]:
         "dtype": _dtype(spec.deployment.precision),
     }
     quant = _quantization(spec)
-    return settings | ({"quantization": quant} if quant else {})
+    speculative = vllm_speculative_config(spec.deployment)  # issue 14
+    return (
+        settings
+        | ({"quantization": quant} if quant else {})
+        | ({"speculative_config": speculative} if speculative else {})
+    )
 
 
 def sglang_settings(spec: DeploySpec) -> dict[str, int | float | str]:
@@ -205,7 +214,7 @@ def sglang_settings(spec: DeploySpec) -> dict[str, int | float | str]:
         "dtype": _dtype(spec.deployment.precision),
     }
     quant = _quantization(spec)
-    return settings | ({"quantization": quant} if quant else {})
+    return settings | ({"quantization": quant} if quant else {}) | sglang_speculative_settings(spec.deployment)
 
 
 def require_vllm(spec: DeploySpec, fmt: str) -> None:
@@ -235,8 +244,11 @@ def as_flags(settings: dict[str, int | float | str]) -> list[str]:
     return [part for name, value in settings.items() for part in ("--" + name.replace("_", "-"), str(value))]
 
 
-def engine_command(spec: DeploySpec, python: str | None = None) -> list[str]:
-    """The engine's launch command (``python -m ...`` when ``python`` is given)."""
+def engine_command(
+    spec: DeploySpec, python: str | None = None, extra: dict[str, int | float | str] | None = None
+) -> list[str]:
+    """The engine's launch command (``python -m ...`` when ``python`` is given); ``extra``: more
+    settings by their argument names (a disaggregated pool's role)."""
     listen = ["--served-model-name", spec.served_name, "--host", "0.0.0.0", "--port", str(spec.port)]
     if spec.engine == "vllm":
         head = (
@@ -244,6 +256,6 @@ def engine_command(spec: DeploySpec, python: str | None = None) -> list[str]:
             if python
             else ["vllm", "serve", spec.model_id]
         )
-        return [*head, *listen, *as_flags(vllm_settings(spec))]
+        return [*head, *listen, *as_flags(vllm_settings(spec) | (extra or {}))]
     head = [python or "python3", "-m", "sglang.launch_server", "--model-path", spec.model_id]
-    return [*head, *listen, *as_flags(sglang_settings(spec))]
+    return [*head, *listen, *as_flags(sglang_settings(spec) | (extra or {}))]

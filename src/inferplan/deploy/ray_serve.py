@@ -11,11 +11,12 @@ Ray 2.60: ``ray.serve.schema.ServeDeploySchema`` (the file) and
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
 
-from inferplan.deploy.engine_args import DeploySpec, engine_env, require_vllm, vllm_settings
+from inferplan.deploy.engine_args import JSON_SETTINGS, DeploySpec, engine_env, require_vllm, vllm_settings
 from inferplan.specs.hardware import GpuSpec
 
 __all__ = ["RAY_ACCELERATORS", "ray_accelerator", "ray_serve_config", "ray_serve_text"]
@@ -52,7 +53,8 @@ def ray_accelerator(gpu: GpuSpec) -> str | None:
 def _llm_config(spec: DeploySpec) -> dict[str, Any]:
     config: dict[str, Any] = {
         "model_loading_config": {"model_id": spec.served_name, "model_source": spec.model_id},
-        "engine_kwargs": vllm_settings(spec),
+        # keyword arguments take JSON settings (--speculative-config) as objects
+        "engine_kwargs": {k: json.loads(str(v)) if k in JSON_SETTINGS else v for k, v in vllm_settings(spec).items()},
         "placement_group_config": {
             "bundle_per_worker": {"GPU": 1, "CPU": 1},
             "strategy": "PACK" if spec.nodes_per_replica > 1 else "STRICT_PACK",

@@ -53,7 +53,9 @@ class SteadyState:
         if points[-1] < self.max_batch:
             points.append(int(self.max_batch))
         self.b_points = np.array(points, dtype=float)
-        self.t_points = np.array([replica.step_time_s(step_shape([], [ctx] * b)) for b in points])
+        # decode time per output token at batch b (speculation: a step emits E tokens per sequence)
+        per_token = replica.tokens_per_step
+        self.t_points = np.array([replica.decode_step_time_s(np.full(b, float(ctx))) / per_token for b in points])
         budget = sched.max_num_batched_tokens
         chunks, left = [], isl
         while left > 0:

@@ -127,12 +127,23 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class Requests:
+    """Requests to serve. ``cached_tokens``: prompt tokens whose KV arrives with the request (a
+    disaggregated decode pool receives the prefill pool's KV); None: none."""
+
     arrival_s: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    cached_tokens: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.arrival_s)
+
+    def every(self, start: int, step: int) -> Requests:
+        """Requests ``start``, ``start + step``, ... (one engine's share, round-robin)."""
+        cached = self.cached_tokens[start::step] if self.cached_tokens is not None else None
+        return Requests(
+            self.arrival_s[start::step], self.input_tokens[start::step], self.output_tokens[start::step], cached
+        )
 
 
 def make_requests(w: Workload) -> Requests:

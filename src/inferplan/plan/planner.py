@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass, replace
 
 from inferplan.errors import DoesNotFitError, InfeasibleError, InputError
-from inferplan.plan.candidates import SearchSpace
 from inferplan.plan.context import PlanContext, PlanSetup
 from inferplan.plan.cost import CostComparison, Fleet, compare_costs
+from inferplan.plan.disagg_plan import DisaggPlan, disagg_step, plan_disaggregated
 from inferplan.plan.explain import PlanStep, explain
 from inferplan.plan.question import Demand
 from inferplan.plan.search import RANKINGS, Evaluated, pareto_front
+from inferplan.plan.speculation import SpeculationSummary, speculation_step, summarize_speculation
 from inferplan.plan.verify import Verification, verify
 from inferplan.specs.environment import BARE_METAL, EnvironmentProfile, get_environment, with_mig
 from inferplan.specs.hardware import gpu_catalog
@@ -45,6 +46,8 @@ class Plan:
     cloud_replicas: int | None  # replicas a cloud VM needs for the same load (None: not priced)
     pareto: list[tuple[float, float, str]]
     search_time_s: float
+    speculation: SpeculationSummary | None = None  # issue 14: with and without, the crossover
+    disaggregation: DisaggPlan | None = None  # issue 14: the best prefill/decode split against `chosen`
 
     @property
     def demand(self) -> Demand:
@@ -74,25 +77,32 @@ def make_plan(setup: PlanSetup) -> Plan:
     if not ranked:
         raise DoesNotFitError(_fits_nothing(ctx))
     feasible = [e for e in ranked if e.meets]
-    if not feasible:
-        raise InfeasibleError(_nearest_miss(ctx, ranked))
     priced = [e for e in feasible if e.usd_per_hour is not None] or feasible
-    chosen, checked = priced[0], None
-    if setup.verify:
+    chosen, checked = (priced or ranked)[0], None
+    if feasible and setup.verify:
         checked = verify(chosen, demand, setup.targets)
         if checked.added_replicas:
             chosen = _with_replicas(chosen, checked.replicas, setup)
+    # issue 14: prefill/decode splits set against the co-located choice (or its nearest miss)
+    split = plan_disaggregated(ctx, chosen, setup.pools) if setup.pools else None
+    if not feasible and not (split and split.wins):
+        raise InfeasibleError(_nearest_miss(ctx, ranked))
+    spec = summarize_speculation(ctx, chosen)
+    extra = ([speculation_step(spec)] if spec else []) + ([disagg_step(split)] if split else [])
+    extra = [replace(s, title=f"{5 + i}. {s.title}") for i, s in enumerate(extra)]
     cost, cloud_replicas = _cost(ctx, chosen, checked)
     return Plan(
         setup=setup,
         ranked=ranked,
         chosen=chosen,
         verification=checked,
-        steps=explain(ctx, chosen),
+        steps=explain(ctx, chosen) + extra,
         cost=cost,
         cloud_replicas=cloud_replicas,
         pareto=pareto_front(ranked),
         search_time_s=elapsed,
+        speculation=spec,
+        disaggregation=split,
     )
 
 
@@ -133,7 +143,7 @@ def _nearest_miss(ctx: PlanContext, ranked: list[Evaluated]) -> str:
         msg += f"; relax to {' '.join(relax)}"
     others = tuple(g for g in gpu_catalog().values() if g.id not in {p.id for p in s.space.gpus})
     if others:
-        wider = SearchSpace(others, s.space.precisions, s.space.kv_dtypes, s.space.tp, s.space.pp)
+        wider = replace(s.space, gpus=others)
         winners = sorted({e.deployment.gpu.card_id for e in ctx.search(wider) if e.meets})
         if winners:
             msg += f" or allow {', '.join(winners[:3])} (--gpus)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from inferplan.plan.candidates import SearchSpace
 from inferplan.plan.context import PlanSetup
 from inferplan.plan.cost import CostAssumptions, Costing
+from inferplan.plan.disagg_search import PoolSetup
 from inferplan.plan.planner import Plan, make_plan
 from inferplan.plan.question import PlanQuestion
 from inferplan.specs.calibration_profile import apply_profile, load_profile
@@ -22,6 +23,7 @@ from inferplan.specs.model import ModelSpec
 from inferplan.specs.model_catalog import load_catalog_model, load_model, model_from_config_text
 from inferplan.specs.precision import Precision, get_precision, resolve_precision
 from inferplan.specs.prices import PriceBook, default_prices, parse_price_text
+from inferplan.specs.speculation import resolve_speculation
 
 __all__ = ["answer", "cost_assumptions_from", "default_precisions", "resolve_question"]
 
@@ -62,12 +64,14 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
     user = parse_price_text(q.prices_yaml, q.prices_origin) if q.prices_yaml is not None else PriceBook()
     prices = default_prices().merged(user)
     assumptions = cost_assumptions_from(q.cost_set, user.apply_to(CostAssumptions()))
+    speculation = resolve_speculation(model, q.speculation_words(), load_model if files else load_catalog_model)
     space = SearchSpace(
         gpus=tuple(gpus),
         precisions=tuple(resolve_precision(model, p) for p in q.dtypes) or tuple(default_precisions(model)),
         kv_dtypes=tuple(q.kv_dtypes),
         tp=q.tp,
         pp=q.pp,
+        speculation=speculation,
     )
     return PlanSetup(
         model=model,
@@ -80,6 +84,7 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
         rank_by=q.rank,
         verify=q.verify,
         costing=Costing(q.hours_fraction, q.peak_to_mean, assumptions, prices.api),
+        pools=PoolSetup(q.kv_link, q.kv_overlap) if q.disaggregation else None,
     )
 
 

@@ -13,7 +13,9 @@ from inferplan.plan.search import Evaluated, demand_tokens_per_s
 from inferplan.plan.verify import Verification
 from inferplan.present.payload import Payload, Strict, finite
 from inferplan.present.payload_cost import CostPayload, cost_payload
+from inferplan.present.payload_disagg import DisaggPlanPayload, disagg_headline, disagg_plan_payload
 from inferplan.present.payload_metrics import MetricsPayload, metrics_payload
+from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
 from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.rentals import cards_needed
 
@@ -104,6 +106,10 @@ class PlanPayload(Payload):
     pareto_front: list[ParetoPoint]
     search_time_s: float
     num_candidates: int
+    speculation: SpeculationPayload | None = None
+    """Speculative decoding every candidate runs, with the crossover of the recommendation."""
+    disaggregation: DisaggPlanPayload | None = None
+    """Prefill/decode splits searched beside the co-located configurations (--disagg)."""
 
 
 class CostCommandPayload(Payload):
@@ -196,7 +202,9 @@ def headline(p: Plan) -> list[str]:
             f"after {v.warmup_s:,.0f} s of warm-up): TTFT p90 {_ms(finite(m.ttft_s.p90))}, TPOT p90 "
             f"{_ms(finite(m.tpot_s.p90), 1)}; {v.note}. The ranking's figures are steady-state estimates."
         )
-    return lines
+    if not e.meets:
+        lines = [f"Co-located, the nearest configuration is {e.replicas} x ({dep.label()}): it misses ({e.miss})."]
+    return disagg_headline(p.disaggregation, lines, e.meets) if p.disaggregation else lines
 
 
 def _units(gpu: GpuSpec, count: int) -> str:
@@ -261,6 +269,12 @@ def plan_payload(p: Plan, top: int) -> PlanPayload:
         ],
         search_time_s=p.search_time_s,
         num_candidates=len(p.ranked),
+        speculation=speculation_payload(
+            p.chosen.deployment.speculation,
+            p.speculation.drafter_weights_bytes if p.speculation else None,
+            p.speculation.crossover if p.speculation else None,
+        ),
+        disaggregation=disagg_plan_payload(p.disaggregation, top) if p.disaggregation else None,
     )
 
 

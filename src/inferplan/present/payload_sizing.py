@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from inferplan.present.payload import Payload, Strict
+from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
 from inferplan.sizing.capacity import MemoryPlan, max_context_tokens
 from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.model import ModelSpec, count_params
@@ -151,6 +152,8 @@ class FitPayload(Payload):
     context_growth: list[ContextGrowthRow]
     notes: list[str]
     """Caveats: multimodal models, checkpoint facts."""
+    speculation: SpeculationPayload | None = None
+    """Speculative decoding: its drafter's weights are in weights_bytes, its KV in kv_bytes_per_token."""
 
 
 def model_row(model: ModelSpec) -> ModelRow:
@@ -257,4 +260,5 @@ def fit_payload(plan: MemoryPlan, context_tokens: int, concurrency: int, suggest
         ),
         context_growth=context_growth(plan),
         notes=list(dep.model.notes),
+        speculation=speculation_payload(dep.speculation, plan.drafter_weights_bytes),
     )

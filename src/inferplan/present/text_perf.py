@@ -49,6 +49,7 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
                 rows,
             )
         )
+    print_serving_architecture(out, d)
     a = d["assumptions"]
     if a["environment"] != "bare-metal":
         out.print(
@@ -56,6 +57,37 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
             f"GPU virtualisation +{a['gpu_overhead'] * 100:.0f}%, scheduler jitter "
             f"-{a['jitter_loss'] * 100:.0f}% batching efficiency. Source: {a['source']}. "
             "Edit with --env-set NAME=VALUE."
+        )
+
+
+def print_serving_architecture(out: Console, d: dict[str, Any]) -> None:
+    """Speculative decoding's figures and source, and the disaggregated pools with their transfer."""
+    s = d.get("speculation")
+    if s:
+        rates = ", ".join(f"{a:.2f}" for a in s["acceptance"])
+        out.print(
+            f"Speculative decoding: {s['method']}, k={s['num_speculative_tokens']}, acceptance per position {rates} "
+            f"= {s['expected_tokens_per_step']:.2f} tokens per step; source: {s['source']}."
+        )
+        c = s.get("crossover")
+        if c:
+            where = (
+                f"it stops paying past a batch of {c['crossover_batch']}"
+                if c["crossover_batch"]
+                else f"it pays up to a batch of {c['max_batch']}"
+            )
+            out.print(
+                f"At {c['context_tokens']:,} tokens of context one sequence decodes x{num(c['speedup_at_batch_1'])} "
+                f"faster with it; {where} (the crossover)."
+            )
+    g = d.get("disaggregation")
+    if g:
+        p, dec, t = g["prefill"], g["decode"], g["transfer"]
+        out.print(
+            f"Disaggregated: {p['replicas']} prefill x ({p['label']}) + {dec['replicas']} decode x ({dec['label']}); "
+            f"each request's KV, {t['bytes_per_request'] / 1e9:,.2f} GB, crosses {t['streams']} x {t['kv_link']} in "
+            f"{ms(t['wire_s'])} ms ({ms(t['exposed_s'])} ms after the prefill, overlap '{t['overlap']}', "
+            f"{t['connector']}). TTFT = prefill-pool queueing + prefill + transfer + the decode pool's first step."
         )
 
 

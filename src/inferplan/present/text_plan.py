@@ -33,6 +33,27 @@ RANK_COLUMNS = [
     "meets",
 ]
 COST_COLUMNS = ["option", "offer", "fleet", "per month", "$/Mtok", "12 months", "36 months"]
+SPLIT_COLUMNS = ["prefill pool", "decode pool", "GPUs", "TTFT p90 ms", "TPOT p90 ms", "KV ms", "$/hour", "meets"]
+
+
+def split_rows(d: dict[str, Any]) -> list[list[str]]:
+    """The prefill/decode splits of a plan searched with --disagg (steady-state estimates)."""
+    rows = []
+    for r in (d.get("disaggregation") or {}).get("ranked", []):
+        p, dec = r["prefill"], r["decode"]
+        rows.append(
+            [
+                f"{p['replicas']} x {p['label']}",
+                f"{dec['replicas']} x {dec['label']}",
+                str(r["num_gpus"]),
+                ms(r["ttft_p90_s"], 0),
+                ms(r["tpot_p90_s"], 1),
+                ms(r["transfer"]["exposed_s"], 1),
+                f"{r['usd_per_hour']:,.2f}" if r["usd_per_hour"] is not None else "no price",
+                "yes" if r["meets_targets"] else (r["miss"] or "no"),
+            ]
+        )
+    return rows
 
 
 def ranked_rows(d: dict[str, Any]) -> list[list[str]]:
@@ -116,6 +137,10 @@ def print_plan(out: Console, d: dict[str, Any]) -> None:
             ranked_rows(d),
         )
     )
+    split = d.get("disaggregation")
+    if split and split["ranked"]:
+        title = f"Top {len(split['ranked'])} of {split['num_splits']} prefill/decode splits (steady-state estimates)"
+        out.print(table(title, SPLIT_COLUMNS, split_rows(d)))
     out.print(f"Search over the catalog took {d['search_time_s'] * 1e3:,.0f} ms.")
 
 
@@ -145,4 +170,7 @@ def plan_markdown(d: dict[str, Any]) -> str:
         "|" + "---|" * len(RANK_COLUMNS),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in ranked_rows(d)]
+    if split_rows(d):
+        lines += ["", "## Prefill/decode splits (steady-state estimates)", "", "| " + " | ".join(SPLIT_COLUMNS) + " |"]
+        lines += ["|" + "---|" * len(SPLIT_COLUMNS)] + ["| " + " | ".join(row) + " |" for row in split_rows(d)]
     return "\n".join(lines) + "\n"
