@@ -49,7 +49,7 @@ def default_db_path() -> Path:
 
 
 def refusal(path: Path, what: str, exc: BaseException | str | None = None) -> ConfigError:
-    detail = f" ({exc})" if exc else ""
+    detail = f" ({' '.join(str(exc).split())[:200]})" if exc else ""
     return ConfigError(f"{path}: {what}{detail}; give --db another path")
 
 
@@ -68,26 +68,27 @@ def open_database(path: Path, writable: bool | None, check: bool) -> Opened:
     return opened
 
 
+def _is_read_only(error: str) -> bool:
+    return "readonly" in error or "unable to open" in error
+
+
 def _writable(path: Path, must: bool) -> Opened:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
-    except (OSError, sqlite3.Error) as exc:
-        if path.exists() and not must:
-            return Opened(_read_only(path), True, 0)
-        raise refusal(path, "cannot create or open the results database", exc) from exc
-    try:
         _version(path, db)
         recovered: list[int] = []
         error = retrying(lambda: recovered.append(_setup(path, db)), LOCK_WAIT_S)
-    except sqlite3.DatabaseError as exc:
+    except (OSError, sqlite3.Error) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        if not path.exists() or not _is_read_only(error):
+            raise refusal(path, "not a usable results database", exc) from exc
+    else:
+        if error is None:
+            return Opened(db, False, sum(recovered))
         db.close()
-        raise refusal(path, "not a usable results database", exc) from exc
-    if error is None:
-        return Opened(db, False, sum(recovered))
-    db.close()
-    if "readonly" not in error and "unable to open" not in error:
-        raise refusal(path, "not a usable results database", error)
+        if not _is_read_only(error):
+            raise refusal(path, "not a usable results database", error)
     if must:
         raise refusal(path, READ_ONLY)
     return Opened(_read_only(path), True, 0)
@@ -140,4 +141,5 @@ def _check(path: Path, db: sqlite3.Connection) -> None:
         raise refusal(path, "the results database is corrupt", exc) from exc
     if rows != [("ok",)]:
         db.close()
-        raise refusal(path, f"the results database is corrupt (quick_check: {str(rows[0][0])[:80]})")
+        first = " ".join(str(rows[0][0]).replace("*** in database main ***", "").split())
+        raise refusal(path, f"the results database is corrupt (quick_check: {first[:100]})")

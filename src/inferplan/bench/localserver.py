@@ -94,6 +94,7 @@ class LocalServer:
         self.server: asyncio.Server | None = None
         self.port = 0
         self.handlers: set[asyncio.Task[None]] = set()
+        self.last_request: tuple[str, dict[str, str]] = ("", {})  # path and headers, for tests
 
     async def start(self, port: int = 0) -> None:
         self.server = await asyncio.start_server(self._connection, "127.0.0.1", port)
@@ -127,6 +128,7 @@ class LocalServer:
                 method, path = lines[0].split(" ")[:2]
                 headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.last_request = (path, headers)
                 if not await self._handle(method, path, body, writer):
                     break
         except (asyncio.IncompleteReadError, ConnectionError, ValueError, asyncio.CancelledError):

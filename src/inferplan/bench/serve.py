@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from inferplan.bench.client import BenchConfig, run_load
-from inferplan.bench.database import LOCK_WAIT_S
 from inferplan.bench.deadline import Timeouts
 from inferplan.bench.distortion import client_lags, distortion_warning
 from inferplan.bench.http import PooledTransport
@@ -61,7 +60,6 @@ class ServeSpec:
     ignore_eos: bool = True
     slo: Slo = field(default_factory=Slo)
     headers: tuple[tuple[str, str], ...] = ()  # an API key, extra headers: sent, never stored
-    lock_wait_s: float = LOCK_WAIT_S
 
     def __post_init__(self) -> None:
         if bool(self.rates) == bool(self.concurrencies):
@@ -204,7 +202,7 @@ async def _measure(
     progress: Callable[[int, RequestRecord], None] | None,
 ) -> PointResult:
     run_id, cfg, helper = run
-    writer = RecordWriter(store.path, run_id, spec.lock_wait_s)
+    writer = RecordWriter(store.path, run_id, store.lock_wait_s)
     records: list[RequestRecord] = []
 
     def on_record(rec: RequestRecord) -> None:
@@ -233,7 +231,7 @@ async def _measure(
         summary |= {"client": client_lags(lag.lags_s(), records), "telemetry": scraper.summary()}
         summary["warning"] = distortion_warning(summary)
         summary["storage"] = {"written": storage.written, "spilled": storage.spilled, "lost": storage.lost}
-        spill = store.finish_run(run_id, status, summary, wait_s=spec.lock_wait_s)
+        spill = store.finish_run(run_id, status, summary)
     return PointResult(
         run_id,
         cfg.arrivals,

@@ -85,8 +85,16 @@ class RunInfo:
 class ResultsStore:
     """``writable``: True must write (else refused), False reads only, None writes where it can."""
 
-    def __init__(self, path: Path | None = None, *, writable: bool | None = None, check: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        writable: bool | None = None,
+        check: bool = False,
+        lock_wait_s: float = LOCK_WAIT_S,
+    ) -> None:
         self.path = path or default_db_path()
+        self.lock_wait_s = lock_wait_s  # how long a write waits out another process's lock
         opened = open_database(self.path, writable, check)
         self.db, self.read_only = opened.db, opened.read_only
         self.recovered = opened.recovered  # spill-file entries written in at opening
@@ -104,14 +112,14 @@ class ResultsStore:
         except sqlite3.Error as exc:
             raise self._refuse("cannot read the results database", exc) from exc
 
-    def _write(self, action: Callable[[], object], wait_s: float = LOCK_WAIT_S) -> None:
+    def _write(self, action: Callable[[], object], wait_s: float | None = None) -> None:
         self.require_writable()
 
         def transaction() -> None:
             with self.db:
                 action()
 
-        error = retrying(transaction, wait_s)
+        error = retrying(transaction, self.lock_wait_s if wait_s is None else wait_s)
         if error is not None:
             raise self._refuse("cannot write the results database", Exception(error))
 
@@ -152,7 +160,7 @@ class ResultsStore:
         self._write(lambda: self.db.execute("INSERT INTO measurements VALUES (?, ?, ?, ?, ?)", row))
 
     def finish_run(
-        self, run_id: int, status: str, summary: dict[str, Any] | None, wait_s: float = LOCK_WAIT_S
+        self, run_id: int, status: str, summary: dict[str, Any] | None, wait_s: float | None = None
     ) -> Path | None:
         """Set the run's final status; when the database cannot take it in ``wait_s``, the
         update goes to the spill file, whose path is returned (None when written)."""

@@ -146,7 +146,7 @@ class SelfCheckPoint(Strict):
 
 
 class SelfCheckPayload(Payload):
-    schema_id: Literal["inferplan.self-check/2"] = Field(default="inferplan.self-check/2", serialization_alias="schema")
+    schema_id: Literal["inferplan.self-check/1"] = Field(default="inferplan.self-check/1", serialization_alias="schema")
     event_loop: str
     token_delay_s: float
     """The local server's gap between tokens."""
