@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import platform
 from collections.abc import Callable
@@ -217,10 +218,13 @@ async def _measure(
     lag = LoopLag()
     lag.start()
     status = "interrupted"
+    gc.collect()
+    gc.freeze()  # a collection during the run walks only what the run made, not every loaded module
     try:
         await run_load(cfg, prompts, on_record)
         status = final_status(records)
     finally:
+        gc.unfreeze()
         lag.stop()
         stop.set()
         scraping.cancel()  # a scrape in flight is dropped, not waited for
