@@ -20,10 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.realserver.tiny_model import make_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 VLLM_DRIVER = (
     "import sys\nfrom vllm.benchmarks import serve\nfrom vllm.utils.argparse_utils import "
