@@ -83,7 +83,7 @@ def main() -> int:
     rows = []
     try:
         for concurrency in (int(c) for c in args.concurrency.split(",")):
-            shape = (concurrency, max(400, 8 * concurrency), args.isl, args.osl)
+            shape = (concurrency, max(1000, 16 * concurrency), args.isl, args.osl)
             ours, theirs = [], []
             for r in range(args.repeats):
                 order = ("vllm", "inferplan") if r % 2 == 0 else ("inferplan", "vllm")
@@ -97,12 +97,16 @@ def main() -> int:
     finally:
         server.kill()
         server.wait(10)
-    print("\nmedian over repeats (ms); each repeat ran both clients in the same minute")
+    print("\nmedian (min-max) over repeats, ms; each repeat ran both clients in the same minute")
     print("| streams | requests | ITL p99 inferplan | ITL p99 vLLM | TPOT p99 inferplan | TPOT p99 vLLM |")
     print("|---|---|---|---|---|---|")
     for concurrency, n, ours, theirs in rows:
-        med = [statistics.median(x[k] for x in side) for k in ("itl_p99_ms", "tpot_p99_ms") for side in (ours, theirs)]
-        print(f"| {concurrency} | {n} | {med[0]:.3f} | {med[1]:.3f} | {med[2]:.3f} | {med[3]:.3f} |")
+        cells = []
+        for key in ("itl_p99_ms", "tpot_p99_ms"):
+            for side in (ours, theirs):
+                values = [x[key] for x in side]
+                cells.append(f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+        print(f"| {concurrency} | {n} | " + " | ".join(cells) + " |")
     return 0
 
 
