@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -393,3 +394,34 @@ def test_client_options_refused_in_one_line(args: list[str], message: str, tmp_p
     )
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("json_in_sqlite", [True, False])
+def test_writer_stores_each_value_as_its_column_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_in_sqlite: bool
+) -> None:
+    from inferplan.bench import writer as writer_module
+
+    if not json_in_sqlite:  # an SQLite built without its JSON functions: one row at a time
+        monkeypatch.setattr(writer_module, "INSERT_REQUESTS_JSON", "SELECT no_such_function(?)")
+    db = tmp_path / "r.db"
+    store = ResultsStore(db)
+    run_id = store.start_run("serve", {}, {})
+    unsent = RequestRecord(7, 0.5)  # never sent: every time NaN
+    writer = writer_module.RecordWriter(db, run_id)
+    for rec in (record(0), record(1, "timeout"), unsent):
+        writer.add_request(rec)
+    report = writer.close()
+    assert (report.written, report.spilled, report.lost) == (3, 0, 0)
+    con = sqlite3.connect(db)
+    types = con.execute(
+        "SELECT typeof(idx), typeof(scheduled_s), typeof(sent_s), typeof(output_tokens), typeof(error), typeof(itl_s) "
+        "FROM requests ORDER BY idx"
+    ).fetchall()
+    con.close()
+    assert types[0] == ("integer", "real", "real", "integer", "text", "text")
+    assert types[2][2] == "null"  # NaN is stored as NULL, never as text
+    recs = store.records(run_id)
+    assert recs[0].chunk_times_s == pytest.approx(record(0).chunk_times_s)
+    assert [r.error for r in recs] == ["", "timeout", ""] and math.isnan(recs[2].sent_s)
+    store.close()

@@ -175,6 +175,8 @@ class RecordWriter:
         """Write what is queued (waiting at most ``lock_wait_s`` plus a margin) and stop."""
         self._queue.put(None)
         self._thread.join(self.lock_wait_s + 30.0 if timeout_s is None else timeout_s)
+        if self._thread.is_alive():  # still stuck: what it holds is counted as lost, never silently
+            self.lost += self._queue.qsize()
         spill = spill_path(self.db_path)
         return WriterReport(self.written, self.spilled, self.lost, spill if self.spilled else None, self.error)
 
