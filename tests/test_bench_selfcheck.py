@@ -82,13 +82,13 @@ def _record(client_delays: list[float], server_gap: float = 0.01) -> RequestReco
 
 def test_self_check_figures_separate_client_from_server() -> None:
     fig = self_check_figures([_record([0.0005, 0.0005, 0.0035, 0.0005])])
-    assert fig["ttft"]["server"]["p50"] == pytest.approx(0.003)
-    assert fig["ttft"]["client"]["p50"] == pytest.approx(0.0025)  # 2 ms before the server read it + 0.5 ms
+    assert fig["ttft"]["server"]["p50"] == pytest.approx(0.004)  # written at 1 ms, first chunk sent at 5 ms
+    assert fig["ttft"]["client"]["p50"] == pytest.approx(0.0015)  # sent 1 ms late, stamped 0.5 ms late
     assert fig["itl"]["server"]["max"] == pytest.approx(0.01)
     assert fig["itl"]["client"]["max"] == pytest.approx(0.003)  # the third chunk was stamped 3 ms late
     assert fig["itl"]["client"]["p50"] == pytest.approx(0.0)
     assert fig["tpot"]["client"]["p50"] == pytest.approx(0.0)  # first and last chunk equally late
-    assert fig["e2e"]["client"]["p50"] == pytest.approx(0.0025)
+    assert fig["e2e"]["client"]["p50"] == pytest.approx(0.0015)
 
 
 def test_self_check_cli_reports_every_metric() -> None:

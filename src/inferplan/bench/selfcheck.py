@@ -1,17 +1,19 @@
 """How much does the client itself add to each metric it reports? Run it against inferplan's
 local streaming server in a process of its own. The server stamps, on the monotonic clock
-both processes share, when it read each request and when it sent each content chunk, so
-for every request the server's own share of each metric is known exactly:
+both processes share, when it sent each content chunk, so for every request the part that
+is not the client's is known exactly:
 
-* TTFT: first chunk sent - request read        (client: send lag, request transit, receipt)
-* ITL:  each gap between two chunks' send times (client: how much later one chunk was
-        stamped than the one before it, past the server's own gap)
+* TTFT: first chunk sent - request written by the client (the server's time, with the
+        network and the server's own queue before it reads the request)
+* ITL:  each gap between two chunks' send times
 * TPOT: (last chunk sent - first chunk sent) / (output tokens - 1)
-* E2E:  last chunk sent - request read
+* E2E:  last chunk sent - request written
 
-The client's share is measured minus server, per request (per gap for ITL); it is reported
-at p50, p99 and max beside both distributions. The first ``concurrency`` requests (opening
-connections) are left out when there are more than twice as many.
+The client's share is measured minus that, per request (per gap for ITL): for TTFT and E2E
+its send lag plus how long after the server sent a chunk the client stamped it; for ITL and
+TPOT how much later one chunk was stamped than another. It is reported at p50, p99 and max
+beside both distributions. The first ``concurrency`` requests (opening connections) are left
+out when there are more than twice as many.
 """
 
 from __future__ import annotations
@@ -68,10 +70,10 @@ def _pairs(r: RequestRecord) -> dict[str, tuple[list[float], list[float]]]:
     n = r.output_tokens
     server_tpot = (s[-1] - s[0]) / (n - 1) if n > 1 else math.nan
     return {
-        "ttft": ([r.ttft_s], [s[0] - r.server_received_s]),
+        "ttft": ([r.ttft_s], [s[0] - r.sent_s]),
         "itl": (r.gaps_s(), [b - a for a, b in itertools.pairwise(s)]),
         "tpot": ([r.tpot_s], [server_tpot]),
-        "e2e": ([r.e2e_s], [s[-1] - r.server_received_s]),
+        "e2e": ([r.e2e_s], [s[-1] - r.sent_s]),
     }
 
 

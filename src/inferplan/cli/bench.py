@@ -279,7 +279,7 @@ def bench_self_check(
         int | None, typer.Option(min=1, max=100_000, help="Requests per point (default 8 per stream, at least 100).")
     ] = None,
     tokens: Annotated[int, typer.Option(min=2, max=4096)] = 16,
-    token_delay: Annotated[str, typer.Option(help="Server's gap between tokens.")] = "20ms",
+    token_delay: Annotated[str, typer.Option(help="Server's gap between tokens.")] = "100ms",
     as_json: JsonOpt = False,
 ) -> None:
     """Measure what the client itself adds to TTFT, ITL, TPOT and E2E, against a local server
