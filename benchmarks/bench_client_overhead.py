@@ -2,7 +2,7 @@
 and 256 concurrent streams, against inferplan's local server in a process of its own, which
 stamps when it read each request and sent each chunk (the same as `inferplan bench
 self-check`). Target: client-added TTFT p99 under 5 ms at 256 streams on the 2-core CI machine.
-Run: python benchmarks/bench_client_overhead.py [--token-delay 0.1] [--tokens 16]"""
+Run: python benchmarks/bench_client_overhead.py [--token-delay 0.05] [--tokens 16]"""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from inferplan.bench.selfcheck import METRICS, run_self_check
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--token-delay", type=float, default=0.1, help="server's gap between tokens, seconds")
+    parser.add_argument("--token-delay", type=float, default=0.05, help="server's gap between tokens, seconds")
     parser.add_argument("--tokens", type=int, default=16)
     args = parser.parse_args()
     print(
@@ -24,7 +24,7 @@ def main() -> int:
     print("| streams | metric | measured p50 / p99 / max | server p50 / p99 / max | client p50 / p99 / max |")
     print("|---|---|---|---|---|")
     for concurrency in (1, 64, 256):
-        n = 100 if concurrency == 1 else 8 * concurrency
+        n = max(50, 8 * concurrency)
         r = run_self_check(concurrency, n, tokens=args.tokens, token_delay_s=args.token_delay)
         for metric in METRICS:
             cells = [

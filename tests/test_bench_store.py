@@ -87,6 +87,8 @@ def test_newer_schema_and_garbage_are_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(ConfigError, match="newer than this"):
         ResultsStore(db)
+    with pytest.raises(ConfigError, match="is a folder"):
+        ResultsStore(tmp_path)
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ConfigError, match="not a usable results database"):

@@ -62,6 +62,8 @@ class Opened:
 
 def open_database(path: Path, writable: bool | None, check: bool) -> Opened:
     """``writable``: True must write (else refused), False reads only, None writes where it can."""
+    if path.is_dir():
+        raise refusal(path, "is a folder, not a results database file")
     opened = Opened(_read_only(path), True, 0) if writable is False else _writable(path, must=bool(writable))
     if check:
         _check(path, opened.db)

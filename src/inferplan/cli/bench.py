@@ -276,10 +276,10 @@ def bench_serve(
 def bench_self_check(
     concurrency: Annotated[str, typer.Option(help="Streams, or several: 1,64,256.")] = "1,64,256",
     num_requests: Annotated[
-        int | None, typer.Option(min=1, max=100_000, help="Requests per point (default 8 per stream, at least 100).")
+        int | None, typer.Option(min=1, max=100_000, help="Requests per point (default 8 per stream, at least 50).")
     ] = None,
     tokens: Annotated[int, typer.Option(min=2, max=4096)] = 16,
-    token_delay: Annotated[str, typer.Option(help="Server's gap between tokens.")] = "100ms",
+    token_delay: Annotated[str, typer.Option(help="Server's gap between tokens.")] = "50ms",
     as_json: JsonOpt = False,
 ) -> None:
     """Measure what the client itself adds to TTFT, ITL, TPOT and E2E, against a local server
@@ -289,7 +289,7 @@ def bench_self_check(
     for c in (int(x) for x in _floats(concurrency, "concurrency")):
         if c > 4096:
             raise InputError("--concurrency values must be at most 4096")
-        n = num_requests or max(100, 8 * c)
+        n = num_requests or max(50, 8 * c)
         points.append(run_self_check(c, n, tokens, delay_s))
     payload = self_check_payload(points, delay_s, loop_name())
     if as_json:
