@@ -158,14 +158,16 @@ class RecordWriter:
 
     def __init__(self, db_path: Path, run_id: int, lock_wait_s: float = 60.0) -> None:
         self.db_path, self.run_id, self.lock_wait_s = db_path, run_id, lock_wait_s
-        self._queue: queue.SimpleQueue[tuple[str, tuple[object, ...]] | None] = queue.SimpleQueue()
+        # requests as JSON text, made on the event loop one record at a time (a few microseconds
+        # each), so that the writer never holds the interpreter lock long enough to be felt there
+        self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self.written = self.spilled = self.lost = 0
         self.error: str | None = None
         self._thread = threading.Thread(target=self._main, name=f"inferplan-writer-{run_id}", daemon=True)
         self._thread.start()
 
     def add_request(self, rec: RequestRecord) -> None:
-        self._queue.put(("request", request_row(self.run_id, rec)))
+        self._queue.put(("request", json.dumps(request_row(self.run_id, rec))))
 
     def add_telemetry(self, t_s: float, values: dict[str, float]) -> None:
         for name, value in values.items():
@@ -196,7 +198,7 @@ class RecordWriter:
             if db is not None:
                 db.close()
 
-    def _next_batch(self) -> tuple[list[tuple[str, tuple[object, ...]]], bool]:
+    def _next_batch(self) -> tuple[list[tuple[str, Any]], bool]:
         """What arrived in one flush interval: one commit, one hand-over of the interpreter
         lock per interval rather than per record, so the event loop is rarely held up."""
         item = self._queue.get()
@@ -211,9 +213,9 @@ class RecordWriter:
                 return batch, False
         return batch, True
 
-    def _write(self, db: sqlite3.Connection | None, batch: list[tuple[str, tuple[object, ...]]]) -> None:
+    def _write(self, db: sqlite3.Connection | None, batch: list[tuple[str, Any]]) -> None:
         requests = [row for kind, row in batch if kind == "request"]
-        rows = json.dumps(requests)
+        rows = "[" + ",".join(requests) + "]"
 
         def transaction() -> None:
             assert db is not None
@@ -224,7 +226,7 @@ class RecordWriter:
                     except sqlite3.OperationalError as exc:
                         if "no such function" not in str(exc):  # an SQLite built without JSON
                             raise
-                        db.executemany(INSERT_REQUEST, requests)
+                        db.executemany(INSERT_REQUEST, [tuple(json.loads(r)) for r in requests])
                 db.executemany(INSERT_TELEMETRY, [row for kind, row in batch if kind == "telemetry"])
 
         # after one batch has waited its full time, later ones try once: closing stays bounded
@@ -234,7 +236,8 @@ class RecordWriter:
             self.written += len(batch)
             return
         self.error = error
-        if append_spill(spill_path(self.db_path), ({"kind": kind, "row": list(row)} for kind, row in batch)):
+        entries = ({"kind": k, "row": json.loads(r) if k == "request" else list(r)} for k, r in batch)
+        if append_spill(spill_path(self.db_path), entries):
             self.spilled += len(batch)
         else:
             self.lost += len(batch)
