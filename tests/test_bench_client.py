@@ -210,6 +210,7 @@ def test_every_fault_is_classified_and_counted() -> None:
         }
     )
     assert next(r.detail for r in records if r.error == "http_429").startswith("retry-after 7")
+    assert all(r.detail.isprintable() for r in records)
     no_usage = [r for r in records if r.ok and r.tokens_source == "chunks"]
     assert len(no_usage) == 1 and no_usage[0].output_tokens == 8
     s = summarize_records(records)

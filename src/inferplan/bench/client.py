@@ -190,6 +190,8 @@ async def _one(client: Transport, cfg: BenchConfig, rec: RequestRecord, prompt: 
     finally:
         rec.end_s = time.perf_counter() - t0
         _finish(rec, state)
+        if rec.detail and not rec.detail.isprintable():  # server bytes never reach a terminal raw
+            rec.detail = "".join(c if c.isprintable() else " " for c in rec.detail)
 
 
 async def run_load(

@@ -153,7 +153,7 @@ class LocalServer:
             await asyncio.sleep(_FOREVER_S)
         if b.status != 200:
             extra = f"retry-after: {b.retry_after_s}\r\n" if b.retry_after_s is not None else ""
-            return await _plain(writer, b.status, b'{"error": {"message": "injected"}}', extra)
+            return await _plain(writer, b.status, b'{"error": {"message": "injected\x1b[2J\n"}}', extra)
         request = json.loads(body or b"{}")
         tokens = int(b.max_tokens if b.max_tokens is not None else request.get("max_tokens") or 16)
         fmt = StreamFormat.for_request(path, request, self.requests)
