@@ -55,8 +55,8 @@ def test_truncated_json_names_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "pattern"),
     [
-        ("hidden_size", -5, "non-negative"),
-        ("hidden_size", "big", "non-negative"),
+        ("hidden_size", -5, "between 0 and 262,144"),
+        ("hidden_size", "big", "must be a whole number"),
         ("num_attention_heads", 0, "positive"),
         ("num_key_value_heads", 3, "not a multiple"),
         ("tie_word_embeddings", "yes", "true or false"),

@@ -119,7 +119,7 @@ def plan(
     if output is not None:
         comparisons = compare_runs(stored_runs, runs_deployment(runs_where, result)) if stored_runs else None
         path = write_report(output, result, payload, comparisons)
-        (err if as_json or markdown else out).print(f"Wrote the report to {path}.")
+        (err if as_json or markdown else out).print(f"Wrote the report to {path}.", markup=False, highlight=False)
 
 
 def report(**kwargs: Any) -> None:
@@ -192,5 +192,5 @@ def cost(
         return
     d = to_json_dict(payload)
     for line in d["headline"][:3]:
-        out.print(line, highlight=False)
+        out.print(line, markup=False, highlight=False)
     print_cost(out, d["cost"])

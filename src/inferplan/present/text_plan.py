@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from inferplan.present.text import money, ms, table
+from inferplan.present.text import NO_PRICE, money, ms, num, table
 
 __all__ = ["RANK_COLUMNS", "cost_rows", "plan_markdown", "print_cost", "print_plan", "ranked_rows"]
 
@@ -32,8 +32,8 @@ def ranked_rows(d: dict[str, Any]) -> list[list[str]]:
             str(r["num_gpus"]),
             ms(r["ttft_p90_s"], 0),
             ms(r["tpot_p90_s"], 1),
-            f"{r['usd_per_hour']:,.2f}" if r["usd_per_hour"] is not None else "no price",
-            f"{r['usd_per_mtok']:,.3f}" if r["usd_per_mtok"] is not None else "-",
+            num(r["usd_per_hour"], ",.2f", missing=NO_PRICE),
+            num(r["usd_per_mtok"], ",.3f", missing=NO_PRICE),
             "yes" if r["meets_targets"] else (r["miss"] or "no"),
         ]
         for r in d["ranked"]
@@ -45,32 +45,35 @@ def cost_rows(c: dict[str, Any]) -> list[list[str]]:
     per_mtok, totals = c["usd_per_million_output_tokens"], c["totals_usd"]
 
     def mtok(key: str) -> str:
-        return f"{per_mtok[key]:,.3f}" if key in per_mtok else "-"
+        return num(per_mtok.get(key), ",.3f", missing=NO_PRICE)
+
+    def usd(x: float | None) -> str:
+        return money(x, missing=NO_PRICE)
 
     return [
         [
             "bare metal (owned, sized for peak)",
             f"{c['bare_metal_replicas']} ({c['bare_metal_gpus']} GPUs)",
-            money(c["bare_metal_monthly_usd"]),
+            usd(c["bare_metal_monthly_usd"]),
             mtok("bare_metal"),
-            money(totals["12_months"].get("bare_metal")),
-            money(totals["36_months"].get("bare_metal")),
+            usd(totals["12_months"].get("bare_metal")),
+            usd(totals["36_months"].get("bare_metal")),
         ],
         [
             "cloud, elastic (pays the hours used)",
             f"{c['cloud_replicas']} ({c['cloud_gpus']} GPUs)",
-            money(c["cloud_elastic_monthly_usd"]),
+            usd(c["cloud_elastic_monthly_usd"]),
             mtok("cloud_elastic"),
-            money(totals["12_months"].get("cloud_elastic")),
-            money(totals["36_months"].get("cloud_elastic")),
+            usd(totals["12_months"].get("cloud_elastic")),
+            usd(totals["36_months"].get("cloud_elastic")),
         ],
         [
             "cloud, always on (sized for peak)",
             "peak fleet",
-            money(c["cloud_always_on_monthly_usd"]),
+            usd(c["cloud_always_on_monthly_usd"]),
             mtok("cloud_always_on"),
-            money(totals["12_months"].get("cloud_always_on")),
-            money(totals["36_months"].get("cloud_always_on")),
+            usd(totals["12_months"].get("cloud_always_on")),
+            usd(totals["36_months"].get("cloud_always_on")),
         ],
     ]
 
@@ -113,7 +116,7 @@ def print_plan(out: Console, d: dict[str, Any]) -> None:
             ranked_rows(d),
         )
     )
-    out.print(f"Search over the catalog took {d['search_time_s'] * 1e3:,.0f} ms.")
+    out.print(f"Search over the catalog took {num(d['search_time_s'], ',.0f', 1e3)} ms.")
 
 
 def print_cost(out: Console, c: dict[str, Any]) -> None:
