@@ -14,8 +14,10 @@ from typing import Any
 
 from tests.conftest import tiny_llama_config
 
-#: What the fuzz suites ran and found, printed at the end of the session (tests/conftest.py).
+#: What the fuzz suites ran and found, and figures measured under load, printed at the end of
+#: the session (tests/conftest.py).
 COUNTS: Counter[str] = Counter()
+FIGURES: dict[str, str] = {}
 
 #: A NaN or an infinity written as text: never a figure in any output.
 NON_FINITE = re.compile(r"(?<![\w.])-?(nan|inf|infinity)(?![\w])", re.IGNORECASE)

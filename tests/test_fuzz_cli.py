@@ -318,3 +318,35 @@ def test_hostile_config_files_end_in_one_line(config_dir: Path, name: str) -> No
     check_cli_answer(["fit", str(path)], code, stdout, stderr, allowed_tokens(path.read_bytes()[:10_000]))
     assert code == 2, stderr
     assert str(path) in stderr.replace("\n", "")
+
+
+HOSTILE_TRACES = {
+    "non_utf8": b"\xff\xfe\x00arrival_s",
+    "nan_arrival": b"arrival_s,input_tokens,output_tokens\nnan,100,10\n",
+    "infinite_arrival": b"arrival_s,input_tokens,output_tokens\n1e400,100,10\n",
+    "huge_tokens": b"arrival_s,input_tokens,output_tokens\n0," + b"9" * 400 + b",10\n",
+    "decimal_tokens": b"arrival_s,input_tokens,output_tokens\n0,100.5,10\n",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_TRACES))
+def test_hostile_trace_files_end_in_one_line(tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.csv"
+    path.write_bytes(HOSTILE_TRACES[name])
+    args = ["predict", "qwen3-0.6b", "--gpu", "h100", "--trace", str(path), "--json"]
+    code, stdout, stderr = run_cli(args)
+    check_cli_answer(args, code, stdout, stderr, allowed_tokens(HOSTILE_TRACES[name]))
+    assert code == 2 and str(path) in stderr
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff\xfe", b"", b"id,value\n1,2\n"],
+)
+def test_hostile_measurement_files_end_in_one_line(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes(raw)
+    code, stdout, stderr = run_cli(["validate", str(path)])
+    check_cli_answer(["validate", str(path)], code, stdout, stderr, set())
+    assert code == 2 and str(path) in stderr

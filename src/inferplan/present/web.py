@@ -138,10 +138,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    if any(e.get("type") == "json_invalid" for e in exc.errors()):
-        message = "the body is not valid JSON: send a JSON object (Content-Type: application/json)"
+    errors = exc.errors()
+    whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
+    if any(e.get("type") == "json_invalid" for e in errors) or any(e.get("type") == "missing" for e in whole_body):
+        message = "the body is empty or not valid JSON: send a JSON object (Content-Type: application/json)"
         return error_response(400, message, "HTTPError")
-    return error_response(422, validation_message(exc.errors()), "InputError")
+    if whole_body:
+        return error_response(422, "the body must be a JSON object with the fields /api/docs lists", "InputError")
+    return error_response(422, validation_message(errors), "InputError")
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:

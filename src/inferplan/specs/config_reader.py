@@ -65,7 +65,8 @@ def read_json_file(path: Path, max_bytes: int = MAX_CONFIG_FILE_BYTES) -> Any:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
     if len(raw) > max_bytes:
-        raise ConfigError(f"{path}: larger than {max_bytes // 1024:,} KiB; a config.json takes a few KiB")
+        limit = f"{max_bytes // 1024:,} KiB" if max_bytes >= 1024 else f"{max_bytes} bytes"
+        raise ConfigError(f"{path}: larger than {limit}; a config.json takes a few KiB")
     return parse_json_text(decode_utf8(raw, str(path)), str(path))
 
 
@@ -172,13 +173,17 @@ class ConfigReader:
             )
         return value
 
+    def key(self, *keys: str) -> str:
+        """The first of ``keys`` the config gives (else the first): the name a message shows."""
+        return next((k for k in keys if self.cfg.get(k) is not None), keys[0])
+
     def opt_int(self, *keys: str) -> int | None:
         return self.integer(*keys) if any(self.cfg.get(k) is not None for k in keys) else None
 
     def positive(self, *keys: str, default: int | None = None) -> int:
         value = self.integer(*keys, default=default)
         if value <= 0:
-            raise self.fail(f"field '{self.field(keys[0])}' must be positive, got {value}")
+            raise self.fail(f"field '{self.field(self.key(*keys))}' must be positive, got {value}")
         return value
 
     def flag(self, key: str, default: bool) -> bool:

@@ -56,7 +56,7 @@ def _moe_spec(r: ConfigReader, experts_keys: tuple[str, ...], topk_keys: tuple[s
     top_k = r.positive(*topk_keys)
     if top_k > experts:
         raise r.fail(
-            f"{topk_keys[0]} ({top_k}) is more than {experts_keys[0]} ({experts}); "
+            f"{r.key(*topk_keys)} ({top_k}) is more than {r.key(*experts_keys)} ({experts}); "
             "each token is routed to some of the experts there are"
         )
     return experts, top_k

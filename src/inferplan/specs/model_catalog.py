@@ -161,7 +161,7 @@ def _load_hub(repo_id: str) -> ModelSpec:
     except ImportError as exc:
         raise OfflineError(
             f"'{repo_id}' is not in the catalog and huggingface_hub is not installed; "
-            "install inferplan[hub] or pass a local config.json"
+            "pip install 'inferplan[hub]' or pass a local config.json"
         ) from exc
     try:
         local = hf_hub_download(repo_id, "config.json")
