@@ -144,7 +144,7 @@ def test_the_console_script_prints_one_line_for_bad_options() -> None:
         (["plan", "llama-3.1-8b", "--nope"], "No such option: --nope"),
         (["cost", "llama-3.1-8b", "--gpu", "l4", "--cost-set", "pue=inf"], "finite number"),
     ):
-        done = subprocess.run([*_console_command(), *args], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([*_console_command(), *args], capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2, done.stderr
         assert done.stdout == "" and len(done.stderr.splitlines()) == 1 and words in done.stderr, done.stderr
 
@@ -214,3 +214,11 @@ def test_a_missing_price_is_words_never_nan(runner: CliRunner) -> None:
     result = runner.invoke(app, ["plan", "mixtral-8x7b", "--gpus", "b200", "--verify", "0", "--json"])
     payload = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
     assert payload["cost"]["bare_metal_monthly_usd"] is None
+
+
+def test_the_report_of_a_plan_with_missing_prices_has_no_nan(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", "mixtral-8x7b", "--gpus", "b200", "--verify", "0", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "<svg" in page and not re.search(r"(?i)(?<![\w.])-?(nan|inf|infinity)(?!\w)", page)

@@ -45,7 +45,9 @@ EDGE_VALUES: list[Any] = [
     [[[[[]]]]],
 ]
 VALID: dict[str, st.SearchStrategy[Any]] = {
-    "model": st.sampled_from(["qwen3-0.6b", "llama-3.1-8b", "mixtral-8x7b", "nope", "/etc/passwd", "a/b"]),
+    "model": st.sampled_from(
+        ["qwen3-0.6b", "llama-3.1-8b", "mixtral-8x7b", "nope", "/etc/passwd", "a/b", "a\nb\x00", "[red]x"]
+    ),
     "isl": st.integers(1, 100_000),
     "osl": st.integers(1, 10_000),
     "rate_per_s": st.floats(0.01, 1000),

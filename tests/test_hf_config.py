@@ -259,5 +259,5 @@ def test_files_are_utf8_and_bounded(tmp_path: Path) -> None:
         load_model(str(path))
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(tiny_llama_config()).encode())  # a BOM is fine
     assert load_model(str(path)).num_layers == 2
-    with pytest.raises(ConfigError, match="larger than 64 bytes; a config.json takes a few KiB"):
+    with pytest.raises(ConfigError, match=r"larger than 64 bytes; a config\.json takes a few KiB"):
         read_json_file(path, max_bytes=64)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -338,3 +339,12 @@ def test_health_answers_fast_while_50_plans_run(tmp_path: Path) -> None:
         f"{p99 * 1e3:.1f} ms (p50 {samples[len(samples) // 2] * 1e3:.1f} ms, {len(samples)} probes)"
     )
     assert p99 < 0.1, f"health p99 {p99 * 1e3:.0f} ms while 50 plans ran"
+
+
+def test_a_plan_with_missing_prices_answers_without_nan(client: TestClient) -> None:
+    """b200 has no purchase price: the JSON says null, the HTML fragments and charts say nothing false."""
+    answer = client.post("/api/plan", json={"model": "mixtral-8x7b", "gpus": ["b200"], "verify": 0})
+    assert answer.status_code == 200, answer.text
+    assert not re.search(r"(?i)(?<![\w.])-?(nan|inf|infinity)(?!\w)", answer.text)
+    assert answer.json()["plan"]["cost"]["bare_metal_monthly_usd"] is None
+    assert "no price" in answer.json()["html"]["cost"]

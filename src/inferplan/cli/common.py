@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from inferplan.errors import InferplanError, InputError
 from inferplan.present.payload import to_json_text
+from inferplan.present.text import one_line
 from inferplan.units import parse_duration_s
 
 __all__ = [
@@ -47,12 +48,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (schema in docs/json.md).")]
-
-
-def one_line(text: str) -> str:
-    """``text`` on one line: line breaks and other control characters written as escapes
-    (a model name with a newline in it cannot split a message)."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def print_error(message: str) -> None:

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from inferplan.units import GIB
 
-__all__ = ["MISSING", "NO_PRICE", "gib", "money", "ms", "num", "table"]
+__all__ = ["MISSING", "NO_PRICE", "gib", "money", "ms", "num", "one_line", "table"]
 
 
 #: What a table shows where a figure does not exist (never NaN): a dash, or words that say why.
@@ -44,6 +44,12 @@ def money(x: float | None, digits: int = 0, missing: str = MISSING) -> str:
     """Dollars, or ``missing`` where there is no figure."""
     text = num(x, f",.{digits}f", missing=missing)
     return text if text == missing else f"${text}"
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters written as escapes (a
+    model name with a newline in it cannot split an error message, on a terminal or in JSON)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def table(title: str, columns: list[str], rows: list[list[str]], caption: str = "") -> Table:

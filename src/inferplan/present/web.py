@@ -139,11 +139,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
-    if any(e.get("type") == "json_invalid" for e in errors) or any(e.get("type") == "missing" for e in whole_body):
+    whole_body = {str(e.get("type")) for e in errors if tuple(e.get("loc", ())) == ("body",)}
+    if any(e.get("type") == "json_invalid" for e in errors) or "missing" in whole_body:
         message = "the body is empty or not valid JSON: send a JSON object (Content-Type: application/json)"
         return error_response(400, message, "HTTPError")
-    if whole_body:
+    if whole_body & {"model_attributes_type", "model_type", "dict_type"}:
         return error_response(422, "the body must be a JSON object with the fields /api/docs lists", "InputError")
     return error_response(422, validation_message(errors), "InputError")
 

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inferplan.errors import InferplanError
 from inferplan.limits import MAX_QUEUED_PLANS, MAX_REQUEST_BODY_BYTES, MAX_RUNNING_PLANS
+from inferplan.present.text import one_line
 
 __all__ = ["MAX_BODY_BYTES", "BodyLimit", "BusyError", "PlanPool", "error_response"]
 
@@ -29,7 +30,7 @@ R = TypeVar("R")
 
 def error_response(status: int, message: str, kind: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """Every answer that is not a success: ``{"error": one line, "kind": error class}``."""
-    return JSONResponse({"error": message, "kind": kind}, status_code=status, headers=headers)
+    return JSONResponse({"error": one_line(message), "kind": kind}, status_code=status, headers=headers)
 
 
 class BusyError(InferplanError):

@@ -21,11 +21,18 @@ from typing import Any
 from inferplan.errors import ConfigError
 from inferplan.limits import CONFIG_FIELD_MAX, MAX_CONFIG_FILE_BYTES, MAX_CONFIG_INT_DIGITS, MAX_JSON_DEPTH
 
-__all__ = ["ConfigReader", "decode_utf8", "describe_value", "parse_json_text", "read_json_file"]
+__all__ = ["ConfigReader", "decode_utf8", "describe_value", "parse_json_text", "read_json_file", "shown_text"]
 
 Config = Mapping[str, Any]
 #: The bound of an integer field missing from CONFIG_FIELD_MAX (int32).
 _DEFAULT_FIELD_MAX = 2**31 - 1
+
+
+def shown_text(text: str, limit: int = 40) -> str:
+    """Text from a config as a message quotes it: control characters escaped (one line), at most
+    ``limit`` characters."""
+    escaped = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
 
 
 def describe_value(value: Any) -> str:

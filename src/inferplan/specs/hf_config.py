@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inferplan.errors import ConfigError, UnsupportedModelError
-from inferplan.specs.config_reader import ConfigReader, describe_value
+from inferplan.specs.config_reader import ConfigReader, describe_value, shown_text
 from inferplan.specs.model import AttentionSpec, LayerSpec, MlpSpec, ModelSpec, MoeSpec
 from inferplan.specs.quantization import parse_quantization
 
@@ -126,7 +126,7 @@ def _llama_like(r: ConfigReader, name: str) -> ModelSpec:
     )
     window = r.opt_int("sliding_window")
     use_window = r.flag("use_sliding_window", mt not in ("qwen2", "qwen3"))
-    if "layer_types" in r.cfg:
+    if r.cfg.get("layer_types") is not None:
         windows = _windows_from_layer_types(r, n, window)
     else:
         windows = [window if (window and use_window) else None] * n
@@ -173,7 +173,7 @@ def _gemma(r: ConfigReader, name: str) -> ModelSpec:
     n = r.positive("num_hidden_layers")
     attn = _attn(r, qkv_bias=r.flag("attention_bias", False), qk_norm=mt != "gemma2")
     window = r.opt_int("sliding_window")
-    if "layer_types" in r.cfg:
+    if r.cfg.get("layer_types") is not None:
         windows = _windows_from_layer_types(r, n, window)
     elif mt == "gemma2":
         windows = [window if i % 2 == 0 else None for i in range(n)]
@@ -375,9 +375,9 @@ def _family_spec(cfg: Config, model_type: str, name: str, origin: str) -> ModelS
         return _with_notes(spec, note, source_type=model_type)
     family = _FAMILIES.get(model_type)
     if family is None:
-        shown = model_type if len(model_type) <= 40 else model_type[:37] + "..."
         raise UnsupportedModelError(
-            f"{origin}: model_type '{shown}' is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+            f"{origin}: model_type '{shown_text(model_type)}' is not supported; "
+            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     return family(ConfigReader(cfg, origin), name)
 

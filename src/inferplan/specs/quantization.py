@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from inferplan.errors import ConfigError
-from inferplan.specs.config_reader import ConfigReader, describe_value
+from inferplan.specs.config_reader import ConfigReader, describe_value, shown_text
 from inferplan.specs.model import QuantInfo
 
 __all__ = ["parse_quantization"]
@@ -38,9 +38,8 @@ def parse_quantization(cfg: Config, origin: str = "config.json") -> QuantInfo | 
     if method in ("modelopt", "nvfp4"):
         algo = r.text("quant_algo", "FP8").upper()
         return QuantInfo("modelopt", "nvfp4" if "FP4" in algo else "fp8", 4 if "FP4" in algo else 8)
-    shown = method if len(method) <= 40 else method[:37] + "..."
     raise ConfigError(
-        f"{origin}: quantization_config.quant_method '{shown}' is not supported; supported: "
+        f"{origin}: quantization_config.quant_method '{shown_text(method)}' is not supported; supported: "
         "fp8, awq, gptq, compressed-tensors, bitsandbytes, mxfp4, modelopt"
     )
 
