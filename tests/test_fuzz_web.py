@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -195,3 +196,14 @@ def test_queries_paths_and_methods_fuzz() -> None:
 
     one()
     assert COUNTS["web cases"] - before >= 250
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL_CONFIGS))
+def test_hostile_pasted_configs_are_a_4xx_of_one_line(name: str) -> None:
+    """Each hostile config.json pasted into the form (bytes that are not UTF-8 arrive as the
+    browser would send them, decoded as Latin-1): a 4xx JSON error, never a 500."""
+    text = ADVERSARIAL_CONFIGS[name].decode("latin-1")
+    sent = json.dumps({"config_json": text, "gpus": ["l4"], "charts": False})
+    answer = CLIENT.post("/api/plan", content=sent, headers={"content-type": "application/json"})
+    check_answer("POST", "/api/plan", answer, sent)
+    assert answer.status_code in (413, 422), answer.text

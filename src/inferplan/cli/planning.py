@@ -192,5 +192,5 @@ def cost(
         return
     d = to_json_dict(payload)
     for line in d["headline"][:3]:
-        out.print(line, markup=False, highlight=False)
+        out.print(line, highlight=False)
     print_cost(out, d["cost"])

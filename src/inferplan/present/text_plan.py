@@ -45,35 +45,32 @@ def cost_rows(c: dict[str, Any]) -> list[list[str]]:
     per_mtok, totals = c["usd_per_million_output_tokens"], c["totals_usd"]
 
     def mtok(key: str) -> str:
-        return num(per_mtok.get(key), ",.3f", missing=NO_PRICE)
-
-    def usd(x: float | None) -> str:
-        return money(x, missing=NO_PRICE)
+        return f"{per_mtok[key]:,.3f}" if key in per_mtok else "-"
 
     return [
         [
             "bare metal (owned, sized for peak)",
             f"{c['bare_metal_replicas']} ({c['bare_metal_gpus']} GPUs)",
-            usd(c["bare_metal_monthly_usd"]),
+            money(c["bare_metal_monthly_usd"]),
             mtok("bare_metal"),
-            usd(totals["12_months"].get("bare_metal")),
-            usd(totals["36_months"].get("bare_metal")),
+            money(totals["12_months"].get("bare_metal")),
+            money(totals["36_months"].get("bare_metal")),
         ],
         [
             "cloud, elastic (pays the hours used)",
             f"{c['cloud_replicas']} ({c['cloud_gpus']} GPUs)",
-            usd(c["cloud_elastic_monthly_usd"]),
+            money(c["cloud_elastic_monthly_usd"]),
             mtok("cloud_elastic"),
-            usd(totals["12_months"].get("cloud_elastic")),
-            usd(totals["36_months"].get("cloud_elastic")),
+            money(totals["12_months"].get("cloud_elastic")),
+            money(totals["36_months"].get("cloud_elastic")),
         ],
         [
             "cloud, always on (sized for peak)",
             "peak fleet",
-            usd(c["cloud_always_on_monthly_usd"]),
+            money(c["cloud_always_on_monthly_usd"]),
             mtok("cloud_always_on"),
-            usd(totals["12_months"].get("cloud_always_on")),
-            usd(totals["36_months"].get("cloud_always_on")),
+            money(totals["12_months"].get("cloud_always_on")),
+            money(totals["36_months"].get("cloud_always_on")),
         ],
     ]
 
