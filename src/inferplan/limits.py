@@ -10,7 +10,6 @@ import math
 
 __all__ = [
     "CONFIG_FIELD_MAX",
-    "COST_ASSUMPTION_RANGES",
     "MAX_BATCHED_TOKENS",
     "MAX_BUDGET_USD_PER_HOUR",
     "MAX_CONCURRENCY",
@@ -101,20 +100,6 @@ MAX_HEAD_DIM = 4096
 MAX_EXPERTS = 4096
 MAX_VOCAB_SIZE = 2**22
 MAX_CONTEXT_TOKENS = 2**30
-
-#: The range of each cost assumption (--cost-set NAME=VALUE), wide enough for any real site.
-COST_ASSUMPTION_RANGES: dict[str, tuple[float, float]] = {
-    "usd_per_kwh": (0.0, 10.0),
-    "pue": (1.0, 5.0),
-    "gpu_load": (0.0, 1.0),
-    "host_power_w_per_gpu": (0.0, 10_000.0),
-    "colocation_usd_per_kw_month": (0.0, 100_000.0),
-    "support_fraction_per_year": (0.0, 1.0),
-    "amortisation_months": (1.0, 240.0),
-    "egress_usd_per_gb": (0.0, 100.0),
-    "bytes_per_output_token": (1.0, 1_000_000.0),
-    "model_transfers_per_month": (0.0, 10_000.0),
-}
 
 #: The largest value of each integer field of a Hugging Face config.json (smallest: 0).
 CONFIG_FIELD_MAX: dict[str, int] = {

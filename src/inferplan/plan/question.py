@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from inferplan.errors import InputError
 from inferplan.limits import (
-    COST_ASSUMPTION_RANGES,
     MAX_BUDGET_USD_PER_HOUR,
     MAX_CONCURRENCY,
     MAX_CONFIG_CHARS,
@@ -27,7 +26,6 @@ from inferplan.limits import (
     MAX_RATE_PER_S,
     MAX_TPOT_S,
     MAX_TTFT_S,
-    describe_number,
 )
 
 __all__ = ["OPTION_NAMES", "Demand", "PlanQuestion", "Targets", "question_from", "validation_message"]
@@ -156,19 +154,6 @@ class PlanQuestion(BaseModel):
     rank: Literal["cost", "latency", "gpus", "throughput_per_gpu"] = "cost"
     top: int = Field(10, ge=1, le=1000)
     verify: int = Field(1, ge=0, le=20, description="Simulate the best N to verify.")
-
-    @field_validator("cost_set")
-    @classmethod
-    def _cost_assumptions_in_range(cls, values: dict[str, float]) -> dict[str, float]:
-        """Each known assumption within its range (unknown names are refused with the list of known ones)."""
-        for name, value in values.items():
-            low, high = COST_ASSUMPTION_RANGES.get(name, (0.0, 1e9))
-            if not low <= value <= high:
-                between = f"between {describe_number(low)} and {describe_number(high)}"
-                raise ValueError(f"{name} must be {between}, got {describe_number(value)}")
-            if name == "amortisation_months" and value != int(value):
-                raise ValueError("amortisation_months must be a whole number of months")
-        return values
 
     @model_validator(mode="after")
     def _one_model_one_load(self) -> PlanQuestion:
