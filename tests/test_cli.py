@@ -173,6 +173,7 @@ def test_the_console_script_prints_one_line_for_bad_options() -> None:
         (["deploy", "llama-3.1-8b", "--gpu", "h100", "--port", "0"], "--port must be between 1 and 65535"),
         (["deploy", "llama-3.1-8b", "--gpu", "h100", "--wait", "1e400s"], "too long to be a number"),
         (["fit", "x" * 5000, "--gpu", "h100"], "unknown model"),
+        (["predict", "qwen3-0.6b", "--gpu", "h100", "--rate", "1", "--calibration", "x" * 5000], "no calibration"),
         (["fit", "[red]llama[/red]", "--gpu", "h100"], "no such file or folder: [red]llama[/red]"),
         (["fit", "a\nb", "--gpu", "h100"], "unknown model 'a\\nb'"),
     ],

@@ -80,7 +80,9 @@ SETTINGS = st.builds(
 ) | st.sampled_from(["pue", "=", "pue=", "=1", "PUE=1.2", "pue=1=2", "jitter_loss=0.2", "usd_per_kwh=0.2"])
 GPUS = st.sampled_from(["l4", "h100", "b200", "mi300x", "h100-sxm:3g.40gb", "h900", "", ",", "l4,l4", "A100 80GB"])
 PRECISIONS = st.sampled_from(["auto", "bf16", "fp8", "int4", "fp3", "", "fp8,int4", "nvfp4"])
-NAMES = st.sampled_from(["vllm", "sglang", "magic", "", "[red]x[/red]", "a\nb", "x" * 300]) | st.text(max_size=6)
+NAMES = st.sampled_from(["vllm", "sglang", "magic", "", "[red]x[/red]", "a\nb", "x" * 300, "x" * 5000]) | st.text(
+    max_size=6
+)
 ENVS = st.sampled_from(["bare-metal", "vm", "vgpu", "mig:3g.40gb", "mig:", "moon", ""])
 PORTS = st.sampled_from(["0", "-1", "65536", "99999", "nan", "1e400", "abc", "", "8000.5"])
 
@@ -119,6 +121,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "--tpot": DURATIONS,
         "--e2e": DURATIONS,
         "--seed": ints(0, 2**32 - 1),
+        "--calibration": NAMES,
         "--json": None,
     },
     "plan": {
@@ -269,6 +272,8 @@ def commands(draw: st.DrawFn, config_dir: Path) -> list[str]:
     for option in chosen:
         strategy = table[option]
         args += [option] if strategy is None else [option, draw(strategy)]
+    if name == "predict" and not {"--rate", "--concurrency", "--offline"} & set(chosen):
+        args += ["--rate", "2"]  # predict needs a load; without one every case would stop there
     return args
 
 
