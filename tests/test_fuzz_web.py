@@ -118,7 +118,7 @@ def plan_bodies(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-PLAN_CASES = 600
+PLAN_CASES = 500
 
 
 def test_plan_bodies_fuzz() -> None:
