@@ -95,7 +95,6 @@ def predict(
     check_range("--seed", seed, 0, MAX_SEED)
     if rate is not None:
         check_range("--rate", rate, 1e-6, MAX_RATE_PER_S)
-    slo = _slo(ttft, tpot, e2e)
     requests = load_trace(trace) if trace else None
     if requests is not None and rate is None and concurrency is None and offline is None:
         offline = len(requests)
@@ -112,7 +111,7 @@ def predict(
     choices = Choices(gpu, dtype, kv_dtype, count, tp, pp, dp)
     dep = resolve_deployment(load_model(model), choices, get_engine(engine), environment)
     dep = calibrated(dep, load_profile(calibration) if calibration else None)
-    result = run_prediction(dep, wl, slo=slo, requests=requests)
+    result = run_prediction(dep, wl, slo=_slo(ttft, tpot, e2e), requests=requests)
     payload = predict_payload(result, wl)
     if as_json:
         emit_json(payload)

@@ -113,7 +113,7 @@ def print_plan(out: Console, d: dict[str, Any]) -> None:
             ranked_rows(d),
         )
     )
-    out.print(f"Search over the catalog took {num(d['search_time_s'], ',.0f', 1e3)} ms.")
+    out.print(f"Search over the catalog took {d['search_time_s'] * 1e3:,.0f} ms.")
 
 
 def print_cost(out: Console, c: dict[str, Any]) -> None:
