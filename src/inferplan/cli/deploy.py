@@ -32,6 +32,7 @@ from inferplan.deploy.engine_args import ServeTarget, engine_command, settings_f
 from inferplan.deploy.launch import launch_engine
 from inferplan.deploy.manifests import FORMATS, render
 from inferplan.errors import InputError
+from inferplan.limits import MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_PORT, MAX_WAIT_S, check_range
 from inferplan.specs.deployment import Choices, resolve_deployment
 from inferplan.specs.engines import get_engine
 from inferplan.specs.model_catalog import catalog_models, load_model
@@ -90,8 +91,12 @@ def deploy(
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     base = get_engine(engine)
-    if not 16 <= max_num_batched_tokens <= 1_000_000:
-        raise InputError("--max-num-batched-tokens must be between 16 and 1,000,000")
+    check_range("--max-num-batched-tokens", max_num_batched_tokens, 16, 1_000_000)
+    check_range("--context", context, 1, MAX_CONTEXT_TOKENS)
+    check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
+    check_range("--port", port, 1, MAX_PORT)
+    wait_s = parse_duration_s(wait)
+    check_range("--wait (seconds)", wait_s, 0, MAX_WAIT_S)
     target_model = load_model(model)
     eng = replace(base, max_num_batched_tokens=max_num_batched_tokens)
     dep = resolve_deployment(target_model, Choices(gpu, dtype, kv_dtype, count, tp, pp, dp), eng)
@@ -113,7 +118,7 @@ def deploy(
     text = render(dspec, fmt, python)
     if output:
         output.write_text(text, encoding="utf-8")
-        out.print(f"wrote {output}")
+        out.print(f"wrote {output}", markup=False, highlight=False)
     elif not launch:
         sys.stdout.write(text)
     if launch:
@@ -122,14 +127,18 @@ def deploy(
         log = log_dir / f"engine-{port}.log" if log_dir else None
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
-        url, pid, log_path = launch_engine(engine_command(dspec, python), port, parse_duration_s(wait), log)
-        out.print(f"{engine} is healthy at {url} (pid {pid}, log {log_path}); stop it with: kill {pid}")
+        url, pid, log_path = launch_engine(engine_command(dspec, python), port, wait_s, log)
+        out.print(
+            f"{engine} is healthy at {url} (pid {pid}, log {log_path}); stop it with: kill {pid}",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _write(text: str, output: Path | None) -> None:
     if output:
         output.write_text(text, encoding="utf-8")
-        out.print(f"wrote {output}")
+        out.print(f"wrote {output}", markup=False, highlight=False)
     else:
         sys.stdout.write(text)
 
@@ -140,13 +149,16 @@ def ui(
     port: Annotated[int, typer.Option(help="Port, 1-65535.")] = 8765,
 ) -> None:
     """Serve the web UI and its JSON API (OpenAPI at /api/docs) until Ctrl-C."""
-    if not 1 <= port <= 65535:
-        raise InputError(f"--port must be between 1 and 65535, got {port}")
+    check_range("--port", port, 1, MAX_PORT)
     try:
         from inferplan.present.web import serve
     except ImportError as exc:
         raise InputError(
             f"the web UI needs FastAPI and uvicorn ({exc.name} is missing): pip install 'inferplan[web]'"
         ) from None
-    out.print(f"inferplan UI on http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it.", highlight=False)
+    out.print(
+        f"inferplan UI on http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it.",
+        markup=False,
+        highlight=False,
+    )
     serve(host, port)

@@ -25,7 +25,17 @@ from inferplan.cli.serving_options import (
     speculation_from,
 )
 from inferplan.cli.sizing import GpuOpt, ModelArg
-from inferplan.limits import MAX_INPUT_TOKENS, MAX_NUM_REQUESTS, MAX_OUTPUT_TOKENS, check_range
+from inferplan.limits import (
+    MAX_E2E_S,
+    MAX_INPUT_TOKENS,
+    MAX_NUM_REQUESTS,
+    MAX_OUTPUT_TOKENS,
+    MAX_RATE_PER_S,
+    MAX_SEED,
+    MAX_TPOT_S,
+    MAX_TTFT_S,
+    check_range,
+)
 from inferplan.perf.metrics import Slo
 from inferplan.perf.predict import predict as run_prediction
 from inferplan.perf.predict import predict_disaggregated
@@ -46,11 +56,20 @@ __all__ = ["predict", "validate"]
 ENV_EXAMPLE = "jitter_loss=0.2"
 
 
+def _target_s(option: str, text: str | None, default_unit: str, high_s: float) -> float | None:
+    """A latency target in seconds, within (0, high_s]; None when not given."""
+    if text is None:
+        return None
+    seconds = parse_duration_s(text, default_unit=default_unit)
+    check_range(f"{option} (seconds)", seconds, 0, high_s)
+    return seconds
+
+
 def _slo(ttft: str | None, tpot: str | None, e2e: str | None) -> Slo:
     return Slo(
-        parse_duration_s(ttft, default_unit="ms") if ttft else None,
-        parse_duration_s(tpot, default_unit="ms") if tpot else None,
-        parse_duration_s(e2e, default_unit="s") if e2e else None,
+        _target_s("--ttft", ttft, "ms", MAX_TTFT_S),
+        _target_s("--tpot", tpot, "ms", MAX_TPOT_S),
+        _target_s("--e2e", e2e, "s", MAX_E2E_S),
     )
 
 
@@ -102,6 +121,10 @@ def predict(
     check_range("--osl", osl, 1, MAX_OUTPUT_TOKENS)
     check_range("--num-requests", num_requests, 1, MAX_NUM_REQUESTS)
     check_range("--burstiness", burstiness, 0.01, 100)
+    check_range("--length-cv", length_cv, 0, 10)
+    check_range("--seed", seed, 0, MAX_SEED)
+    if rate is not None:
+        check_range("--rate", rate, 1e-6, MAX_RATE_PER_S)
     requests = load_trace(trace) if trace else None
     if requests is not None and rate is None and concurrency is None and offline is None:
         offline = len(requests)

@@ -152,7 +152,7 @@ def plan(
     if output is not None:
         comparisons = compare_runs(stored_runs, runs_deployment(runs_where, result)) if stored_runs else None
         path = write_report(output, result, payload, comparisons)
-        (err if as_json or markdown else out).print(f"Wrote the report to {path}.")
+        (err if as_json or markdown else out).print(f"Wrote the report to {path}.", markup=False, highlight=False)
 
 
 def report(**kwargs: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -17,7 +17,14 @@ from inferplan.cli.serving_options import (
     speculation_from,
 )
 from inferplan.errors import DoesNotFitError
-from inferplan.limits import MAX_CONCURRENCY, MAX_INPUT_TOKENS, check_range
+from inferplan.limits import (
+    MAX_BATCHED_TOKENS,
+    MAX_CONCURRENCY,
+    MAX_INPUT_TOKENS,
+    MAX_MEMORY_BYTES,
+    MAX_NUM_SEQS,
+    check_range,
+)
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_sizing import (
     GpusPayload,
@@ -39,7 +46,13 @@ from inferplan.units import GIB, parse_bytes
 __all__ = ["fit", "gpus", "models"]
 
 ModelArg = Annotated[str, typer.Argument(help="Catalog name, config.json path, model folder or hub id.")]
+T = TypeVar("T")
 GpuOpt = Annotated[str, typer.Option("--gpu", help="GPU id, e.g. h100-sxm; 'h100-sxm:3g.40gb' for MIG.")]
+
+
+def _given(value: T | None, default: T) -> T:
+    """An option's value, or the engine's default when it was not given (0 is a value, not 'unset')."""
+    return default if value is None else value
 
 
 @handles_errors
@@ -69,14 +82,24 @@ def fit(
     """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
     check_range("--context", context, 1, MAX_INPUT_TOKENS)
     check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
+    for option, value, low, high in (
+        ("--gpu-memory-utilization", gpu_memory_utilization, 0.05, 1.0),
+        ("--max-num-batched-tokens", max_num_batched_tokens, 1, MAX_BATCHED_TOKENS),
+        ("--max-num-seqs", max_num_seqs, 1, MAX_NUM_SEQS),
+    ):
+        if value is not None:
+            check_range(option, value, low, high)
+    non_torch_bytes = parse_bytes(non_torch, default_unit="gib") if non_torch is not None else None
+    if non_torch_bytes is not None:
+        check_range("--non-torch (bytes)", non_torch_bytes, 0, MAX_MEMORY_BYTES)
     base = get_engine(engine)
     eng = replace(
         base,
-        gpu_memory_utilization=gpu_memory_utilization or base.gpu_memory_utilization,
-        max_num_batched_tokens=max_num_batched_tokens or base.max_num_batched_tokens,
-        max_num_seqs=max_num_seqs or base.max_num_seqs,
-        block_size=block_size or base.block_size,
-        non_torch_bytes=parse_bytes(non_torch, default_unit="gib") if non_torch else base.non_torch_bytes,
+        gpu_memory_utilization=_given(gpu_memory_utilization, base.gpu_memory_utilization),
+        max_num_batched_tokens=_given(max_num_batched_tokens, base.max_num_batched_tokens),
+        max_num_seqs=_given(max_num_seqs, base.max_num_seqs),
+        block_size=_given(block_size, base.block_size),
+        non_torch_bytes=_given(non_torch_bytes, base.non_torch_bytes),
     )
     target = load_model(model)
     dep = resolve_deployment(target, Choices(gpu, dtype, kv_dtype, count, tp, pp), eng)

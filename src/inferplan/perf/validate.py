@@ -94,6 +94,8 @@ def read_measurements(path: Path) -> list[Measurement]:
                 rows.append(Measurement(raw.get("id") or str(line), dict(raw)))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the file as UTF-8") from None
     return rows
 
 
@@ -144,9 +146,9 @@ def _engine(source: str, row: Measurement) -> EngineProfile:
 
 
 def _int(text: str, what: str) -> int:
-    match = re.match(r"\s*(\d+)", text)
+    match = re.match(r"\s*(\d{1,9})(?!\d)", text)  # a count, not a 400-digit number
     if not match:
-        raise SkipRow(f"{what} '{text}' is not stated")
+        raise SkipRow(f"{what} '{text[:20]}' is not stated")
     return int(match.group(1))
 
 

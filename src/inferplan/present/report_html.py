@@ -96,9 +96,10 @@ def measured_table(comparisons: list[RunComparison]) -> str:
         errs = comp.errors()
         for key, label, scale, unit in RUN_FIGURES:
             m, p = comp.measured.get(key), comp.predicted.get(key)
-            if m is None or p is None:
+            if m is None or p is None or not (math.isfinite(m) and math.isfinite(p)):
                 continue
-            err = f"{errs[key]:+.1%}" if key in errs else "-"
+            e = errs.get(key)
+            err = f"{e:+.1%}" if e is not None and math.isfinite(e) else "-"
             rows.append([comp.label, label, f"{m * scale:,.2f} {unit}", f"{p * scale:,.2f} {unit}", err])
     return _table(["run", "figure", "measured", "predicted", "error"], rows)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from inferplan.present.text import ms, num, table
 
@@ -14,8 +15,8 @@ __all__ = ["print_prediction", "print_validation"]
 def print_prediction(out: Console, d: dict[str, Any]) -> None:
     m, par = d["metrics"], d["parallelism"]
     out.print(
-        f"[bold]{d['model']}[/bold] on {par['num_gpus']} x {d['gpu']} (TP {par['tp']}, PP {par['pp']}, "
-        f"DP {par['dp']}), {d['precision']} weights, {d['kv_dtype']} KV, engine {d['engine']}"
+        f"[bold]{escape(d['model'])}[/bold] on {par['num_gpus']} x {escape(d['gpu'])} (TP {par['tp']}, PP {par['pp']}, "
+        f"DP {par['dp']}), {escape(d['precision'])} weights, {escape(d['kv_dtype'])} KV, engine {escape(d['engine'])}"
     )
     rows = [
         [name, ms(m[key]["mean"]), ms(m[key]["p50"]), ms(m[key]["p90"]), ms(m[key]["p99"])]
@@ -41,7 +42,9 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
             if key == "prefill_step"
             else f"batch {step['batch']} at {step['context_tokens']:,} tokens of context"
         )
-        rows = [[o["operator"], ms(o["time_s"]), f"{o['share'] * 100:.0f}%", o["bound"]] for o in step["operators"]]
+        rows = [
+            [o["operator"], ms(o["time_s"]), f"{num(o['share'], '.0f', 100)}%", o["bound"]] for o in step["operators"]
+        ]
         out.print(
             table(
                 f"{label}: {what}, {ms(step['time_s'])} ms",
@@ -53,9 +56,9 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
     a = d["assumptions"]
     if a["environment"] != "bare-metal":
         out.print(
-            f"Assumptions ({a['environment']}): hypervisor CPU +{a['cpu_overhead'] * 100:.0f}%, "
-            f"GPU virtualisation +{a['gpu_overhead'] * 100:.0f}%, scheduler jitter "
-            f"-{a['jitter_loss'] * 100:.0f}% batching efficiency. Source: {a['source']}. "
+            f"Assumptions ({escape(a['environment'])}): hypervisor CPU +{num(a['cpu_overhead'], '.0f', 100)}%, "
+            f"GPU virtualisation +{num(a['gpu_overhead'], '.0f', 100)}%, scheduler jitter "
+            f"-{num(a['jitter_loss'], '.0f', 100)}% batching efficiency. Source: {escape(a['source'])}. "
             "Edit with --env-set NAME=VALUE."
         )
 
@@ -98,9 +101,9 @@ def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
                 r["id"],
                 r["model"],
                 r["metric"],
-                f"{r['measured']:,.1f}",
-                f"{r['predicted']:,.1f}" if r["predicted"] is not None else "-",
-                f"{r['ape_pct']:.1f}%" if r["ape_pct"] is not None else "skipped",
+                num(r["measured"], ",.1f"),
+                num(r["predicted"], ",.1f"),
+                f"{num(r['ape_pct'], '.1f')}%" if r["ape_pct"] is not None else "skipped",
             ]
             for r in d["rows"]
         ]
@@ -119,8 +122,8 @@ def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
                 [
                     " / ".join(g["group"]),
                     str(g["count"]),
-                    f"{g['median_ape_pct']:.1f}%",
-                    f"{g['p90_ape_pct']:.1f}%",
+                    f"{num(g['median_ape_pct'], '.1f')}%",
+                    f"{num(g['p90_ape_pct'], '.1f')}%",
                 ]
                 for g in d["by_source_gpu_metric"]
             ],
@@ -134,8 +137,8 @@ def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
                 [
                     g["group"][0],
                     str(g["count"]),
-                    f"{g['median_ape_pct']:.1f}%",
-                    f"{g['p90_ape_pct']:.1f}%",
+                    f"{num(g['median_ape_pct'], '.1f')}%",
+                    f"{num(g['p90_ape_pct'], '.1f')}%",
                 ]
                 for g in d["by_category"]
             ],
@@ -147,4 +150,4 @@ def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
         for s in d["skipped"]:
             reasons.setdefault(s["reason"], []).append(s["id"])
         for reason, ids in reasons.items():
-            out.print(f"  {reason}: rows {', '.join(ids)}")
+            out.print(f"  {reason}: rows {', '.join(ids)}", markup=False, highlight=False)

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from inferplan.present.text import money, ms, table
+from inferplan.present.text import NO_PRICE, money, ms, num, table
 
 __all__ = [
     "COST_COLUMNS",
@@ -64,8 +64,8 @@ def ranked_rows(d: dict[str, Any]) -> list[list[str]]:
             str(r["num_gpus"]),
             ms(r["ttft_p90_s"], 0),
             ms(r["tpot_p90_s"], 1),
-            f"{r['usd_per_hour']:,.2f}" if r["usd_per_hour"] is not None else "no price",
-            f"{r['usd_per_mtok']:,.3f}" if r["usd_per_mtok"] is not None else "-",
+            num(r["usd_per_hour"], ",.2f", missing=NO_PRICE),
+            num(r["usd_per_mtok"], ",.3f", missing=NO_PRICE),
             "yes" if r["meets_targets"] else (r["miss"] or "no"),
         ]
         for r in d["ranked"]
