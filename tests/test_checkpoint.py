@@ -68,3 +68,27 @@ def test_malformed_tensor_entry(tmp_path: Path) -> None:
     (tmp_path / "m.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
     with pytest.raises(ConfigError, match="lacks shape"):
         read_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (b'{"w": {"dtype": "BF16", "shape": [NaN], "data_offsets": [0, 2]}}', "NaN is not a JSON number"),
+        (b'{"w": {"dtype": "BF16", "shape": [1e400], "data_offsets": [0, 2]}}', "too large to be a finite"),
+        (b'{"w": {"dtype": "BF16", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 2]}}', "5,000 digits"),
+        (b'{"w": {"dtype": "BF16", "shape": ["4"], "data_offsets": [0, 8]}}', "malformed shape"),
+        (b'{"w": {"dtype": "BF16", "shape": [2.5], "data_offsets": [0, 8]}}', "malformed shape"),
+        (b'{"w": {"dtype": "BF16", "shape": [true], "data_offsets": [0, 2]}}', "malformed shape"),
+        (b'{"w": {"dtype": "BF16", "shape": [-4], "data_offsets": [0, 8]}}', "malformed shape"),
+        (b'{"w": {"dtype": "BF16", "shape": [4], "data_offsets": [8, 0]}}', "malformed shape"),
+        (b'{"w": {"dtype": "BF16", "shape": [4], "data_offsets": "0-8"}}', "malformed shape"),
+        (b'{"w": {"dtype": "BF16", "shape": [1099511627776, 1099511627776]}}', "malformed shape"),
+        (b'{"w": {"dtype": "BF16", "shape": [4], "x": "\xff"}}', "not UTF-8 text"),
+        (b"[1, 2]", "header must be a JSON object"),
+    ],
+)
+def test_hostile_headers_are_one_line_errors(tmp_path: Path, header: bytes, message: str) -> None:
+    (tmp_path / "m.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    with pytest.raises(ConfigError, match=message) as info:
+        read_checkpoint(tmp_path)
+    assert "\n" not in str(info.value)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +113,120 @@ def test_models_and_gpus(runner: CliRunner) -> None:
     assert "h200-sxm" in ids and "h100-sxm" not in ids
     assert "llama-3.1-8b" in runner.invoke(app, ["models", "llama"]).output
     assert "mi300x" in runner.invoke(app, ["gpus"]).output
+
+
+ENTRY_POINT = Path(sys.executable).with_name("inferplan")
+
+
+def _console_command() -> list[str]:
+    """The installed console script when there is one, else the same main() through python -c."""
+    if ENTRY_POINT.is_file():
+        return [str(ENTRY_POINT)]
+    return [sys.executable, "-c", "from inferplan.cli import main; main()"]
+
+
+@pytest.mark.parametrize("args", [["models"], ["gpus", "--json"], ["fit", "llama-3.1-8b", "--gpu", "h100"]])
+def test_a_closed_pipe_ends_quietly_with_exit_0(args: list[str]) -> None:
+    """`inferplan ... | head`: the reader is gone before the first write; no message, exit 0."""
+    proc = subprocess.Popen([*_console_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    with proc.stderr:
+        stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0 and stderr == b""
+
+
+def test_the_console_script_prints_one_line_for_bad_options() -> None:
+    """Typer's own parameter errors, range errors and unknown options: one line each, exit 2."""
+    for args, words in (
+        (["plan", "llama-3.1-8b", "--isl", "abc"], "Invalid value for '--isl'"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--context", "0"], "--context must be between 1"),
+        (["plan", "llama-3.1-8b", "--nope"], "No such option: --nope"),
+        (["cost", "llama-3.1-8b", "--gpu", "l4", "--cost-set", "pue=inf"], "finite number"),
+    ):
+        done = subprocess.run([*_console_command(), *args], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == "" and len(done.stderr.splitlines()) == 1 and words in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["plan", "llama-3.1-8b", "--isl", "abc"], "Invalid value for '--isl'"),
+        (["plan", "llama-3.1-8b", "--isl", "1.5"], "Invalid value for '--isl'"),
+        (["calibrate", "1", "--name", "x", "--model", "m", "--gpu", "g", "--tp", "0"], "Invalid value for '--tp'"),
+        (["fit"], "Missing argument"),
+        (["runs", "nope"], "No such command 'nope'"),
+        (["plan", "llama-3.1-8b", "--gpus", "l4", "--min-throughput", "nan"], "finite number"),
+        (["plan", "llama-3.1-8b", "--gpus", "l4", "--min-throughput", "inf"], "finite number"),
+        (["plan", "llama-3.1-8b", "--gpus", "l4", "--min-throughput", "-1"], "greater than 0"),
+        (["plan", "llama-3.1-8b", "--gpus", "l4", "--ttft", "1e400"], "too long to be a number"),
+        (["plan", "llama-3.1-8b", "--gpus", "l4", "--ttft", "nan"], "cannot read duration"),
+        (["cost", "llama-3.1-8b", "--gpu", "l4", "--cost-set", "usd_per_kwh=nan"], "finite number"),
+        (["cost", "llama-3.1-8b", "--gpu", "l4", "--cost-set", "pue=inf"], "finite number"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--gpu-memory-utilization", "nan"], "finite number"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--max-num-seqs", "0"], "--max-num-seqs must be between"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--count", "9" * 400], "a number of 400 digits"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--non-torch", "9" * 400], "too large to be a number"),
+        (["predict", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--length-cv", "nan"], "--length-cv"),
+        (["predict", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--seed", "-1"], "--seed must be between"),
+        (["deploy", "llama-3.1-8b", "--gpu", "h100", "--port", "0"], "--port must be between 1 and 65535"),
+        (["deploy", "llama-3.1-8b", "--gpu", "h100", "--wait", "1e400s"], "too long to be a number"),
+        (["fit", "x" * 5000, "--gpu", "h100"], "unknown model"),
+        (["predict", "qwen3-0.6b", "--gpu", "h100", "--rate", "1", "--calibration", "x" * 5000], "no calibration"),
+        (["fit", "[red]llama[/red]", "--gpu", "h100"], "no such file or folder: [red]llama[/red]"),
+        (["fit", "a\nb", "--gpu", "h100"], "unknown model 'a\\nb'"),
+    ],
+)
+def test_every_bad_option_is_one_line_with_exit_2_or_3(runner: CliRunner, args: list[str], words: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code in (2, 3), result.output
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr
+
+
+def test_install_hints_keep_their_extras(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich would read '[web]' as markup and print pip install 'inferplan', which installs nothing."""
+    monkeypatch.setitem(sys.modules, "inferplan.present.web", None)  # as if FastAPI were missing
+    result = runner.invoke(app, ["ui", "--port", "8123"])
+    assert result.exit_code == 2 and "pip install 'inferplan[web]'" in result.stderr, result.stderr
+
+
+def test_a_bug_is_one_line_unless_tracebacks_are_asked_for(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("inferplan.cli.sizing.load_model", broken)
+    result = runner.invoke(app, ["fit", "llama-3.1-8b", "--gpu", "h100"])
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1
+    assert "internal error (RuntimeError: a bug); please report it" in result.stderr
+    monkeypatch.setenv("INFERPLAN_TRACEBACK", "1")
+    result = runner.invoke(app, ["fit", "llama-3.1-8b", "--gpu", "h100"])
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_a_missing_price_is_words_never_nan(runner: CliRunner) -> None:
+    """Prices missing from the catalog for b200: the text says so in words, --json says null."""
+    text = runner.invoke(app, ["plan", "mixtral-8x7b", "--gpus", "b200", "--verify", "0"])
+    assert text.exit_code == 0, text.output
+    assert not re.search(r"(?i)(?<![\w.])-?(nan|inf|infinity)(?!\w)", text.stdout)
+    assert re.search(r"(?i)\bno\b[\w -]*\bprice", text.stdout), text.stdout
+    result = runner.invoke(app, ["plan", "mixtral-8x7b", "--gpus", "b200", "--verify", "0", "--json"])
+    payload = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert None in _leaves(payload["cost"])
+
+
+def _leaves(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def test_the_report_of_a_plan_with_missing_prices_has_no_nan(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", "mixtral-8x7b", "--gpus", "b200", "--verify", "0", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "<svg" in page and not re.search(r"(?i)(?<![\w.])-?(nan|inf|infinity)(?!\w)", page)

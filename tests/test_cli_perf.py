@@ -193,7 +193,10 @@ def test_cost_command(runner: CliRunner, tmp_path: Path) -> None:
     assert d["schema"] == "inferplan.cost/1"
     c = d["cost"]
     assert c["bare_metal_monthly_usd"] > 0 and c["cloud_elastic_monthly_usd"] > 0
-    assert 0 < c["break_even_hours_fraction"] < 5
+    share = c["break_even_hours_fraction"]
+    assert (share is not None and 0.01 < share <= 1) == c["break_even"].startswith("Break-even")
+    assert {o["key"] for o in c["options"]} >= {"lease", "purchase", "cloud_on_demand", "cloud_spot", "api"}
+    assert c["story"][0].startswith("Priced: llama-3.1-70b as h100-sxm TP4")
     prices = tmp_path / "p.yaml"
     prices.write_text(
         "- {id: lease1, provider: me, product: x, gpu: h100-sxm, gpus: 8, kind: lease,"

@@ -87,7 +87,7 @@ def test_k8s_manifests() -> None:
     assert deployment["spec"]["replicas"] == 3
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == 4
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
     assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
     assert pod["volumes"][0]["emptyDir"]["medium"] == "Memory"
     assert deployment["spec"]["selector"]["matchLabels"] == deployment["spec"]["template"]["metadata"]["labels"]
@@ -101,7 +101,7 @@ def test_multi_node_needs_shell() -> None:
     big = settings_for(dep, ServeTarget("meta-llama/Llama-3.1-405B", 4096, 8))
     assert big.nodes_per_replica == 2
     assert "NCCL_IB_DISABLE=0" in shell_script(big) and "ray start" in shell_script(big)
-    with pytest.raises(InputError, match="several servers"):
+    with pytest.raises(InputError, match="spans 2 servers"):
         k8s_manifests(big)
 
 

@@ -25,7 +25,7 @@ from inferplan.plan.question import PlanQuestion
 from inferplan.plan.service import answer
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_plan import plan_payload
-from inferplan.present.report_charts import report_charts
+from inferplan.present.report_charts import cost_chart, report_charts
 from inferplan.present.report_html import render_report_html
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import get_engine
@@ -129,15 +129,19 @@ def test_charts_follow_the_plan() -> None:
     assert prefill_x > decode_x
 
 
-def test_cumulative_cost_crosses_at_break_even() -> None:
+def test_cumulative_cost_lines_cross_where_the_chart_marks_them() -> None:
     cost = small_plan().cost
     assert cost is not None
     assert cost.totals_usd["36_months"] == cost.cumulative_usd(36)
-    be = cost.break_even_months()
-    if be is not None and be > 0:
-        at = cost.cumulative_usd(be)
-        assert at["bare_metal"] == pytest.approx(at["cloud_elastic"], rel=1e-6)
-        assert cost.cumulative_usd(be * 0.5)["bare_metal"] > cost.cumulative_usd(be * 0.5)["cloud_elastic"]
+    crossings = cost.crossings()
+    assert crossings, "the small plan's purchase overtakes some rental within 36 months"
+    for month, own, other in crossings:
+        at = cost.cumulative_usd(month)
+        assert at[own] == pytest.approx(at[other], rel=1e-6)
+        before = cost.cumulative_usd(month * 0.5)
+        assert before[own] > before[other]
+    chart = cost_chart(small_plan())
+    assert chart is not None and "lines cross" in chart.svg and "Lines cross (dots)" in chart.caption
 
 
 def simulated_run(db: Path, step_overhead_s: float) -> int:

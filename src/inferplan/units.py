@@ -5,6 +5,7 @@ Internally everything is SI: bytes, seconds, FLOP/s. GB = 1e9 bytes, GiB = 2**30
 
 from __future__ import annotations
 
+import math
 import re
 
 from inferplan.errors import InputError
@@ -62,6 +63,8 @@ def parse_duration_s(text: str, *, default_unit: str = "s") -> float:
     value = float(match.group(1))
     unit = (match.group(2) or default_unit).lower()
     seconds = value * _DURATION_SCALE[unit]
+    if not math.isfinite(seconds):
+        raise InputError(f"duration '{text}' is too long to be a number; write e.g. 200ms or 1.5s")
     if seconds <= 0:
         raise InputError(f"duration '{text}' must be positive")
     return seconds
@@ -72,7 +75,10 @@ def parse_bytes(text: str, *, default_unit: str = "gb") -> float:
     match = _BYTES.match(str(text))
     if not match:
         raise InputError(f"cannot read size '{text}': write a number with a unit, e.g. 80GB or 79GiB")
-    return float(match.group(1)) * _BYTES_SCALE[(match.group(2) or default_unit).lower()]
+    num_bytes = float(match.group(1)) * _BYTES_SCALE[(match.group(2) or default_unit).lower()]
+    if not math.isfinite(num_bytes):
+        raise InputError(f"size '{text}' is too large to be a number; write e.g. 80GB or 79GiB")
+    return num_bytes
 
 
 _BUDGET = re.compile(r"^\s*\$?\s*([0-9]*\.?[0-9]+)\s*(k)?\s*(?:/\s*(h|hour|hr|month|mo))?\s*$", re.I)
@@ -86,6 +92,8 @@ def parse_budget_usd_per_hour(text: str) -> float:
     value = float(match.group(1)) * (1000.0 if match.group(2) else 1.0)
     per = (match.group(3) or "month").lower()
     hourly = value if per in ("h", "hour", "hr") else value / 730.0
+    if not math.isfinite(hourly):
+        raise InputError(f"budget '{text}' is too large to be a number; write e.g. 120/hour or 50k/month")
     if hourly <= 0:
         raise InputError(f"budget '{text}' must be positive")
     return hourly

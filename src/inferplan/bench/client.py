@@ -4,13 +4,12 @@ concurrency, per-request records handed to a callback as they complete.
 Definitions (as ``vllm bench serve`` where they agree):
 * TTFT = time of the first chunk with non-empty content - the *scheduled* send time, so
   waiting for a concurrency slot or a late send counts; role-only chunks do not count.
-* ITL = gaps between consecutive content chunks; TPOT = (E2E - TTFT) / (output tokens - 1).
+* ITL = gaps between consecutive content chunks; E2E ends at the last content chunk;
+  TPOT = (E2E - TTFT) / (output tokens - 1).
 * Output tokens come from the server's ``usage``; without it, from the content chunks
   (flagged ``tokens_source = 'chunks'``).
-* Failures: HTTP status other than 200 (``http_<code>``), a 200 with no content (``empty``),
-  a stream that ends without a finish reason or [DONE] (``early_end``), an unreadable
-  stream (``malformed``), the per-request timeout (``timeout``), a refused or broken
-  connection (``connection``).
+* Outcomes: see :mod:`inferplan.bench.record`. Every request that was sent is handed to
+  ``on_record`` exactly once, also when the run is cancelled while it is in flight.
 """
 
 from __future__ import annotations
@@ -21,50 +20,26 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
-from inferplan.bench.http import HttpError, PooledTransport, Transport
+from inferplan.bench.deadline import Deadline, Timeouts, bounded
+from inferplan.bench.http import HttpError, PooledTransport, ProtocolError, Transport, read_all
+from inferplan.bench.record import CANCELLED, Prompt, RequestRecord
 from inferplan.bench.sse import DONE, MalformedStream, SseParser, parse_chunk
 from inferplan.errors import InputError
 from inferplan.perf.workload import Arrivals
 
-__all__ = ["BenchConfig", "Prompt", "RequestRecord", "run_load"]
+__all__ = ["BenchConfig", "Prompt", "RequestRecord", "run_load", "server_root"]
+
+ERROR_BODY_BYTES = 64 << 10
 
 
-@dataclass(frozen=True, slots=True)
-class Prompt:
-    text: str
-    input_tokens: int
-    max_tokens: int
-
-
-@dataclass(slots=True)
-class RequestRecord:
-    index: int
-    scheduled_s: float
-    sent_s: float = float("nan")
-    first_token_s: float = float("nan")
-    end_s: float = float("nan")
-    chunk_times_s: list[float] = field(default_factory=list)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    tokens_source: str = "usage"
-    http_status: int = 0
-    error: str = ""
-    detail: str = ""
-    server_ttft_s: float = float("nan")  # only inferplan's own local server reports these two:
-    receive_delay_s: float = float("nan")  # its first-content send -> our receipt (same clock)
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-    @property
-    def ttft_s(self) -> float:
-        return self.first_token_s - self.scheduled_s
-
-    @property
-    def e2e_s(self) -> float:
-        return self.end_s - self.scheduled_s
+def server_root(url: str) -> str:
+    """The server's root from a base URL given with or without ``/v1`` (and a trailing /)."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    path = path.removesuffix("/v1")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,23 +48,29 @@ class BenchConfig:
     model: str
     arrivals: Arrivals
     endpoint: str = "completions"  # or "chat"
-    timeout_s: float = 120.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
     duration_s: float | None = None
     seed: int = 0
     ignore_eos: bool = True
     max_concurrency: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request, never stored
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise InputError(f"--url '{self.url}' must start with http:// or https://")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError(f"--url '{self.url}' must be http:// or https:// and a host, e.g. http://127.0.0.1:8000")
         if self.endpoint not in ("completions", "chat"):
             raise InputError("--endpoint must be completions or chat")
-        if not 0 < self.timeout_s <= 3600:
-            raise InputError("--timeout must be between 0 and 3600 s")
+
+    @property
+    def root(self) -> str:
+        return server_root(self.url)
+
+    def transport(self) -> PooledTransport:
+        return PooledTransport(self.root, dict(self.headers))
 
 
 def _body(cfg: BenchConfig, prompt: Prompt) -> tuple[str, dict[str, object]]:
-    base = cfg.url.rstrip("/")
     common: dict[str, object] = {
         "model": cfg.model,
         "max_tokens": prompt.max_tokens,
@@ -100,18 +81,22 @@ def _body(cfg: BenchConfig, prompt: Prompt) -> tuple[str, dict[str, object]]:
     if cfg.ignore_eos:
         common["ignore_eos"] = True
     if cfg.endpoint == "chat":
-        return f"{base}/v1/chat/completions", {**common, "messages": [{"role": "user", "content": prompt.text}]}
-    return f"{base}/v1/completions", {**common, "prompt": prompt.text}
+        return f"{cfg.root}/v1/chat/completions", {**common, "messages": [{"role": "user", "content": prompt.text}]}
+    return f"{cfg.root}/v1/completions", {**common, "prompt": prompt.text}
 
 
 class _StreamState:
     """What one response stream has shown so far."""
+
+    __slots__ = ("deadline", "finished", "parser", "t0", "text_chunks", "usage_tokens")
 
     def __init__(self, t0: float) -> None:
         self.t0 = t0  # the run's clock origin (perf_counter)
         self.parser = SseParser()
         self.finished = False
         self.text_chunks = 0
+        self.usage_tokens: int | None = None
+        self.deadline: Deadline | None = None
 
     def consume(self, rec: RequestRecord, raw: bytes, now: float) -> None:
         for payload in self.parser.feed(raw):
@@ -129,11 +114,12 @@ class _StreamState:
         if chunk.content:
             self.text_chunks += 1
             rec.chunk_times_s.append(now)
-            if chunk.server_times and self.text_chunks == 1:
-                rec.server_ttft_s = chunk.server_times[1] - chunk.server_times[0]
-                rec.receive_delay_s = time.perf_counter() - chunk.server_times[1]
+            if chunk.sent_s is not None:
+                rec.server_times_s.append(chunk.sent_s - self.t0)
+            if chunk.received_s is not None:
+                rec.server_received_s = chunk.received_s - self.t0
         if chunk.completion_tokens is not None:
-            rec.output_tokens = chunk.completion_tokens
+            self.usage_tokens = chunk.completion_tokens
         if chunk.prompt_tokens is not None:
             rec.input_tokens = chunk.prompt_tokens
         self.finished = self.finished or chunk.finish_reason is not None
@@ -144,49 +130,68 @@ async def _exchange(
 ) -> None:
     t0 = state.t0
     url, body = _body(cfg, prompt)
-    async with client.post(url, body) as resp:
+    async with client.post(url, body, state.deadline) as resp:
         rec.http_status = resp.status
         if resp.status != 200:
             rec.error = f"http_{resp.status}"
-            rec.detail = b"".join([b async for b in resp.body])[:200].decode("utf-8", errors="replace")
+            retry = resp.headers.get("retry-after")
+            text = (await read_all(resp.body, ERROR_BODY_BYTES))[:200].decode("utf-8", errors="replace")
+            rec.detail = (f"retry-after {retry[:20]}; " if retry else "") + text
             return
         async for raw in resp.body:
             state.consume(rec, raw, time.perf_counter() - t0)
         state.end(rec, time.perf_counter() - t0)
 
 
-def _classify(rec: RequestRecord, state: _StreamState) -> None:
-    """Turn a 200 response into success or an 'empty' / 'early_end' failure."""
+def _finish(rec: RequestRecord, state: _StreamState) -> None:
+    """Token counts and first-token time from what arrived; a 200 that showed no content or
+    no end becomes an 'empty' / 'early_end' failure."""
     if rec.chunk_times_s:
         rec.first_token_s = rec.chunk_times_s[0]
-    if not rec.output_tokens:
+    if state.usage_tokens is not None:
+        rec.output_tokens = state.usage_tokens
+    else:
         rec.output_tokens, rec.tokens_source = state.text_chunks, "chunks"
+    if rec.error:
+        return
     if not state.text_chunks:
         rec.error, rec.detail = "empty", "HTTP 200 but no content"
     elif not state.finished:
         rec.error, rec.detail = "early_end", "the stream closed before a finish reason or [DONE]"
 
 
+def _broken(rec: RequestRecord, state: _StreamState, exc: BaseException) -> None:
+    if state.text_chunks:  # the server cut a stream that had started
+        rec.error, rec.detail = "early_end", f"connection closed after {state.text_chunks} chunk(s)"
+    else:
+        rec.error, rec.detail = "connection", f"{type(exc).__name__}: {exc}"[:200]
+
+
 async def _one(client: Transport, cfg: BenchConfig, rec: RequestRecord, prompt: Prompt, t0: float) -> None:
     rec.input_tokens = prompt.input_tokens
-    rec.sent_s = time.perf_counter() - t0
     state = _StreamState(t0)
+    rec.sent_s = time.perf_counter() - t0
     try:
-        async with asyncio.timeout(cfg.timeout_s):
+        async with bounded(cfg.timeouts) as state.deadline:
             await _exchange(client, cfg, rec, prompt, state)
     except TimeoutError:
-        rec.error, rec.detail = "timeout", f"no complete response within {cfg.timeout_s:g} s"
+        rec.error, rec.detail = state.deadline.outcome() if state.deadline else ("timeout", "")
     except MalformedStream as exc:
-        rec.error, rec.detail = "malformed", str(exc)
+        rec.error, rec.detail = exc.kind, str(exc)[:200]
+    except ProtocolError as exc:
+        rec.error, rec.detail = "protocol", str(exc)[:200]
     except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
-        if state.text_chunks:  # the server cut a stream that had started
-            rec.error, rec.detail = "early_end", f"connection closed after {state.text_chunks} chunk(s)"
-        else:
-            rec.error, rec.detail = "connection", f"{type(exc).__name__}: {exc}"[:200]
+        _broken(rec, state, exc)
+    except asyncio.CancelledError:
+        rec.error, rec.detail = CANCELLED, f"the run was interrupted after {state.text_chunks} chunk(s)"
+        raise
+    except Exception as exc:  # any other surprise in the server's bytes fails this request only
+        rec.error, rec.detail = "malformed", f"{type(exc).__name__}: {exc}"[:200]
     finally:
         rec.end_s = time.perf_counter() - t0
-    if not rec.error:
-        _classify(rec, state)
+        _finish(rec, state)
+        if rec.detail and not rec.detail.isprintable():  # server bytes never reach a terminal raw
+            rec.detail = "".join(c if c.isprintable() else " " for c in rec.detail)
 
 
 async def run_load(
@@ -203,32 +208,39 @@ async def run_load(
     slots = arr.concurrency if arr.kind == "concurrency" else (cfg.max_concurrency or n)
     records = [RequestRecord(i, float(schedule[i])) for i in range(n)]
     sem = asyncio.Semaphore(max(slots, 1))
-    client = transport or PooledTransport(cfg.url)
-    try:
-        t0 = time.perf_counter()
-        deadline = cfg.duration_s
+    client = transport or cfg.transport()
+    t0 = time.perf_counter()
+    deadline = cfg.duration_s
 
-        async def fire(rec: RequestRecord) -> None:
-            delay = rec.scheduled_s - (time.perf_counter() - t0)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if deadline is not None and time.perf_counter() - t0 > deadline:
+    def expired() -> bool:
+        return deadline is not None and time.perf_counter() - t0 > deadline
+
+    async def send(rec: RequestRecord) -> None:
+        try:
+            await _one(client, cfg, rec, prompts[rec.index], t0)
+        finally:
+            on_record(rec)  # also when cancelled in flight
+
+    async def fire(rec: RequestRecord) -> None:
+        delay = rec.scheduled_s - (time.perf_counter() - t0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if expired():
+            return
+        async with sem:  # a capped open loop: time waiting for a slot counts in TTFT
+            await send(rec)
+
+    queue = iter(records)
+
+    async def worker() -> None:
+        for rec in queue:
+            if expired():
                 return
-            async with sem:  # a capped open loop: time waiting for a slot counts in TTFT
-                await _one(client, cfg, rec, prompts[rec.index], t0)
-            on_record(rec)
+            rec.scheduled_s = time.perf_counter() - t0
+            await send(rec)
 
+    try:
         if arr.kind == "concurrency":
-            queue = iter(records)
-
-            async def worker() -> None:
-                for rec in queue:
-                    if deadline is not None and time.perf_counter() - t0 > deadline:
-                        return
-                    rec.scheduled_s = time.perf_counter() - t0
-                    await _one(client, cfg, rec, prompts[rec.index], t0)
-                    on_record(rec)
-
             await asyncio.gather(*(worker() for _ in range(min(slots, n))))
         else:
             await asyncio.gather(*(fire(r) for r in records))

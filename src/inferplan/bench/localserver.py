@@ -1,52 +1,103 @@
 """A small OpenAI-compatible streaming server on 127.0.0.1, for the client's self-check
-(zero latency) and for fault tests (errors, stalls, malformed or cut streams).
+(zero latency, its own send times stamped) and for fault tests: every fault a real server or
+network can show a benchmark client, on demand.
 
 It speaks just enough HTTP/1.1 (keep-alive, chunked transfer) for ``/v1/completions``,
-``/v1/chat/completions``, ``/metrics`` and ``/health``; behaviour per request comes from
-``plan(request_number) -> Behaviour``.
+``/v1/chat/completions`` (in the OpenAI stream formats, :mod:`inferplan.bench.openai_stream`),
+``/tokenize``, ``/metrics`` and ``/health``; behaviour per request comes from
+``plan(request_number) -> Behaviour``, behaviour of ``/metrics`` and ``/tokenize`` from the
+server's ``metrics`` and ``tokenize`` modes. ``python -m inferplan.bench.localserver`` runs
+one on its own (it prints its URL), for other benchmark clients.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-__all__ = ["Behaviour", "LocalServer", "serve"]
+from inferplan.bench.openai_stream import StreamFormat
+
+__all__ = ["CORRUPTIONS", "HTTP_FAULTS", "Behaviour", "LocalServer", "main", "serve"]
+
+#: payloads of the wrong shape: each replaces the second content chunk
+CORRUPTIONS = {
+    "not_json": b"data: {not json\n\n",
+    "usage_text": b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":"12"}}\n\n',
+    "usage_float": b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":7.5}}\n\n',
+    "usage_nan": b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":NaN}}\n\n',
+    "choices_object": b'data: {"choices":{"text":"x"}}\n\n',
+    "choices_strings": b'data: {"choices":["x"]}\n\n',
+    "delta_string": b'data: {"choices":[{"index":0,"delta":"x"}]}\n\n',
+    "content_number": b'data: {"choices":[{"index":0,"text":42}]}\n\n',
+    "finish_number": b'data: {"choices":[{"index":0,"text":"x","finish_reason":7}]}\n\n',
+    "finish_abort": b'data: {"choices":[{"index":0,"text":"x","finish_reason":"abort"}]}\n\n',
+    "error_object": b'data: {"error":{"message":"overloaded","code":503}}\n\n',
+    "json_list": b"data: [1, 2, 3]\n\n",
+    "huge_int": b'data: {"choices":[],"usage":{"completion_tokens":' + b"9" * 5000 + b"}}\n\n",
+    "deep_json": b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n",
+}
+#: responses that break HTTP/1.1 itself, or pass the client's limits
+HTTP_FAULTS = (
+    "not_http",
+    "huge_header",
+    "bad_chunk_size",
+    "huge_chunk_size",
+    "chunk_no_crlf",
+    "huge_chunk",
+    "huge_line",
+    "bad_content_length",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Behaviour:
-    """status: HTTP status; ttft_delay_s / token_delay_s: waits before the first and each
-    next token; stall_s: wait after the headers before anything else; malformed: send a
-    broken payload; close_after: close the connection after this many tokens; role_chunk:
-    send a role-only first chunk (as transformers serve does); usage: final usage chunk."""
+    """status (with ``retry_after_s`` as Retry-After); ttft_delay_s / token_delay_s: waits
+    before the first and each next token; stall_s: wait after the headers; stall_after_first_s:
+    wait after the first token; never_answer: read the request, send nothing; corrupt: a key
+    of :data:`CORRUPTIONS`; http_fault: one of :data:`HTTP_FAULTS`; close_after: close the
+    connection after this many tokens; role_chunk: the chat role chunk; usage: honour
+    ``stream_options.include_usage``; max_tokens: tokens to send whatever was asked."""
 
     status: int = 200
+    retry_after_s: int | None = None
     ttft_delay_s: float = 0.0
     token_delay_s: float = 0.0
     stall_s: float = 0.0
-    malformed: bool = False
+    stall_after_first_s: float = 0.0
+    never_answer: bool = False
+    corrupt: str | None = None
+    http_fault: str | None = None
     close_after: int | None = None
     role_chunk: bool = True
     usage: bool = True
     max_tokens: int | None = None
 
 
+_HEAD_200 = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+_FOREVER_S = 3600.0
+
+
 class LocalServer:
-    def __init__(self, plan: Callable[[int], Behaviour]) -> None:
-        self.plan = plan
+    """``metrics``: 'ok', 'hang' (never answers) or 'none' (404); ``tokenize``: 'none' (404),
+    'ok' (counts words) or 'hang'."""
+
+    def __init__(self, plan: Callable[[int], Behaviour], metrics: str = "ok", tokenize: str = "none") -> None:
+        self.plan, self.metrics, self.tokenize = plan, metrics, tokenize
         self.requests = 0
         self.running = 0
         self.server: asyncio.Server | None = None
         self.port = 0
         self.handlers: set[asyncio.Task[None]] = set()
+        self.last_request: tuple[str, dict[str, str]] = ("", {})  # path and headers, for tests
 
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> None:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", port)
         self.port = self.server.sockets[0].getsockname()[1]
 
     @property
@@ -54,13 +105,14 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
         for task in list(self.handlers):
             task.cancel()
         for task in list(self.handlers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.server is not None:
-            self.server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2.0)
 
@@ -76,6 +128,7 @@ class LocalServer:
                 method, path = lines[0].split(" ")[:2]
                 headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.last_request = (path, headers)
                 if not await self._handle(method, path, body, writer):
                     break
         except (asyncio.IncompleteReadError, ConnectionError, ValueError, asyncio.CancelledError):
@@ -88,89 +141,156 @@ class LocalServer:
         if path == "/health":
             return await _plain(writer, 200, b"ok")
         if path == "/metrics":
-            text = (
-                f"vllm:num_requests_running {self.running}\nvllm:num_requests_waiting 0\n"
-                f"vllm:kv_cache_usage_perc {min(self.running / 100, 1.0)}\n"
-            )
-            return await _plain(writer, 200, text.encode())
+            return await self._metrics(writer)
+        if path == "/tokenize":
+            return await self._tokenize(body, writer)
         if method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
             return await _plain(writer, 404, b'{"error": "not found"}')
         received = time.perf_counter()
         self.requests += 1
         b = self.plan(self.requests)
+        if b.never_answer:
+            await asyncio.sleep(_FOREVER_S)
         if b.status != 200:
-            return await _plain(writer, b.status, b'{"error": {"message": "injected"}}')
+            extra = f"retry-after: {b.retry_after_s}\r\n" if b.retry_after_s is not None else ""
+            return await _plain(writer, b.status, b'{"error": {"message": "injected\x1b[2J\n"}}', extra)
         request = json.loads(body or b"{}")
         tokens = int(b.max_tokens if b.max_tokens is not None else request.get("max_tokens") or 16)
-        chat = path.endswith("chat/completions")
+        fmt = StreamFormat.for_request(path, request, self.requests)
+        prompt_tokens = len(str(request.get("prompt") or request.get("messages") or "").split())
         self.running += 1
         try:
-            return await self._stream(writer, b, tokens, chat, received)
+            return await self._stream(writer, b, (fmt, tokens, prompt_tokens), received)
         finally:
             self.running -= 1
 
+    async def _metrics(self, writer: asyncio.StreamWriter) -> bool:
+        if self.metrics == "hang":
+            await asyncio.sleep(_FOREVER_S)
+        if self.metrics == "none":
+            return await _plain(writer, 404, b"not found")
+        text = (
+            f"vllm:num_requests_running {self.running}\nvllm:num_requests_waiting 0\n"
+            f"vllm:kv_cache_usage_perc {min(self.running / 100, 1.0)}\n"
+        )
+        return await _plain(writer, 200, text.encode())
+
+    async def _tokenize(self, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        if self.tokenize == "hang":
+            await asyncio.sleep(_FOREVER_S)
+        if self.tokenize != "ok":
+            return await _plain(writer, 404, b'{"detail": "Not Found"}')
+        words = str(json.loads(body or b"{}").get("prompt") or "").split()
+        return await _plain(writer, 200, json.dumps({"count": len(words), "tokens": list(range(len(words)))}).encode())
+
     async def _stream(
-        self, writer: asyncio.StreamWriter, b: Behaviour, tokens: int, chat: bool, received: float
+        self, writer: asyncio.StreamWriter, b: Behaviour, shape: tuple[StreamFormat, int, int], received: float
     ) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        await writer.drain()
+        if b.http_fault is not None:
+            await _http_fault(writer, b.http_fault)
+            return False
+        writer.write(_HEAD_200)
         if b.stall_s:
+            await writer.drain()
             await asyncio.sleep(b.stall_s)
-        async for payload in _payloads(b, tokens, chat, received):
-            if payload is None:
+        async for event in _events(b, shape, received):
+            if event is None:
                 writer.close()  # cut the stream mid-way
                 return False
-            data = payload.encode()
-            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
             await writer.drain()
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
 
 
-async def _payloads(b: Behaviour, tokens: int, chat: bool, received: float) -> AsyncIterator[str | None]:
-    def event(obj: dict[str, object]) -> str:
-        return f"data: {json.dumps(obj)}\n\n"
-
-    def piece(text: str, finish: str | None) -> dict[str, object]:
-        choice: dict[str, object] = {"index": 0, "finish_reason": finish}
-        choice["delta" if chat else "text"] = {"content": text} if chat else text
-        return {"id": "x", "object": "chunk", "choices": [choice]}
-
-    if chat and b.role_chunk:
-        yield event({"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
+async def _events(b: Behaviour, shape: tuple[StreamFormat, int, int], received: float) -> AsyncIterator[bytes | None]:
+    fmt, tokens, prompt_tokens = shape
+    if fmt.chat and b.role_chunk:
+        yield fmt.event(fmt.role())
     if b.ttft_delay_s:
         await asyncio.sleep(b.ttft_delay_s)
     for i in range(tokens):
         if b.close_after is not None and i >= b.close_after:
             yield None
             return
-        if b.malformed and i == 1:
-            yield "data: {not json\n\n"
-            continue
+        if i == 1 and b.corrupt is not None:
+            yield CORRUPTIONS[b.corrupt]
         if i and b.token_delay_s:
             await asyncio.sleep(b.token_delay_s)
-        obj = piece(f"t{i} ", "length" if i == tokens - 1 else None)
-        if i == 0:  # lets the self-check subtract the server's own time from TTFT
-            obj["inferplan_server_times"] = [received, time.perf_counter()]
-        yield event(obj)
-    if b.usage:
-        yield event({"id": "x", "choices": [], "usage": {"prompt_tokens": 8, "completion_tokens": tokens}})
-    yield "data: [DONE]\n\n"
+        if i == 1 and b.stall_after_first_s:
+            await asyncio.sleep(b.stall_after_first_s)
+        obj = fmt.content(f"t{i} ", "length" if i == tokens - 1 else None)
+        if i == 0:
+            obj["inferplan_received_s"] = received
+        obj["inferplan_sent_s"] = time.perf_counter()
+        yield fmt.event(obj)
+    if b.usage and fmt.include_usage:
+        yield fmt.event(fmt.usage(prompt_tokens, tokens))
+    yield b"data: [DONE]\n\n"
 
 
-async def _plain(writer: asyncio.StreamWriter, status: int, body: bytes) -> bool:
+async def _http_fault(writer: asyncio.StreamWriter, fault: str) -> None:
+    first = b'data: {"choices":[{"index":0,"text":"t0 "}]}\n\n'
+    chunk = b"%x\r\n%s\r\n" % (len(first), first)
+    sse = b"content-type: text/event-stream\r\n"
+    raw = {
+        "not_http": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+        "huge_header": b"HTTP/1.1 200 OK\r\nx-filler: " + b"a" * (2 << 20) + b"\r\n\r\n",
+        "bad_chunk_size": _HEAD_200 + chunk + b"zz\r\nhello\r\n",
+        "huge_chunk_size": _HEAD_200 + chunk + b"7fffffffff\r\nhello",
+        "chunk_no_crlf": _HEAD_200 + b"%x\r\n%sXX" % (len(first), first),
+        "huge_chunk": _HEAD_200 + chunk + b"%x\r\n" % (20 << 20) + b"data: " + b"x" * (20 << 20),
+        "huge_line": _HEAD_200 + chunk + b"".join(b"%x\r\n%s\r\n" % (1 << 20, b"y" * (1 << 20)) for _ in range(6)),
+        "bad_content_length": b"HTTP/1.1 200 OK\r\n" + sse + b"content-length: 12abc\r\n\r\n" + first,
+    }[fault]
+    writer.write(raw)
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.close()
+
+
+async def _plain(writer: asyncio.StreamWriter, status: int, body: bytes, extra: str = "") -> bool:
     reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "X")
-    writer.write(f"HTTP/1.1 {status} {reason}\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
+    head = f"HTTP/1.1 {status} {reason}\r\ncontent-length: {len(body)}\r\n{extra}\r\n"
+    writer.write(head.encode() + body)
     await writer.drain()
     return True
 
 
 @contextlib.asynccontextmanager
-async def serve(plan: Callable[[int], Behaviour]) -> AsyncIterator[LocalServer]:
-    server = LocalServer(plan)
+async def serve(
+    plan: Callable[[int], Behaviour], metrics: str = "ok", tokenize: str = "none"
+) -> AsyncIterator[LocalServer]:
+    server = LocalServer(plan, metrics, tokenize)
     await server.start()
     try:
         yield server
     finally:
         await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed: ``--port`` (0: any free one), ``--token-delay`` seconds."""
+    from inferplan.bench.loop import run
+
+    parser = argparse.ArgumentParser(description="inferplan's local OpenAI-compatible streaming server")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token-delay", type=float, default=0.0)
+    parser.add_argument("--ttft-delay", type=float, default=0.0)
+    args = parser.parse_args(argv)
+
+    async def forever() -> None:
+        behaviour = Behaviour(ttft_delay_s=args.ttft_delay, token_delay_s=args.token_delay)
+        server = LocalServer(lambda _: behaviour, tokenize="ok")
+        await server.start(args.port)
+        sys.stdout.write(f"{server.url}\n")
+        sys.stdout.flush()
+        await asyncio.Event().wait()
+
+    run(forever())
+
+
+if __name__ == "__main__":
+    main()

@@ -3,17 +3,22 @@ length, or a dataset file (JSON lines with ``prompt`` and optional ``max_tokens`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from inferplan.bench.client import Prompt
-from inferplan.bench.http import HttpError, Transport
+from inferplan.bench.deadline import Deadline, Timeouts, bounded
+from inferplan.bench.http import HttpError, Transport, read_all
+from inferplan.bench.record import Prompt
 from inferplan.errors import ConfigError
 
 __all__ = ["PROMPT_WORDS", "TokenCounter", "count_tokens", "load_dataset", "synthetic_prompts"]
 
+PROBE_TIMEOUT_S = 30.0
+MAX_PROMPT_TOKENS = 10_000_000
+MAX_DATASET_BYTES = 1 << 30
 PROMPT_WORDS = [
     "the",
     "quick",
@@ -41,37 +46,50 @@ PROMPT_WORDS = [
 ]
 
 
-async def count_tokens(transport: Transport, base_url: str, model: str, text: str) -> int | None:
-    """The server's token count of ``text`` via vLLM/SGLang's ``/tokenize``; None if absent."""
+async def count_tokens(counter: TokenCounter, text: str) -> int | None:
+    """The server's token count of ``text`` via vLLM/SGLang's ``/tokenize``; None if absent,
+    unreadable or not answered within the counter's limits."""
+    url = f"{counter.base_url.rstrip('/')}/tokenize"
+    deadline: Deadline | None = None
     try:
-        async with transport.post(f"{base_url.rstrip('/')}/tokenize", {"model": model, "prompt": text}) as resp:
-            body = b"".join([piece async for piece in resp.body])
+        async with (
+            bounded(counter.timeouts) as deadline,
+            counter.transport.post(url, {"model": counter.model, "prompt": text}, deadline) as resp,
+        ):
+            body = await read_all(resp.body)
             if resp.status != 200:
                 return None
-    except HttpError:
+    except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError):
         return None
     try:
         data = json.loads(body)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return None
     count = data.get("count") if isinstance(data, dict) else None
-    return int(count) if isinstance(count, int) else None
+    return count if type(count) is int and 0 < count <= MAX_PROMPT_TOKENS else None
 
 
 def _text(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(PROMPT_WORDS) for _ in range(max(words, 1)))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TokenCounter:
-    """A server that counts tokens (vLLM's and SGLang's ``/tokenize``) for ``model``."""
+    """A server that counts tokens (vLLM's and SGLang's ``/tokenize``) for ``model``; after
+    one failure (no endpoint, a timeout) it stops asking."""
 
     transport: Transport
     base_url: str
     model: str
+    timeouts: Timeouts = field(default_factory=lambda: Timeouts(PROBE_TIMEOUT_S))
+    gave_up: bool = False
 
     async def count(self, text: str) -> int | None:
-        return await count_tokens(self.transport, self.base_url, self.model, text)
+        if self.gave_up:
+            return None
+        counted = await count_tokens(self, text)
+        self.gave_up = counted is None
+        return counted
 
 
 async def synthetic_prompts(
@@ -104,28 +122,39 @@ async def synthetic_prompts(
     return out, exact
 
 
+def _dataset_prompt(path: Path, number: int, line: str, default_max_tokens: int) -> Prompt:
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        row = None
+    if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+        raise ConfigError(f"{path}, line {number}: need a JSON object with a 'prompt' string")
+    prompt = row["prompt"]
+    counts = {}
+    for key, default in (("input_tokens", max(len(prompt.split()), 1)), ("max_tokens", default_max_tokens)):
+        value = row.get(key)
+        if value is None:
+            value = default
+        if type(value) is not int or not 1 <= value <= MAX_PROMPT_TOKENS:
+            raise ConfigError(f"{path}, line {number}: '{key}' must be a whole number from 1 to {MAX_PROMPT_TOKENS:,}")
+        counts[key] = value
+    return Prompt(prompt, counts["input_tokens"], counts["max_tokens"])
+
+
 def load_dataset(path: Path, default_max_tokens: int, limit: int) -> list[Prompt]:
     """JSON lines: {"prompt": "...", "max_tokens": 128, "input_tokens": 512 (optional)}."""
-    prompts = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        if path.stat().st_size > MAX_DATASET_BYTES:
+            raise ConfigError(f"dataset {path} is over {MAX_DATASET_BYTES >> 30} GiB; split it")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read dataset {path}: {exc.strerror}") from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            prompt = str(row["prompt"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}, line {number}: need a JSON object with a 'prompt' field") from exc
-        prompts.append(
-            Prompt(
-                prompt,
-                int(row.get("input_tokens") or len(prompt.split())),
-                int(row.get("max_tokens") or default_max_tokens),
-            )
-        )
+        raise ConfigError(f"cannot read dataset {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"dataset {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    prompts = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            prompts.append(_dataset_prompt(path, number, line, default_max_tokens))
         if len(prompts) >= limit:
             break
     if not prompts:

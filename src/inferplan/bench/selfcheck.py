@@ -1,32 +1,55 @@
-"""How much latency does the client itself add? Run it against inferplan's local streaming
-server in its own process. The server stamps, on the monotonic clock both processes share,
-when it sent the first content; the client's share of TTFT is its send lag (scheduled ->
-written) plus its receive delay (server sent -> client parsed). Queueing inside the local
-server is the server's, not the client's, and is left out."""
+"""How much does the client itself add to each metric it reports? Run it against inferplan's
+local streaming server in a process of its own. The server stamps, on the monotonic clock
+both processes share, when it sent each content chunk, so for every request the part that
+is not the client's is known exactly:
+
+* TTFT: first chunk sent - request written by the client (the server's time, with the
+        network and the server's own queue before it reads the request)
+* ITL:  each gap between two chunks' send times
+* TPOT: (last chunk sent - first chunk sent) / (output tokens - 1)
+* E2E:  last chunk sent - request written
+
+The client's share is measured minus that, per request (per gap for ITL): for TTFT and E2E
+its send lag plus how long after the server sent a chunk the client stamped it; for ITL and
+TPOT how much later one chunk was stamped than another. It is reported at p50, p99 and max
+beside both distributions. The first ``concurrency`` requests (opening connections) are left
+out when there are more than twice as many.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import multiprocessing as mp
 import random
-import statistics
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 
 import numpy as np
 
-from inferplan.bench.client import BenchConfig, Prompt, RequestRecord, run_load
+from inferplan.bench.client import BenchConfig, run_load
+from inferplan.bench.deadline import Timeouts
 from inferplan.bench.localserver import Behaviour, LocalServer
-from inferplan.bench.loop import run
+from inferplan.bench.loop import LoopLag, run
+from inferplan.bench.record import Prompt, RequestRecord
 from inferplan.errors import BenchmarkError
 from inferplan.perf.workload import Arrivals
 
-__all__ = ["LAG_WARNING_S", "SelfCheck", "run_self_check", "scheduling_lag_warning"]
+__all__ = ["METRICS", "SelfCheck", "quantiles", "run_self_check", "self_check_figures"]
 
-#: A run warns when the p99 gap between a request's scheduled and actual send time passes this.
-LAG_WARNING_S = 0.010
+METRICS = ("ttft", "itl", "tpot", "e2e")
+
+
+def quantiles(values: list[float] | np.ndarray) -> dict[str, float | None]:
+    """p50, p99 and max of the finite values (None when there are none)."""
+    a = np.asarray(values, dtype=float)
+    a = a[np.isfinite(a)]
+    if not a.size:
+        return {"p50": None, "p99": None, "max": None}
+    p50, p99 = np.percentile(a, [50, 99])
+    return {"p50": float(p50), "p99": float(p99), "max": float(a.max())}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +57,43 @@ class SelfCheck:
     concurrency: int
     num_requests: int
     num_ok: int
-    client_ttft_p50_s: float
-    client_ttft_p99_s: float  # steady state: after the first `concurrency` requests (the ramp)
-    client_ttft_p99_all_s: float
-    send_lag_p99_s: float
+    figures: dict[str, dict[str, dict[str, float | None]]]  # metric -> measured/server/client -> p50/p99/max
+    receive_delay_s: dict[str, float | None]
+    send_lag_s: dict[str, float | None]
+    loop_lag_s: dict[str, float | None]
     wall_s: float
 
 
-def _server_main(port_queue: Any, stop: MpEvent, tokens: int, token_delay_s: float) -> None:
+def _pairs(r: RequestRecord) -> dict[str, tuple[list[float], list[float]]]:
+    """(measured, server) values of each metric for one request."""
+    s = r.server_times_s
+    n = r.output_tokens
+    server_tpot = (s[-1] - s[0]) / (n - 1) if n > 1 else math.nan
+    return {
+        "ttft": ([r.ttft_s], [s[0] - r.sent_s]),
+        "itl": (r.gaps_s(), [b - a for a, b in itertools.pairwise(s)]),
+        "tpot": ([r.tpot_s], [server_tpot]),
+        "e2e": ([r.e2e_s], [s[-1] - r.sent_s]),
+    }
+
+
+def self_check_figures(records: list[RequestRecord]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Each metric's measured, server and client (measured - server) quantiles."""
+    measured: dict[str, list[float]] = {m: [] for m in METRICS}
+    server: dict[str, list[float]] = {m: [] for m in METRICS}
+    client: dict[str, list[float]] = {m: [] for m in METRICS}
+    for r in records:
+        for metric, (mine, theirs) in _pairs(r).items():
+            measured[metric] += mine
+            server[metric] += theirs
+            client[metric] += [a - b for a, b in zip(mine, theirs, strict=True)]
+    return {
+        m: {"measured": quantiles(measured[m]), "server": quantiles(server[m]), "client": quantiles(client[m])}
+        for m in METRICS
+    }
+
+
+def _server_main(port_queue: Any, stop: MpEvent, token_delay_s: float) -> None:
     async def main() -> None:
         server = LocalServer(lambda _: Behaviour(token_delay_s=token_delay_s))
         await server.start()
@@ -53,27 +105,25 @@ def _server_main(port_queue: Any, stop: MpEvent, tokens: int, token_delay_s: flo
     run(main())
 
 
-def scheduling_lag_warning(records: list[RequestRecord]) -> str | None:
-    lags = [r.sent_s - r.scheduled_s for r in records if not math.isnan(r.sent_s)]
-    if len(lags) < 2:
-        return None
-    p99 = float(np.percentile(lags, 99))
-    if p99 > LAG_WARNING_S:
-        return (
-            f"the client sent requests up to {p99 * 1e3:.1f} ms (p99) after their scheduled time; "
-            "latencies include that lag. Use fewer streams per client process or a faster machine."
-        )
-    return None
+def _stamped(records: list[RequestRecord]) -> list[RequestRecord]:
+    return [
+        r
+        for r in records
+        if r.ok
+        and r.server_times_s
+        and len(r.server_times_s) == len(r.chunk_times_s)
+        and math.isfinite(r.server_received_s)
+    ]
 
 
 def run_self_check(
-    concurrency: int = 256, num_requests: int = 2000, tokens: int = 32, token_delay_s: float = 0.02
+    concurrency: int = 256, num_requests: int = 2000, tokens: int = 16, token_delay_s: float = 0.02
 ) -> SelfCheck:
     """Closed loop at ``concurrency`` streams of about ``tokens`` tokens (0.5x to 1.5x, seeded)
-    each ``token_delay_s`` apart."""
+    each ``token_delay_s`` apart, against the local server in another process."""
     ctx = mp.get_context("fork")
     port_queue, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_server_main, args=(port_queue, stop, tokens, token_delay_s), daemon=True)
+    proc = ctx.Process(target=_server_main, args=(port_queue, stop, token_delay_s), daemon=True)
     proc.start()
     try:
         port = port_queue.get(timeout=10)
@@ -82,11 +132,13 @@ def run_self_check(
             "self-check",
             Arrivals("concurrency", concurrency=concurrency),
             endpoint="chat",
-            timeout_s=60.0,
+            timeouts=Timeouts(60.0),
         )
         rng = random.Random(0)  # varied lengths, as real traffic has: streams do not finish in lockstep
-        prompts = [Prompt("x", 1, rng.randint(max(tokens // 2, 1), tokens * 3 // 2)) for _ in range(num_requests)]
-        loop_start = run(_timed(cfg, prompts))
+        prompts = [
+            Prompt("x", 1, rng.randint(max(tokens // 2, 2), max(tokens * 3 // 2, 2))) for _ in range(num_requests)
+        ]
+        records, lags, wall = run(_timed(cfg, prompts))
     except Exception as exc:
         raise BenchmarkError(f"self-check failed: {exc}") from exc
     finally:
@@ -94,28 +146,31 @@ def run_self_check(
         proc.join(5)
         if proc.is_alive():
             proc.kill()
-    records, wall = loop_start
-    ok = [r for r in records if r.ok and not math.isnan(r.receive_delay_s)]
+    ok = _stamped(records)
     if not ok:
         raise BenchmarkError("self-check: no request succeeded against the local server")
     ok.sort(key=lambda r: r.scheduled_s)
-    added_all = np.array([(r.sent_s - r.scheduled_s) + r.receive_delay_s for r in ok])
-    added = added_all[concurrency:] if len(added_all) > 2 * concurrency else added_all
-    lag = np.array([r.sent_s - r.scheduled_s for r in ok])
+    steady = ok[concurrency:] if len(ok) > 2 * concurrency else ok
+    delays = [c - s for r in steady for c, s in zip(r.chunk_times_s, r.server_times_s, strict=True)]
     return SelfCheck(
         concurrency,
         len(records),
         len(ok),
-        float(statistics.median(added)),
-        float(np.percentile(added, 99)),
-        float(np.percentile(added_all, 99)),
-        float(np.percentile(lag, 99)),
+        self_check_figures(steady),
+        quantiles(delays),
+        quantiles([r.sent_s - r.scheduled_s for r in steady]),
+        quantiles(lags),
         wall,
     )
 
 
-async def _timed(cfg: BenchConfig, prompts: list[Prompt]) -> tuple[list[RequestRecord], float]:
+async def _timed(cfg: BenchConfig, prompts: list[Prompt]) -> tuple[list[RequestRecord], list[float], float]:
     loop = asyncio.get_running_loop()
+    lag = LoopLag()
+    lag.start()
     start = loop.time()
-    records = await run_load(cfg, prompts, lambda _: None)
-    return records, loop.time() - start
+    try:
+        records = await run_load(cfg, prompts, lambda _: None)
+    finally:
+        lag.stop()
+    return records, lag.lags_s(), loop.time() - start

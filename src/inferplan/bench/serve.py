@@ -1,28 +1,44 @@
 """``inferplan bench serve``: a rate or concurrency sweep against one server, each point a
-run in the results database, with server telemetry beside the client's records."""
+run in the results database, with server telemetry beside the client's records.
+
+Nothing measured is lost: records are written off the event loop as they complete
+(:mod:`inferplan.bench.writer`), requests in flight at an interruption are recorded as
+cancelled, and every run ends in a final status: ``complete`` (every request succeeded),
+``partial`` (some failed), ``failed`` (none succeeded) or ``interrupted``. A sweep stops
+early when a point could not reach the server at all.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from inferplan.bench.client import BenchConfig, Prompt, RequestRecord, run_load
+from inferplan.bench.client import BenchConfig, run_load
+from inferplan.bench.deadline import Timeouts
+from inferplan.bench.distortion import client_lags, distortion_warning
 from inferplan.bench.http import PooledTransport
-from inferplan.bench.prompts import TokenCounter, load_dataset, synthetic_prompts
-from inferplan.bench.selfcheck import scheduling_lag_warning
+from inferplan.bench.loop import LoopLag, loop_name
+from inferplan.bench.prompts import PROBE_TIMEOUT_S, TokenCounter, load_dataset, synthetic_prompts
+from inferplan.bench.record import Prompt, RequestRecord
 from inferplan.bench.store import ResultsStore
-from inferplan.bench.summary import summarize_records
-from inferplan.bench.telemetry import scrape_loop
+from inferplan.bench.summary import final_status, summarize_records
+from inferplan.bench.telemetry import Scraper
+from inferplan.bench.writer import RecordWriter, WriterReport
 from inferplan.errors import InputError
 from inferplan.perf.metrics import Slo
 from inferplan.perf.workload import Arrivals
 
-__all__ = ["PointResult", "ServeSpec", "machine_description", "run_sweep"]
+__all__ = ["PointResult", "ServeSpec", "machine_description", "public_url", "run_sweep"]
+
+UNREACHABLE = frozenset({"connection", "connect_timeout"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +55,12 @@ class ServeSpec:
     warmup: int = 0
     seed: int = 0
     endpoint: str = "completions"
-    timeout_s: float = 120.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
     burstiness: float = 1.0
     max_concurrency: int | None = None
     ignore_eos: bool = True
     slo: Slo = field(default_factory=Slo)
+    headers: tuple[tuple[str, str], ...] = ()  # an API key, extra headers: sent, never stored
 
     def __post_init__(self) -> None:
         if bool(self.rates) == bool(self.concurrencies):
@@ -61,6 +78,38 @@ class ServeSpec:
             ]
         return [Arrivals("concurrency", concurrency=c) for c in self.concurrencies]
 
+    def config(self, arrivals: Arrivals) -> BenchConfig:
+        return BenchConfig(
+            self.url,
+            self.model,
+            arrivals,
+            self.endpoint,
+            self.timeouts,
+            self.duration_s,
+            self.seed,
+            self.ignore_eos,
+            self.max_concurrency,
+            self.headers,
+        )
+
+    def stored(self, arrivals: Arrivals, exact: bool) -> dict[str, Any]:
+        """The settings kept with the run: header names only, never their values."""
+        return {
+            "ignore_eos": self.ignore_eos,
+            "arrivals": asdict(arrivals),
+            "isl": self.isl,
+            "osl": self.osl,
+            "endpoint": self.endpoint,
+            "num_requests": self.num_requests,
+            "warmup": self.warmup,
+            "seed": self.seed,
+            "exact_prompt_tokens": exact,
+            "dataset": str(self.dataset) if self.dataset else None,
+            "duration_s": self.duration_s,
+            "timeouts": asdict(self.timeouts),
+            "headers": sorted({name.lower() for name, _ in self.headers}),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class PointResult:
@@ -69,6 +118,22 @@ class PointResult:
     summary: dict[str, Any]
     warning: str | None
     telemetry: bool
+    status: str = "complete"
+    storage: WriterReport | None = None
+    spill_file: Path | None = None  # records or the final status the database could not take
+
+    @property
+    def unreachable(self) -> bool:
+        s = self.summary
+        return s["sent"] > 0 and s["succeeded"] == 0 and set(s["failures"]) <= UNREACHABLE
+
+
+def public_url(url: str) -> str:
+    """The URL as stored and printed: no user name, password, query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme, netloc + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
 
 
 def machine_description() -> dict[str, Any]:
@@ -78,85 +143,106 @@ def machine_description() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "client": "inferplan",
+        "event_loop": loop_name(),
     }
 
 
-async def _prompts(spec: ServeSpec, transport: PooledTransport, n: int, seed: int) -> tuple[list[Prompt], bool]:
+async def _prompts(spec: ServeSpec, transport: PooledTransport, n: int) -> tuple[list[Prompt], bool]:
     if spec.dataset is not None:
         return load_dataset(spec.dataset, spec.osl, n), False
-    return await synthetic_prompts(n, (spec.isl, spec.osl), seed, TokenCounter(transport, spec.url, spec.model))
+    counter = TokenCounter(
+        transport, spec.config(spec.points()[0]).root, spec.model, spec.timeouts.capped(PROBE_TIMEOUT_S)
+    )
+    return await synthetic_prompts(n, (spec.isl, spec.osl), spec.seed, counter)
 
 
 async def run_sweep(
     spec: ServeSpec, store: ResultsStore, progress: Callable[[int, RequestRecord], None] | None = None
 ) -> list[PointResult]:
-    """Run every point of the sweep; records are stored as they complete. On interruption the
-    current run is marked 'interrupted' with a summary of what was measured."""
-    results = []
+    """Run every point of the sweep; records are stored as they complete."""
+    store.require_writable()
+    results: list[PointResult] = []
     for arrivals in spec.points():
-        cfg = BenchConfig(
-            spec.url,
-            spec.model,
-            arrivals,
-            spec.endpoint,
-            spec.timeout_s,
-            spec.duration_s,
-            spec.seed,
-            spec.ignore_eos,
-            max_concurrency=spec.max_concurrency,
-        )
-        helper = PooledTransport(spec.url)
-        prompts, exact = await _prompts(spec, helper, spec.num_requests + spec.warmup, spec.seed)
+        results.append(await _run_point(spec, store, arrivals, progress))
+        if results[-1].unreachable:
+            break  # the next points would fail the same way
+    return results
+
+
+async def _run_point(
+    spec: ServeSpec, store: ResultsStore, arrivals: Arrivals, progress: Callable[[int, RequestRecord], None] | None
+) -> PointResult:
+    cfg = spec.config(arrivals)
+    helper = cfg.transport()
+    try:
+        prompts, exact = await _prompts(spec, helper, spec.num_requests + spec.warmup)
         if spec.warmup:
             warm = BenchConfig(
-                spec.url,
-                spec.model,
+                cfg.url,
+                cfg.model,
                 Arrivals("concurrency", concurrency=min(spec.warmup, 8)),
-                spec.endpoint,
-                spec.timeout_s,
-                ignore_eos=spec.ignore_eos,
+                cfg.endpoint,
+                cfg.timeouts,
+                ignore_eos=cfg.ignore_eos,
+                headers=cfg.headers,
             )
             await run_load(warm, prompts[: spec.warmup], lambda _: None)
-        config = {
-            "ignore_eos": spec.ignore_eos,
-            "arrivals": asdict(arrivals),
-            "isl": spec.isl,
-            "osl": spec.osl,
-            "endpoint": spec.endpoint,
-            "num_requests": spec.num_requests,
-            "warmup": spec.warmup,
-            "seed": spec.seed,
-            "exact_prompt_tokens": exact,
-            "dataset": str(spec.dataset) if spec.dataset else None,
-            "duration_s": spec.duration_s,
-            "timeout_s": spec.timeout_s,
-        }
-        run_id = store.start_run("serve", config, machine_description(), spec.url, spec.model)
-        records: list[RequestRecord] = []
+        run_id = store.start_run(
+            "serve", spec.stored(arrivals, exact), machine_description(), public_url(spec.url), spec.model
+        )
+        return await _measure(spec, store, (run_id, cfg, helper), prompts[spec.warmup :], progress)
+    finally:
+        await helper.aclose()
 
-        def on_record(rec: RequestRecord, run_id: int = run_id, records: list[RequestRecord] = records) -> None:
-            store.add_request(run_id, rec)
-            records.append(rec)
-            if progress:
-                progress(run_id, rec)
 
-        def on_sample(t_s: float, values: dict[str, float], run_id: int = run_id) -> None:
-            store.add_telemetry(run_id, t_s, values)
+async def _measure(
+    spec: ServeSpec,
+    store: ResultsStore,
+    run: tuple[int, BenchConfig, PooledTransport],
+    prompts: list[Prompt],
+    progress: Callable[[int, RequestRecord], None] | None,
+) -> PointResult:
+    run_id, cfg, helper = run
+    writer = RecordWriter(store.path, run_id, store.lock_wait_s)
+    records: list[RequestRecord] = []
 
-        stop = asyncio.Event()
-        scraper = asyncio.create_task(scrape_loop(helper, spec.url, on_sample, stop))
-        try:
-            await run_load(cfg, prompts[spec.warmup :], on_record)
-        except BaseException:
-            store.finish_run(run_id, "interrupted", summarize_records(records, spec.slo) if records else None)
-            raise
-        finally:
-            stop.set()
-            has_metrics = await scraper
-            await helper.aclose()
+    def on_record(rec: RequestRecord) -> None:
+        writer.add_request(rec)
+        records.append(rec)
+        if progress:
+            progress(run_id, rec)
+
+    scraper = Scraper(helper, cfg.root, writer.add_telemetry, spec.timeouts)
+    stop = asyncio.Event()
+    scraping = asyncio.create_task(scraper.run(stop))
+    lag = LoopLag()
+    lag.start()
+    status = "interrupted"
+    gc.collect()
+    gc.freeze()  # a collection during the run walks only what the run made, not every loaded module
+    try:
+        await run_load(cfg, prompts, on_record)
+        status = final_status(records)
+    finally:
+        gc.unfreeze()
+        lag.stop()
+        stop.set()
+        scraping.cancel()  # a scrape in flight is dropped, not waited for
+        with contextlib.suppress(asyncio.CancelledError):
+            await scraping
+        storage = writer.close()
         summary = summarize_records(records, spec.slo)
-        warning = scheduling_lag_warning(records)
-        summary["warning"] = warning
-        store.finish_run(run_id, "complete", summary)
-        results.append(PointResult(run_id, arrivals, summary, warning, has_metrics))
-    return results
+        summary |= {"client": client_lags(lag.lags_s(), records), "telemetry": scraper.summary()}
+        summary["warning"] = distortion_warning(summary)
+        summary["storage"] = {"written": storage.written, "spilled": storage.spilled, "lost": storage.lost}
+        spill = store.finish_run(run_id, status, summary)
+    return PointResult(
+        run_id,
+        cfg.arrivals,
+        summary,
+        summary["warning"],
+        scraper.samples > 0,
+        status,
+        storage,
+        spill or storage.spill_file,
+    )

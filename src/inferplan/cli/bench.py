@@ -7,22 +7,24 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from inferplan.bench.client import RequestRecord
+from inferplan.bench.deadline import Timeouts
 from inferplan.bench.loop import loop_name, run
+from inferplan.bench.record import RequestRecord
 from inferplan.bench.selfcheck import run_self_check
-from inferplan.bench.serve import ServeSpec, run_sweep
+from inferplan.bench.serve import PointResult, ServeSpec, public_url, run_sweep
 from inferplan.bench.store import ResultsStore
-from inferplan.cli.common import emit_json, handles_errors
-from inferplan.errors import InputError
+from inferplan.cli.bench_selfcheck import print_self_check, self_check_payload
+from inferplan.cli.common import emit_json, handles_errors, print_error
+from inferplan.errors import BenchmarkError, InputError
 from inferplan.perf.metrics import Slo
 from inferplan.present.payload_bench import (
     BenchGpuPayload,
     BenchServePayload,
     MeasurementRow,
     RunSummary,
-    SelfCheckPayload,
     ServePoint,
 )
 from inferplan.present.text import ms, table
@@ -31,6 +33,7 @@ from inferplan.units import parse_duration_s
 bench_app = typer.Typer(help="Measure real servers and this machine.", no_args_is_help=True)
 out = Console(soft_wrap=False, width=120)
 err = Console(stderr=True)  # progress and warnings
+EXIT_SOME_FAILED = 9  # some requests of a benchmark failed (8: every one did, or the server was unreachable)
 
 DbOpt = Annotated[
     Path | None, typer.Option("--db", help="Results database (default $INFERPLAN_DB or ~/.inferplan/results.db).")
@@ -57,22 +60,92 @@ def print_summary(s: dict[str, Any], title: str) -> None:
     ]
     out.print(table(title, ["metric (ms)", "mean", "p50", "p90", "p99"], rows))
     failures = ", ".join(f"{k} {v}" for k, v in s["failures"].items()) or "none"
+    cancelled = f", cancelled {s['cancelled']}" if s.get("cancelled") else ""
     out.print(
-        f"sent {s['sent']}, succeeded {s['succeeded']}, failed {s['failed']} ({failures}); "
+        f"sent {s['sent']}, succeeded {s['succeeded']}, failed {s['failed']} ({failures}){cancelled}; "
         f"{s['request_throughput_per_s']:,.2f} req/s, {s['output_token_throughput_per_s']:,.1f} output tok/s, "
         f"goodput {s['goodput_requests_per_s']:,.2f} req/s"
-        + ("" if s["output_tokens_from_usage"] else "; output tokens counted from chunks (no usage)")
+        + ("" if s["output_tokens_from_usage"] else "; output tokens counted from chunks (no usage)"),
+        highlight=False,
     )
     if s.get("first_failure"):
-        err.print(f"first failure: {s['first_failure'][:200]}", highlight=False)
+        err.print(f"first failure: {escape(s['first_failure'][:200])}", highlight=False)
+    scrape = s.get("telemetry") or {}
+    if scrape.get("failed_scrapes"):
+        err.print(f"server metrics: {scrape['failed_scrapes']} scrape(s) failed: {escape(str(scrape['error']))}")
     if s.get("warning"):
-        err.print(f"[yellow]warning:[/yellow] {s['warning']}")
+        err.print(f"[yellow]warning:[/yellow] {escape(s['warning'])}")
+
+
+def _headers(api_key: str | None, header: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """``--header 'Name: value'`` items and the API key as a bearer token."""
+    pairs: list[tuple[str, str]] = []
+    for item in header or []:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip() or any(c in name.strip() for c in " \t") or any(c in item for c in "\r\n"):
+            raise InputError(f"--header '{item[:40]}': write 'Name: value', e.g. --header 'X-Team: research'")
+        pairs.append((name.strip(), value.strip()))
+    if api_key is not None:
+        if not api_key.strip() or any(c in api_key for c in "\r\n"):
+            raise InputError("--api-key (or OPENAI_API_KEY) is empty or has a line break")
+        pairs.append(("Authorization", f"Bearer {api_key.strip()}"))
+    return tuple(pairs)
+
+
+def _timeouts(timeout: str, connect: str, first_byte: str | None, idle: str | None) -> Timeouts:
+    def seconds(text: str | None) -> float | None:
+        return parse_duration_s(text) if text else None
+
+    return Timeouts(parse_duration_s(timeout), seconds(connect), seconds(first_byte), seconds(idle))
+
+
+def _report_storage(results: list[PointResult], store: ResultsStore) -> None:
+    for r in results:
+        lost = r.storage.lost if r.storage else 0
+        if r.spill_file is not None:
+            err.print(
+                f"[yellow]warning:[/yellow] run {r.run_id}: the database could not take everything in time; "
+                f"the rest is in {escape(str(r.spill_file))}, which the next inferplan command that opens "
+                f"{escape(str(store.path))} writes in",
+                highlight=False,
+            )
+        if lost:
+            err.print(
+                f"[red]error:[/red] run {r.run_id}: {lost} record(s) could be written neither to the database "
+                "nor to a spill file beside it",
+                highlight=False,
+            )
+
+
+def exit_code(results: list[PointResult]) -> int:
+    """0 when every request succeeded, 8 when none did (or the server could not be reached),
+    :data:`EXIT_SOME_FAILED` when some failed."""
+    sent = sum(r.summary["sent"] for r in results)
+    ok = sum(r.summary["succeeded"] for r in results)
+    if ok == 0:
+        return BenchmarkError.exit_code
+    return 0 if ok == sent else EXIT_SOME_FAILED
+
+
+def _verdict(results: list[PointResult], url: str) -> None:
+    code = exit_code(results)
+    if code == 0:
+        return
+    first = next((r.summary["first_failure"] for r in results if r.summary.get("first_failure")), None)
+    if code == EXIT_SOME_FAILED:
+        failed = sum(r.summary["failed"] for r in results)
+        err.print(f"[yellow]warning:[/yellow] {failed} request(s) failed (exit code {code})", highlight=False)
+    elif results and results[-1].unreachable:
+        print_error(f"the server at {url} could not be reached ({first}); is it running, and is --url right?")
+    else:
+        print_error(f"every request failed; the first: {first}")
+    raise typer.Exit(code)
 
 
 @bench_app.command("serve")
 @handles_errors
 def bench_serve(
-    url: Annotated[str, typer.Option(help="Server base URL, e.g. http://127.0.0.1:8000")],
+    url: Annotated[str, typer.Option(help="Server base URL, with or without /v1, e.g. http://127.0.0.1:8000")],
     model: Annotated[str, typer.Option(help="Model name the server serves.")],
     rate: Annotated[str | None, typer.Option(help="Requests/s, or a sweep: 1,2,4.")] = None,
     concurrency: Annotated[str | None, typer.Option(help="Concurrent streams, or a sweep: 1,8,32.")] = None,
@@ -84,7 +157,21 @@ def bench_serve(
     warmup: Annotated[int, typer.Option(min=0, max=10_000)] = 0,
     seed: Annotated[int, typer.Option()] = 0,
     endpoint: Annotated[str, typer.Option(help="completions or chat.")] = "completions",
-    timeout: Annotated[str, typer.Option(help="Per-request timeout.")] = "120s",
+    timeout: Annotated[str, typer.Option(help="Whole-request limit.")] = "120s",
+    connect_timeout: Annotated[str, typer.Option(help="Limit on opening a connection.")] = "10s",
+    first_byte_timeout: Annotated[
+        str | None, typer.Option(help="Limit from sending to the response's first byte (default: --timeout).")
+    ] = None,
+    idle_timeout: Annotated[
+        str | None, typer.Option(help="Limit on silence inside a response (default: --timeout).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="OPENAI_API_KEY", show_default=False, help="Sent as a bearer token; never stored."),
+    ] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="Extra request header 'Name: value' (repeatable); values never stored.")
+    ] = None,
     burstiness: Annotated[float, typer.Option(min=0.01, max=100.0, help="Gap CV; 1 = Poisson.")] = 1.0,
     max_concurrency: Annotated[int | None, typer.Option(help="Cap on streams in an open-loop run.")] = None,
     ttft: Annotated[str | None, typer.Option(help="Goodput target, e.g. 500ms.")] = None,
@@ -93,7 +180,8 @@ def bench_serve(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Benchmark an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, transformers serve)."""
+    """Benchmark an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, transformers serve).
+    Exit code 0: every request succeeded; 9: some failed; 8: none did."""
     concs = tuple(int(c) for c in _floats(concurrency, "concurrency"))
     spec = ServeSpec(
         url=url,
@@ -108,7 +196,7 @@ def bench_serve(
         warmup=warmup,
         seed=seed,
         endpoint=endpoint,
-        timeout_s=parse_duration_s(timeout),
+        timeouts=_timeouts(timeout, connect_timeout, first_byte_timeout, idle_timeout),
         burstiness=burstiness,
         max_concurrency=max_concurrency,
         ignore_eos=ignore_eos,
@@ -116,8 +204,12 @@ def bench_serve(
             parse_duration_s(ttft, default_unit="ms") if ttft else None,
             parse_duration_s(tpot, default_unit="ms") if tpot else None,
         ),
+        headers=_headers(api_key, header),
     )
-    store = ResultsStore(db)
+    spec.config(spec.points()[0])  # the URL and endpoint are checked before the database is opened
+    store = ResultsStore(db, writable=True, check=True)  # refused here, before any request is sent
+    if store.recovered:
+        err.print(f"wrote {store.recovered} spilled record(s) from an earlier run into {escape(str(store.path))}")
     progress = Progress(
         TextColumn("run {task.fields[run]}"),
         BarColumn(),
@@ -141,10 +233,14 @@ def bench_serve(
         with progress:
             results = run(run_sweep(spec, store, on_progress))
     except KeyboardInterrupt:
-        err.print("interrupted: every request measured so far is in the results database (inferplan runs)")
+        err.print(
+            "interrupted: every request measured so far, and those in flight (as cancelled), is in the "
+            "results database (inferplan runs)"
+        )
         raise typer.Exit(130) from None
     finally:
         store.close()
+    _report_storage(results, store)
     if as_json:
         emit_json(
             BenchServePayload(
@@ -155,54 +251,54 @@ def bench_serve(
                         arrivals=r.arrivals.kind,
                         rate_per_s=r.arrivals.rate_per_s,
                         concurrency=r.arrivals.concurrency,
+                        status=r.status,
                         summary=RunSummary.model_validate(r.summary),
                         telemetry=r.telemetry,
+                        spill_file=str(r.spill_file) if r.spill_file else None,
                     )
                     for r in results
                 ],
             )
         )
-        return
-    for r in results:
-        load = f"{r.arrivals.rate_per_s:g} req/s" if r.arrivals.rate_per_s else f"concurrency {r.arrivals.concurrency}"
-        print_summary(r.summary, f"run {r.run_id}: {load}" + (", server metrics recorded" if r.telemetry else ""))
-    out.print(f"Stored in {store.path}.")
+    else:
+        for r in results:
+            load = (
+                f"{r.arrivals.rate_per_s:g} req/s" if r.arrivals.rate_per_s else f"concurrency {r.arrivals.concurrency}"
+            )
+            extra = ", server metrics recorded" if r.telemetry else ""
+            print_summary(r.summary, f"run {r.run_id} ({r.status}): {load}{extra}")
+        out.print(f"Stored in {store.path}.", highlight=False)
+    _verdict(results, public_url(url))
 
 
 @bench_app.command("self-check")
 @handles_errors
 def bench_self_check(
-    concurrency: Annotated[int, typer.Option(min=1, max=4096)] = 256,
-    num_requests: Annotated[int, typer.Option(min=1, max=100_000)] = 2000,
+    concurrency: Annotated[str, typer.Option(help="Streams, or several: 1,64,256.")] = "1,64,256",
+    num_requests: Annotated[
+        int | None, typer.Option(min=1, max=100_000, help="Requests per point (default 8 per stream, at least 50).")
+    ] = None,
     tokens: Annotated[int, typer.Option(min=2, max=4096)] = 16,
-    token_delay: Annotated[str, typer.Option(help="Server's gap between tokens.")] = "100ms",
+    token_delay: Annotated[str, typer.Option(help="Server's gap between tokens.")] = "50ms",
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure the latency the client itself adds, against a zero-latency local server."""
-    result = run_self_check(concurrency, num_requests, tokens, parse_duration_s(token_delay, default_unit="ms"))
-    payload = SelfCheckPayload(
-        concurrency=result.concurrency,
-        requests=result.num_requests,
-        succeeded=result.num_ok,
-        client_ttft_p50_s=result.client_ttft_p50_s,
-        client_ttft_p99_s=result.client_ttft_p99_s,
-        client_ttft_p99_including_ramp_s=result.client_ttft_p99_all_s,
-        event_loop=loop_name(),
-        send_lag_p99_s=result.send_lag_p99_s,
-        wall_s=result.wall_s,
-    )
+    """Measure what the client itself adds to TTFT, ITL, TPOT and E2E, against a local server
+    that stamps its own send times."""
+    points = []
+    delay_s = parse_duration_s(token_delay, default_unit="ms")
+    for c in (int(x) for x in _floats(concurrency, "concurrency")):
+        if c > 4096:
+            raise InputError("--concurrency values must be at most 4096")
+        n = num_requests or max(50, 8 * c)
+        points.append(run_self_check(c, n, tokens, delay_s))
+    payload = self_check_payload(points, delay_s, loop_name())
     if as_json:
         emit_json(payload)
         return
-    out.print(
-        f"At {result.concurrency} concurrent streams ({result.num_ok}/{result.num_requests} requests), the client "
-        f"adds {result.client_ttft_p50_s * 1e3:.2f} ms (p50) and {result.client_ttft_p99_s * 1e3:.2f} ms (p99, "
-        f"steady state) to TTFT; {result.client_ttft_p99_all_s * 1e3:.2f} ms p99 including the ramp-up; p99 "
-        f"send lag {result.send_lag_p99_s * 1e3:.2f} ms; event loop {loop_name()}."
-    )
+    print_self_check(payload)
 
 
-__all__ = ["DbOpt", "JsonOpt", "bench_app", "err", "out", "print_summary"]
+__all__ = ["EXIT_SOME_FAILED", "DbOpt", "JsonOpt", "bench_app", "err", "exit_code", "out", "print_summary"]
 
 
 @bench_app.command("gpu")

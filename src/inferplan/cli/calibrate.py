@@ -88,5 +88,5 @@ def calibrate_cmd(
             f"(about {math.expm1(profile.error_before) * 100:.0f}% -> {math.expm1(profile.error_after) * 100:.0f}%)"
         )
     fitted = profile.kernels | profile.engine_overrides
-    out.print("fitted: " + ", ".join(f"{k}={v:.4g}" for k, v in fitted.items()))
-    out.print(f"saved {path}; use it with --calibration {profile.name}")
+    out.print("fitted: " + ", ".join(f"{k}={v:.4g}" for k, v in fitted.items()), markup=False)
+    out.print(f"saved {path}; use it with --calibration {profile.name}", markup=False, highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import math
 import sys
@@ -15,6 +16,7 @@ from rich.markup import escape
 
 from inferplan.errors import InferplanError, InputError
 from inferplan.present.payload import to_json_text
+from inferplan.present.text import one_line
 from inferplan.units import parse_duration_s
 
 __all__ = [
@@ -24,13 +26,24 @@ __all__ = [
     "emit_json",
     "err",
     "handles_errors",
+    "one_line",
     "out",
     "parse_settings",
     "print_error",
 ]
 
-out = Console(soft_wrap=False, width=120)
-err = Console(stderr=True)
+
+class _Console(Console):
+    """rich's console, except that a closed pipe raises BrokenPipeError (which ends the command
+    quietly with exit 0, see :mod:`inferplan.cli`) instead of exiting with 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+
+
+out = _Console(soft_wrap=False, width=120)
+err = _Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -39,7 +52,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (schema in doc
 
 def print_error(message: str) -> None:
     """One line on stderr; the message is text, never markup (install hints keep their [extras])."""
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(one_line(message))}", highlight=False, soft_wrap=True)
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:

@@ -10,11 +10,29 @@ from typing import Annotated
 import typer
 
 from inferplan.cli.common import handles_errors, out
+from inferplan.cli.serving_options import (
+    DecodeReplicasOpt,
+    KvConnectorOpt,
+    KvLinkOpt,
+    PrefillGpuOpt,
+    PrefillReplicasOpt,
+    PrefillTpOpt,
+    SpecAcceptanceOpt,
+    SpecDraftTpOpt,
+    SpecModelOpt,
+    SpecOpt,
+    SpecTokensOpt,
+    disaggregated_from,
+    speculation_from,
+)
 from inferplan.cli.sizing import GpuOpt
+from inferplan.deploy.disagg_kube import render_disagg
+from inferplan.deploy.disaggregated import disagg_settings
 from inferplan.deploy.engine_args import ServeTarget, engine_command, settings_for
 from inferplan.deploy.launch import launch_engine
-from inferplan.deploy.manifests import render
+from inferplan.deploy.manifests import FORMATS, render
 from inferplan.errors import InputError
+from inferplan.limits import MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_PORT, MAX_WAIT_S, check_range
 from inferplan.specs.deployment import Choices, resolve_deployment
 from inferplan.specs.engines import get_engine
 from inferplan.specs.model_catalog import catalog_models, load_model
@@ -28,7 +46,14 @@ def deploy(
     model: Annotated[str, typer.Argument(help="Catalog name, config.json path or model folder.")],
     gpu: GpuOpt,
     engine: Annotated[str, typer.Option(help="vllm or sglang.")] = "vllm",
-    fmt: Annotated[str, typer.Option("--format", help="shell, compose or k8s.")] = "shell",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="shell, compose, k8s, kserve (LLMInferenceService), llm-d (model service Helm values) or "
+            "ray-serve (Ray Serve LLM config). A replica spanning servers: shell or ray-serve.",
+        ),
+    ] = "shell",
     count: Annotated[int | None, typer.Option(help="GPUs per replica.")] = None,
     tp: Annotated[int | None, typer.Option()] = None,
     pp: Annotated[int | None, typer.Option()] = None,
@@ -48,28 +73,58 @@ def deploy(
         Path | None, typer.Option(help="Folder for the launched engine's log (default: a temp folder).")
     ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+    spec: SpecOpt = None,
+    spec_tokens: SpecTokensOpt = None,
+    spec_acceptance: SpecAcceptanceOpt = None,
+    spec_model: SpecModelOpt = None,
+    spec_draft_tp: SpecDraftTpOpt = None,
+    prefill_replicas: PrefillReplicasOpt = None,
+    decode_replicas: DecodeReplicasOpt = None,
+    prefill_gpu: PrefillGpuOpt = None,
+    prefill_tp: PrefillTpOpt = None,
+    kv_link: KvLinkOpt = "ib-ndr",
+    kv_connector: KvConnectorOpt = None,
 ) -> None:
-    """Launch command or manifests for vLLM / SGLang, memory settings matching the plan."""
+    """Launch command or manifests for vLLM / SGLang, memory settings matching the plan; with
+    --prefill-replicas / --decode-replicas, disaggregated pools and their router (shell or k8s)."""
     if engine not in ("vllm", "sglang"):
         raise InputError("--engine must be vllm or sglang")
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     base = get_engine(engine)
-    if not 16 <= max_num_batched_tokens <= 1_000_000:
-        raise InputError("--max-num-batched-tokens must be between 16 and 1,000,000")
-    spec = load_model(model)
+    check_range("--max-num-batched-tokens", max_num_batched_tokens, 16, 1_000_000)
+    check_range("--context", context, 1, MAX_CONTEXT_TOKENS)
+    check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
+    check_range("--port", port, 1, MAX_PORT)
+    wait_s = parse_duration_s(wait)
+    check_range("--wait (seconds)", wait_s, 0, MAX_WAIT_S)
+    target_model = load_model(model)
     eng = replace(base, max_num_batched_tokens=max_num_batched_tokens)
-    dep = resolve_deployment(spec, Choices(gpu, dtype, kv_dtype, count, tp, pp, dp, ep), eng)
+    dep = resolve_deployment(target_model, Choices(gpu, dtype, kv_dtype, count, tp, pp, dp, ep), eng)
     if dep.parallelism.ep > 1 and dep.parallelism.ep != dep.parallelism.tp:
         raise InputError(
             "deploy runs expert parallelism over the TP group: give --ep equal to --tp (data-parallel "
             "attention, --ep = tp x dp, is for predict and plan)"
         )
-    entry = catalog_models().get(spec.name)
+    dep = dep.with_speculation(
+        speculation_from(target_model, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp)
+    )
+    entry = catalog_models().get(target_model.name)
     target = ServeTarget(model_id or (entry.hf_id if entry else model), context, concurrency, port)
+    pools = disaggregated_from(
+        dep, (prefill_replicas, decode_replicas), (prefill_gpu, prefill_tp), kv_link, kv_connector=kv_connector
+    )
+    if pools is not None:
+        if launch:
+            raise InputError("--launch starts one engine; run the generated script for disaggregated pools")
+        text = render_disagg(disagg_settings(pools, target), fmt, python)
+        _write(text, output)
+        return
     dspec = settings_for(dep, target)
     text = render(dspec, fmt, python)
     if output:
         output.write_text(text, encoding="utf-8")
-        out.print(f"wrote {output}")
+        out.print(f"wrote {output}", markup=False, highlight=False)
     elif not launch:
         sys.stdout.write(text)
     if launch:
@@ -78,8 +133,20 @@ def deploy(
         log = log_dir / f"engine-{port}.log" if log_dir else None
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
-        url, pid, log_path = launch_engine(engine_command(dspec, python), port, parse_duration_s(wait), log)
-        out.print(f"{engine} is healthy at {url} (pid {pid}, log {log_path}); stop it with: kill {pid}")
+        url, pid, log_path = launch_engine(engine_command(dspec, python), port, wait_s, log)
+        out.print(
+            f"{engine} is healthy at {url} (pid {pid}, log {log_path}); stop it with: kill {pid}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}", markup=False, highlight=False)
+    else:
+        sys.stdout.write(text)
 
 
 @handles_errors
@@ -88,13 +155,16 @@ def ui(
     port: Annotated[int, typer.Option(help="Port, 1-65535.")] = 8765,
 ) -> None:
     """Serve the web UI and its JSON API (OpenAPI at /api/docs) until Ctrl-C."""
-    if not 1 <= port <= 65535:
-        raise InputError(f"--port must be between 1 and 65535, got {port}")
+    check_range("--port", port, 1, MAX_PORT)
     try:
         from inferplan.present.web import serve
     except ImportError as exc:
         raise InputError(
             f"the web UI needs FastAPI and uvicorn ({exc.name} is missing): pip install 'inferplan[web]'"
         ) from None
-    out.print(f"inferplan UI on http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it.", highlight=False)
+    out.print(
+        f"inferplan UI on http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it.",
+        markup=False,
+        highlight=False,
+    )
     serve(host, port)

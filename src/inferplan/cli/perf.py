@@ -8,11 +8,38 @@ from typing import Annotated
 import typer
 
 from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out, parse_settings, print_error
+from inferplan.cli.serving_options import (
+    DecodeReplicasOpt,
+    KvConnectorOpt,
+    KvLinkOpt,
+    KvOverlapOpt,
+    PrefillGpuOpt,
+    PrefillReplicasOpt,
+    PrefillTpOpt,
+    SpecAcceptanceOpt,
+    SpecDraftTpOpt,
+    SpecModelOpt,
+    SpecOpt,
+    SpecTokensOpt,
+    disaggregated_from,
+    speculation_from,
+)
 from inferplan.cli.sizing import GpuOpt, ModelArg
-from inferplan.limits import MAX_INPUT_TOKENS, MAX_NUM_REQUESTS, MAX_OUTPUT_TOKENS, check_range
+from inferplan.limits import (
+    MAX_E2E_S,
+    MAX_INPUT_TOKENS,
+    MAX_NUM_REQUESTS,
+    MAX_OUTPUT_TOKENS,
+    MAX_RATE_PER_S,
+    MAX_SEED,
+    MAX_TPOT_S,
+    MAX_TTFT_S,
+    check_range,
+)
 from inferplan.perf.accuracy import accuracy_table, write_accuracy_table
 from inferplan.perf.metrics import Slo
 from inferplan.perf.predict import predict as run_prediction
+from inferplan.perf.predict import predict_disaggregated
 from inferplan.perf.validate import read_measurements, validate_rows
 from inferplan.perf.workload import LengthDist, Load, Workload, load_trace
 from inferplan.present.payload import to_json_dict
@@ -30,11 +57,20 @@ __all__ = ["predict", "validate"]
 ENV_EXAMPLE = "jitter_loss=0.2"
 
 
+def _target_s(option: str, text: str | None, default_unit: str, high_s: float) -> float | None:
+    """A latency target in seconds, within (0, high_s]; None when not given."""
+    if text is None:
+        return None
+    seconds = parse_duration_s(text, default_unit=default_unit)
+    check_range(f"{option} (seconds)", seconds, 0, high_s)
+    return seconds
+
+
 def _slo(ttft: str | None, tpot: str | None, e2e: str | None) -> Slo:
     return Slo(
-        parse_duration_s(ttft, default_unit="ms") if ttft else None,
-        parse_duration_s(tpot, default_unit="ms") if tpot else None,
-        parse_duration_s(e2e, default_unit="s") if e2e else None,
+        _target_s("--ttft", ttft, "ms", MAX_TTFT_S),
+        _target_s("--tpot", tpot, "ms", MAX_TPOT_S),
+        _target_s("--e2e", e2e, "s", MAX_E2E_S),
     )
 
 
@@ -69,13 +105,30 @@ def predict(
     trace: Annotated[Path | None, typer.Option(help="CSV: arrival_s,input_tokens,output_tokens.")] = None,
     calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    spec: SpecOpt = None,
+    spec_tokens: SpecTokensOpt = None,
+    spec_acceptance: SpecAcceptanceOpt = None,
+    spec_model: SpecModelOpt = None,
+    spec_draft_tp: SpecDraftTpOpt = None,
+    prefill_replicas: PrefillReplicasOpt = None,
+    decode_replicas: DecodeReplicasOpt = None,
+    prefill_gpu: PrefillGpuOpt = None,
+    prefill_tp: PrefillTpOpt = None,
+    kv_link: KvLinkOpt = "ib-ndr",
+    kv_overlap: KvOverlapOpt = None,
+    kv_connector: KvConnectorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Latency percentiles, throughput and a per-operator breakdown for a workload."""
+    """Latency percentiles, throughput and a per-operator breakdown for a workload (optionally with
+    speculative decoding, or on disaggregated prefill and decode pools)."""
     check_range("--isl", isl, 1, MAX_INPUT_TOKENS)
     check_range("--osl", osl, 1, MAX_OUTPUT_TOKENS)
     check_range("--num-requests", num_requests, 1, MAX_NUM_REQUESTS)
     check_range("--burstiness", burstiness, 0.01, 100)
+    check_range("--length-cv", length_cv, 0, 10)
+    check_range("--seed", seed, 0, MAX_SEED)
+    if rate is not None:
+        check_range("--rate", rate, 1e-6, MAX_RATE_PER_S)
     requests = load_trace(trace) if trace else None
     if requests is not None and rate is None and concurrency is None and offline is None:
         offline = len(requests)
@@ -90,9 +143,21 @@ def predict(
     )
     environment = get_environment(env, parse_settings(env_set or [], "--env-set", ENV_EXAMPLE))
     choices = Choices(gpu, dtype, kv_dtype, count, tp, pp, dp, ep)
-    dep = resolve_deployment(load_model(model), choices, get_engine(engine), environment)
+    spec_model_ = load_model(model)
+    dep = resolve_deployment(spec_model_, choices, get_engine(engine), environment)
     dep = calibrated(dep, load_profile(calibration) if calibration else None)
-    result = run_prediction(dep, wl, slo=_slo(ttft, tpot, e2e), requests=requests)
+    dep = dep.with_speculation(
+        speculation_from(spec_model_, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp)
+    )
+    pools = disaggregated_from(
+        dep, (prefill_replicas, decode_replicas), (prefill_gpu, prefill_tp), kv_link, kv_overlap, kv_connector
+    )
+    slo = _slo(ttft, tpot, e2e)
+    result = (
+        predict_disaggregated(pools, wl, slo=slo, requests=requests)
+        if pools
+        else run_prediction(dep, wl, slo=slo, requests=requests)
+    )
     payload = predict_payload(result, wl)
     if as_json:
         emit_json(payload)

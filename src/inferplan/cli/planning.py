@@ -9,9 +9,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from inferplan.bench.runs import compare_runs, load_stored_runs, parse_runs_on, runs_deployment
 from inferplan.cli.common import JsonOpt, csv_list, duration_ms, emit_json, err, handles_errors, out, parse_settings
+from inferplan.cli.serving_options import (
+    KvLinkOpt,
+    KvOverlapOpt,
+    SpecAcceptanceOpt,
+    SpecDraftTpOpt,
+    SpecModelOpt,
+    SpecOpt,
+    SpecTokensOpt,
+)
 from inferplan.cli.sizing import GpuOpt, ModelArg
 from inferplan.plan.question import PlanQuestion, question_from
 from inferplan.plan.service import answer
@@ -25,6 +35,11 @@ from inferplan.units import parse_budget_usd_per_hour, parse_duration_s
 __all__ = ["cost", "plan", "report"]
 
 COST_EXAMPLE = "usd_per_kwh=0.2"
+COST_SET_HELP = (
+    "Edit a cost assumption NAME=VALUE, e.g. usd_per_kwh=0.2, depreciation_months=48, financing_rate_per_year=0.07, "
+    "scale_up_delay_s=600 (every name: docs/prices.md)."
+)
+PRICES_HELP = "Your price file (YAML, docs/prices.md): offers, API prices and assumptions added to the catalog."
 ENV_EXAMPLE = "jitter_loss=0.2"
 
 
@@ -55,7 +70,7 @@ def plan(
     engine: Annotated[str, typer.Option()] = "vllm",
     env: Annotated[str, typer.Option(help="bare-metal, vm, vgpu or mig:PROFILE.")] = "bare-metal",
     env_set: Annotated[list[str] | None, typer.Option(help="Edit an assumption, e.g. jitter_loss=0.2.")] = None,
-    prices: Annotated[Path | None, typer.Option(help="Your price YAML (adds to/overrides the catalog).")] = None,
+    prices: Annotated[Path | None, typer.Option(help=PRICES_HELP)] = None,
     calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
     rank: Annotated[str, typer.Option(help="cost, latency, gpus or throughput_per_gpu.")] = "cost",
     top: Annotated[int, typer.Option(help="Configurations to list.")] = 10,
@@ -65,7 +80,7 @@ def plan(
     ] = "none",
     hours_fraction: Annotated[float, typer.Option(help="Share of hours the load runs.")] = 1.0,
     peak_to_mean: Annotated[float, typer.Option(help="Traffic peak / mean.")] = 1.0,
-    cost_set: Annotated[list[str] | None, typer.Option(help="Edit a cost assumption, e.g. usd_per_kwh=0.2.")] = None,
+    cost_set: Annotated[list[str] | None, typer.Option(help=COST_SET_HELP)] = None,
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown.")] = False,
     output: Annotated[
@@ -79,6 +94,16 @@ def plan(
         typer.Option(help="Where those runs were measured: gpu=ID,tp=N,pp=N,dtype=X (default: the recommendation)."),
     ] = None,
     db: Annotated[Path | None, typer.Option("--db", help="Results database holding --runs.")] = None,
+    spec: SpecOpt = None,
+    spec_tokens: SpecTokensOpt = None,
+    spec_acceptance: SpecAcceptanceOpt = None,
+    spec_model: SpecModelOpt = None,
+    spec_draft_tp: SpecDraftTpOpt = None,
+    disagg: Annotated[
+        bool, typer.Option("--disagg", help="Also search disaggregated prefill/decode pools (xPyD) and compare.")
+    ] = False,
+    kv_link: KvLinkOpt = "ib-ndr",
+    kv_overlap: KvOverlapOpt = None,
 ) -> None:
     """Find the cheapest deployment that meets the targets, and explain it."""
     if output is not None:
@@ -110,6 +135,14 @@ def plan(
         top=top,
         verify=verify,
         margin=margin,
+        spec_method=spec,
+        spec_tokens=spec_tokens,
+        spec_acceptance=spec_acceptance,
+        spec_model=spec_model,
+        spec_draft_tp=spec_draft_tp,
+        disaggregation=disagg,
+        kv_link=kv_link,
+        kv_overlap=kv_overlap,
         **_prices(prices),
     )
     result = answer(question, files=True)
@@ -123,7 +156,7 @@ def plan(
     if output is not None:
         comparisons = compare_runs(stored_runs, runs_deployment(runs_where, result)) if stored_runs else None
         path = write_report(output, result, payload, comparisons)
-        (err if as_json or markdown else out).print(f"Wrote the report to {path}.")
+        (err if as_json or markdown else out).print(f"Wrote the report to {path}.", markup=False, highlight=False)
 
 
 def report(**kwargs: Any) -> None:
@@ -160,14 +193,15 @@ def cost(
     tpot: Annotated[str | None, typer.Option()] = None,
     engine: Annotated[str, typer.Option()] = "vllm",
     env: Annotated[str, typer.Option(help="bare-metal, vm, vgpu or mig:PROFILE.")] = "bare-metal",
-    prices: Annotated[Path | None, typer.Option()] = None,
+    prices: Annotated[Path | None, typer.Option(help=PRICES_HELP)] = None,
     calibration: Annotated[str | None, typer.Option(help="A calibration profile (inferplan calibrate).")] = None,
-    hours_fraction: Annotated[float, typer.Option()] = 1.0,
-    peak_to_mean: Annotated[float, typer.Option()] = 1.0,
-    cost_set: Annotated[list[str] | None, typer.Option()] = None,
+    hours_fraction: Annotated[float, typer.Option(help="Share of hours the load runs.")] = 1.0,
+    peak_to_mean: Annotated[float, typer.Option(help="Traffic peak / mean.")] = 1.0,
+    cost_set: Annotated[list[str] | None, typer.Option(help=COST_SET_HELP)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Bare metal against cloud for one given configuration (the plan path, restricted to it)."""
+    """Every way to pay for one configuration's load: leases, purchases, cloud and a hosted API (the plan path,
+    restricted to that configuration)."""
     question = _question(
         model=model,
         isl=isl,
@@ -195,6 +229,6 @@ def cost(
         emit_json(payload)
         return
     d = to_json_dict(payload)
-    for line in d["headline"][:3]:
-        out.print(line, highlight=False)
+    for line in d["headline"]:
+        out.print(escape(line), highlight=False)
     print_cost(out, d["cost"])

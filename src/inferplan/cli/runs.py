@@ -46,9 +46,11 @@ def runs_list(ctx: typer.Context, db: DbOpt = None, as_json: JsonOpt = False) ->
     """List the runs (with no subcommand)."""
     if ctx.invoked_subcommand is not None:
         return
-    store = ResultsStore(db)
-    runs = store.runs()
-    store.close()
+    store = ResultsStore(db, writable=False)
+    try:
+        runs = store.runs()
+    finally:
+        store.close()
     if as_json:
         emit_json(
             RunsPayload(
@@ -80,7 +82,7 @@ def runs_list(ctx: typer.Context, db: DbOpt = None, as_json: JsonOpt = False) ->
 @handles_errors
 def runs_show(run_id: int, db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """One run: its settings, machine, summary and telemetry."""
-    store = ResultsStore(db)
+    store = ResultsStore(db, writable=False)
     try:
         info = store.run(run_id)
         summary = summarize_records(store.records(run_id))
@@ -119,12 +121,14 @@ def runs_export(
     """Write one run to a JSON file (everything) or a CSV file (one row per request)."""
     if fmt not in ("json", "csv"):
         raise InputError("--format must be json or csv")
-    store = ResultsStore(db)
+    store = ResultsStore(db, writable=False)
     try:
         if fmt == "json":
             output.write_text(json.dumps(store.export_json(run_id), indent=2, default=str), encoding="utf-8")
         else:
             store.export_csv(run_id, output)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from exc
     finally:
         store.close()
     out.print(f"wrote run {run_id} to {output}")
@@ -134,7 +138,7 @@ def runs_export(
 @handles_errors
 def runs_import(path: Path, db: DbOpt = None) -> None:
     """Import a 'vllm bench serve --save-result --save-detailed' JSON file as a run."""
-    store = ResultsStore(db)
+    store = ResultsStore(db, writable=True)
     try:
         run_id = store.import_vllm_result(path)
     finally:

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from inferplan.cli.common import JsonOpt, emit_json, handles_errors, out
+from inferplan.cli.serving_options import (
+    SpecAcceptanceOpt,
+    SpecDraftTpOpt,
+    SpecModelOpt,
+    SpecOpt,
+    SpecTokensOpt,
+    speculation_from,
+)
 from inferplan.errors import DoesNotFitError, InputError
-from inferplan.limits import MAX_CONCURRENCY, MAX_INPUT_TOKENS, check_range
+from inferplan.limits import (
+    MAX_BATCHED_TOKENS,
+    MAX_CONCURRENCY,
+    MAX_INPUT_TOKENS,
+    MAX_MEMORY_BYTES,
+    MAX_NUM_SEQS,
+    check_range,
+)
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_sizing import (
     GpusPayload,
@@ -32,7 +47,13 @@ from inferplan.units import GIB, parse_bytes
 __all__ = ["fit", "gpus", "models"]
 
 ModelArg = Annotated[str, typer.Argument(help="Catalog name, config.json path, model folder or hub id.")]
+T = TypeVar("T")
 GpuOpt = Annotated[str, typer.Option("--gpu", help="GPU id, e.g. h100-sxm; 'h100-sxm:3g.40gb' for MIG.")]
+
+
+def _given(value: T | None, default: T) -> T:
+    """An option's value, or the engine's default when it was not given (0 is a value, not 'unset')."""
+    return default if value is None else value
 
 
 @handles_errors
@@ -56,6 +77,11 @@ def fit(
     max_num_seqs: Annotated[int | None, typer.Option(help="Sequences per step (logits buffer).")] = None,
     block_size: Annotated[int | None, typer.Option(help="Tokens per KV block.")] = None,
     non_torch: Annotated[str | None, typer.Option(help="Override CUDA context + NCCL memory, e.g. 1.5GiB.")] = None,
+    spec: SpecOpt = None,
+    spec_tokens: SpecTokensOpt = None,
+    spec_acceptance: SpecAcceptanceOpt = None,
+    spec_model: SpecModelOpt = None,
+    spec_draft_tp: SpecDraftTpOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
@@ -63,6 +89,17 @@ def fit(
     check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
     if entry_point not in ("serve", "offline"):
         raise InputError(f"--entry-point '{entry_point}': use serve or offline")
+    for option, value, low, high in (
+        ("--gpu-memory-utilization", gpu_memory_utilization, 0.05, 1.0),
+        ("--mem-fraction-static", mem_fraction_static, 0.05, 1.0),
+        ("--max-num-batched-tokens", max_num_batched_tokens, 1, MAX_BATCHED_TOKENS),
+        ("--max-num-seqs", max_num_seqs, 1, MAX_NUM_SEQS),
+    ):
+        if value is not None:
+            check_range(option, value, low, high)
+    non_torch_bytes = parse_bytes(non_torch, default_unit="gib") if non_torch is not None else None
+    if non_torch_bytes is not None:
+        check_range("--non-torch (bytes)", non_torch_bytes, 0, MAX_MEMORY_BYTES)
     par_choice = Choices(gpu, dtype, kv_dtype, count, tp, pp, ep=ep, engine_version=engine_version)
     gpu_spec = resolve_gpu(gpu)[0]
     base, found = engine_for(
@@ -74,15 +111,16 @@ def fit(
     )
     eng = replace(
         base,
-        mem_fraction_static=mem_fraction_static or base.mem_fraction_static,
-        gpu_memory_utilization=gpu_memory_utilization or base.gpu_memory_utilization,
-        max_num_batched_tokens=max_num_batched_tokens or base.max_num_batched_tokens,
-        max_num_seqs=max_num_seqs or base.max_num_seqs,
-        block_size=block_size or base.block_size,
-        non_torch_bytes=parse_bytes(non_torch, default_unit="gib") if non_torch else base.non_torch_bytes,
+        mem_fraction_static=_given(mem_fraction_static, base.mem_fraction_static),
+        gpu_memory_utilization=_given(gpu_memory_utilization, base.gpu_memory_utilization),
+        max_num_batched_tokens=_given(max_num_batched_tokens, base.max_num_batched_tokens),
+        max_num_seqs=_given(max_num_seqs, base.max_num_seqs),
+        block_size=_given(block_size, base.block_size),
+        non_torch_bytes=_given(non_torch_bytes, base.non_torch_bytes),
     )
-    spec = load_model(model)
-    dep = resolve_deployment(spec, par_choice, eng)
+    target = load_model(model)
+    dep = resolve_deployment(target, par_choice, eng)
+    dep = dep.with_speculation(speculation_from(target, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp))
     plan = plan_memory(dep)
     suggestion = None
     if plan.sequence_bytes(context) * concurrency > plan.kv_cache_bytes or not plan.fits:

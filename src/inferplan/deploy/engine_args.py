@@ -3,24 +3,44 @@
 The memory fraction is chosen so that the engine's own KV-cache budget holds the planned
 concurrency at the planned context (vLLM: KV = total x gpu_memory_utilization - weights -
 activations - runtime; SGLang's mem_fraction_static covers weights + KV), with a 5% margin.
+The planned settings are named once (:func:`vllm_settings`, :func:`sglang_settings`); every
+format writes them from there, as flags or as keyword arguments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from inferplan.deploy.speculative_args import sglang_speculative_settings, vllm_speculative_config
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.sizing.capacity import plan_memory
+from inferplan.sizing.weights import weight_bytes
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.hardware import gpus_per_server
+from inferplan.specs.model import count_params
 from inferplan.specs.precision import Precision
 
-__all__ = ["IMAGES", "DeploySpec", "ServeTarget", "engine_command", "settings_for"]
+__all__ = [
+    "IMAGES",
+    "JSON_SETTINGS",
+    "DeploySpec",
+    "ServeTarget",
+    "as_flags",
+    "checkpoint_bytes",
+    "engine_command",
+    "engine_env",
+    "require_vllm",
+    "settings_for",
+    "sglang_settings",
+    "vllm_settings",
+]
 
 KV_MARGIN = 1.05
 MAX_UTILIZATION = 0.95
 #: The container image of each engine the manifests launch.
 IMAGES = {"vllm": "vllm/vllm-openai:latest", "sglang": "lmsysorg/sglang:latest"}
+#: vLLM settings whose value is JSON text on the command line (an object as keyword arguments).
+JSON_SETTINGS = ("speculative_config", "kv_transfer_config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +121,19 @@ class DeploySpec:
     def image(self) -> str:
         return IMAGES[self.engine]
 
+    @property
+    def checkpoint_bytes(self) -> float:
+        return checkpoint_bytes(self.deployment)
+
+
+def checkpoint_bytes(dep: Deployment) -> float:
+    """Bytes of the checkpoint the engine downloads and reads: a pre-quantised checkpoint holds
+    the weights at the deployment's precision (``weight_bytes``); any other is published in 16-bit,
+    2 bytes x parameters, and quantised online after loading (FP8)."""
+    if dep.model.quantization is not None:
+        return weight_bytes(dep.model, dep.precision).total
+    return 2.0 * count_params(dep.model).total
+
 
 def settings_for(dep: Deployment, target: ServeTarget) -> DeploySpec:
     """The smallest memory fraction whose KV cache holds ``target.concurrency`` x
@@ -143,67 +176,101 @@ def _quantization(spec: DeploySpec) -> str | None:
     )
 
 
-def engine_command(spec: DeploySpec, python: str | None = None) -> list[str]:
-    """The engine's launch command (``python -m ...`` when ``python`` is given)."""
+def vllm_settings(spec: DeploySpec) -> dict[str, int | float | str]:
+    """The vLLM engine arguments that carry the plan, by their ``EngineArgs`` field names (the
+    command-line flag is the name with dashes): parallelism, context, memory fraction, sequences,
+    batched tokens, KV-cache dtype, weight dtype and online quantisation. Every format (command
+    line, KServe's ``VLLM_ADDITIONAL_ARGS``, llm-d's args, Ray Serve's ``engine_kwargs``) reads
+    them from here."""
+    settings: dict[str, int | float | str] = {
+        "tensor_parallel_size": spec.tp,
+        "pipeline_parallel_size": spec.pp,
+        "max_model_len": spec.max_model_len,
+        "gpu_memory_utilization": spec.memory_fraction,
+        "max_num_seqs": spec.max_num_seqs,
+        "max_num_batched_tokens": spec.max_num_batched_tokens,
+        "kv_cache_dtype": "fp8" if spec.deployment.kv_dtype.name == "fp8" else "auto",
+        "dtype": _dtype(spec.deployment.precision),
+    }
     quant = _quantization(spec)
+    speculative = vllm_speculative_config(spec.deployment)  # issue 14
+    return (
+        settings
+        | ({"enable_expert_parallel": True} if spec.deployment.parallelism.ep > 1 else {})  # EP = TP x DP
+        | ({"quantization": quant} if quant else {})
+        | ({"speculative_config": speculative} if speculative else {})
+    )
+
+
+def sglang_settings(spec: DeploySpec) -> dict[str, int | float | str]:
+    """SGLang's server arguments that carry the plan, by their ``ServerArgs`` field names."""
+    settings: dict[str, int | float | str] = {
+        "tp_size": spec.tp,
+        "pp_size": spec.pp,
+        "context_length": spec.max_model_len,
+        "mem_fraction_static": spec.memory_fraction,
+        "max_running_requests": spec.max_num_seqs,
+        "chunked_prefill_size": spec.max_num_batched_tokens,
+        "kv_cache_dtype": "fp8_e4m3" if spec.deployment.kv_dtype.name == "fp8" else "auto",
+        "dtype": _dtype(spec.deployment.precision),
+    }
+    quant = _quantization(spec)
+    ep = spec.deployment.parallelism.ep
+    return (
+        settings
+        | ({"ep_size": ep} if ep > 1 else {})
+        | ({"quantization": quant} if quant else {})
+        | sglang_speculative_settings(spec.deployment)
+    )
+
+
+def require_vllm(spec: DeploySpec, fmt: str) -> None:
+    """KServe's templates, llm-d's chart and Ray Serve LLM start vLLM; refuse SGLang in one line."""
+    if spec.engine != "vllm":
+        raise InputError(
+            f"--format {fmt} runs vLLM only; use --engine vllm, or --format shell, compose or k8s for {spec.engine}"
+        )
+
+
+def engine_env(spec: DeploySpec) -> dict[str, str]:
+    """The engine's environment: NCCL warnings only, and for a replica spanning servers, NCCL and
+    Gloo over InfiniBand / RoCE between the pipeline stages."""
+    env = {"NCCL_DEBUG": "WARN"}
+    if spec.nodes_per_replica > 1:
+        env |= {
+            "NCCL_IB_DISABLE": "0",
+            "NCCL_SOCKET_IFNAME": "eth0",
+            "NCCL_IB_HCA": "mlx5",
+            "GLOO_SOCKET_IFNAME": "eth0",
+        }
+    return env
+
+
+def as_flags(settings: dict[str, int | float | str]) -> list[str]:
+    """``{"max_model_len": 8192}`` -> ``["--max-model-len", "8192"]``; a switch that is on
+    (``{"enable_expert_parallel": True}``) is its flag alone, one that is off is left out."""
+    out: list[str] = []
+    for name, value in settings.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            out += [flag] if value else []
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def engine_command(
+    spec: DeploySpec, python: str | None = None, extra: dict[str, int | float | str] | None = None
+) -> list[str]:
+    """The engine's launch command (``python -m ...`` when ``python`` is given); ``extra``: more
+    settings by their argument names (a disaggregated pool's role)."""
+    listen = ["--served-model-name", spec.served_name, "--host", "0.0.0.0", "--port", str(spec.port)]
     if spec.engine == "vllm":
         head = (
             [python, "-m", "vllm.entrypoints.openai.api_server", "--model", spec.model_id]
             if python
             else ["vllm", "serve", spec.model_id]
         )
-        args = [
-            "--served-model-name",
-            spec.served_name,
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(spec.port),
-            "--tensor-parallel-size",
-            str(spec.tp),
-            "--pipeline-parallel-size",
-            str(spec.pp),
-            "--max-model-len",
-            str(spec.max_model_len),
-            "--gpu-memory-utilization",
-            f"{spec.memory_fraction}",
-            "--max-num-seqs",
-            str(spec.max_num_seqs),
-            "--max-num-batched-tokens",
-            str(spec.max_num_batched_tokens),
-            "--kv-cache-dtype",
-            "fp8" if spec.deployment.kv_dtype.name == "fp8" else "auto",
-            "--dtype",
-            _dtype(spec.deployment.precision),
-        ]
-        expert = ["--enable-expert-parallel"] if spec.deployment.parallelism.ep > 1 else []
-        return [*head, *args, *expert, *(["--quantization", quant] if quant else [])]
-    head = [python or "python3", "-m", "sglang.launch_server"]
-    args = [
-        "--model-path",
-        spec.model_id,
-        "--served-model-name",
-        spec.served_name,
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(spec.port),
-        "--tp-size",
-        str(spec.tp),
-        "--pp-size",
-        str(spec.pp),
-        "--context-length",
-        str(spec.max_model_len),
-        "--mem-fraction-static",
-        f"{spec.memory_fraction}",
-        "--max-running-requests",
-        str(spec.max_num_seqs),
-        "--chunked-prefill-size",
-        str(spec.max_num_batched_tokens),
-        "--kv-cache-dtype",
-        "fp8_e4m3" if spec.deployment.kv_dtype.name == "fp8" else "auto",
-        "--dtype",
-        _dtype(spec.deployment.precision),
-    ]
-    ep = spec.deployment.parallelism.ep
-    return [*head, *args, *(["--ep-size", str(ep)] if ep > 1 else []), *(["--quantization", quant] if quant else [])]
+        return [*head, *listen, *as_flags(vllm_settings(spec) | (extra or {}))]
+    head = [python or "python3", "-m", "sglang.launch_server", "--model-path", spec.model_id]
+    return [*head, *listen, *as_flags(sglang_settings(spec) | (extra or {}))]

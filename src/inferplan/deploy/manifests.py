@@ -1,4 +1,5 @@
-"""Compose files, Kubernetes manifests and shell scripts that launch a :class:`DeploySpec`."""
+"""Shell scripts, compose files and plain Kubernetes manifests that launch a :class:`DeploySpec`,
+and :func:`render`, which writes any format (KServe, llm-d and Ray Serve have their own modules)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,26 @@ from typing import Any
 
 import yaml
 
-from inferplan.deploy.engine_args import DeploySpec, engine_command
+from inferplan.deploy.engine_args import DeploySpec, engine_command, engine_env
+from inferplan.deploy.kserve import kserve_text
+from inferplan.deploy.kube import (
+    SHM_BYTES,
+    env_list,
+    object_name,
+    pod_resources,
+    quantity_gib,
+    readiness_probe,
+    require_one_server,
+)
+from inferplan.deploy.llm_d import llm_d_text
+from inferplan.deploy.ray_serve import ray_serve_text
 from inferplan.errors import InputError
 
-__all__ = ["FORMATS", "compose_manifest", "k8s_manifests", "render", "shell_script"]
+__all__ = ["FORMATS", "MULTI_NODE_FORMATS", "compose_manifest", "k8s_manifests", "render", "shell_script"]
 
-FORMATS = ("shell", "compose", "k8s")
-
-
-def _nccl_env(spec: DeploySpec) -> dict[str, str]:
-    env = {"NCCL_DEBUG": "WARN"}
-    if spec.nodes_per_replica > 1:  # pipeline stages on several servers talk over InfiniBand / RoCE
-        env |= {
-            "NCCL_IB_DISABLE": "0",
-            "NCCL_SOCKET_IFNAME": "eth0",
-            "NCCL_IB_HCA": "mlx5",
-            "GLOO_SOCKET_IFNAME": "eth0",
-        }
-    return env
+#: Every --format, and which of them can run a replica that spans servers.
+FORMATS = ("shell", "compose", "k8s", "kserve", "llm-d", "ray-serve")
+MULTI_NODE_FORMATS = ("shell", "ray-serve")
 
 
 def shell_script(spec: DeploySpec, python: str | None = None) -> str:
@@ -35,7 +38,7 @@ def shell_script(spec: DeploySpec, python: str | None = None) -> str:
         f"({spec.kv_tokens_per_replica:,} tokens per replica) at memory fraction {spec.memory_fraction}",
         "set -euo pipefail",
     ]
-    lines += [f"export {k}={shlex.quote(v)}" for k, v in _nccl_env(spec).items()]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in engine_env(spec).items()]
     if spec.nodes_per_replica > 1:
         lines += [
             "# multi-node: start a Ray cluster first (ray start --head on node 0, ray start "
@@ -51,8 +54,7 @@ def _container_args(spec: DeploySpec) -> list[str]:
 
 
 def compose_manifest(spec: DeploySpec) -> dict[str, Any]:
-    if spec.nodes_per_replica > 1:
-        raise InputError("a replica spans several servers: use --format shell (Ray) or k8s with LeaderWorkerSet")
+    require_one_server(spec, "compose", "runs every replica on this one host")
     services: dict[str, Any] = {}
     per = spec.gpus_per_replica
     for r in range(spec.replicas):
@@ -62,7 +64,7 @@ def compose_manifest(spec: DeploySpec) -> dict[str, Any]:
             "ports": [f"{spec.port + r}:{spec.port}"],
             "ipc": "host",
             "volumes": ["${HOME}/.cache/huggingface:/root/.cache/huggingface"],
-            "environment": {"HF_TOKEN": "${HF_TOKEN:-}", **_nccl_env(spec)},
+            "environment": {"HF_TOKEN": "${HF_TOKEN:-}", **engine_env(spec)},
             "deploy": {
                 "resources": {
                     "reservations": {
@@ -86,23 +88,19 @@ def compose_manifest(spec: DeploySpec) -> dict[str, Any]:
 
 
 def k8s_manifests(spec: DeploySpec) -> list[dict[str, Any]]:
-    if spec.nodes_per_replica > 1:
-        raise InputError("a replica spans several servers: use --format shell (Ray) for multi-node pipelines")
-    name = f"{spec.served_name}-{spec.engine}".replace(".", "-").lower()
+    require_one_server(spec, "k8s", "runs each replica in one pod")
+    name = object_name(spec)
     container = {
         "name": spec.engine,
         "image": spec.image,
         "args": _container_args(spec),
-        "ports": [{"containerPort": spec.port}],
-        "env": [{"name": k, "value": v} for k, v in _nccl_env(spec).items()],
-        "resources": {"limits": {"nvidia.com/gpu": spec.gpus_per_replica}},
+        "ports": [{"containerPort": spec.port, "name": "http"}],
+        "env": env_list(engine_env(spec)),
+        "resources": pod_resources(spec),
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
-        "readinessProbe": {
-            "httpGet": {"path": "/health", "port": spec.port},
-            "periodSeconds": 10,
-            "failureThreshold": 60,
-        },
+        "readinessProbe": readiness_probe(spec.port),
     }
+    shm = {"medium": "Memory", "sizeLimit": quantity_gib(SHM_BYTES)}
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -112,10 +110,7 @@ def k8s_manifests(spec: DeploySpec) -> list[dict[str, Any]]:
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [container],
-                    "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
-                },
+                "spec": {"containers": [container], "volumes": [{"name": "dshm", "emptyDir": shm}]},
             },
         },
     }
@@ -123,16 +118,23 @@ def k8s_manifests(spec: DeploySpec) -> list[dict[str, Any]]:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name},
-        "spec": {"selector": {"app": name}, "ports": [{"port": spec.port, "targetPort": spec.port}]},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": spec.port, "targetPort": "http"}]},
     }
     return [deployment, service]
 
 
 def render(spec: DeploySpec, fmt: str, python: str | None = None) -> str:
+    """The text of one format: a shell script, or YAML (one document, or several for k8s)."""
     if fmt == "shell":
         return shell_script(spec, python)
     if fmt == "compose":
         return yaml.safe_dump(compose_manifest(spec), sort_keys=False)
     if fmt == "k8s":
         return yaml.safe_dump_all(k8s_manifests(spec), sort_keys=False)
-    raise InputError("--format must be shell, compose or k8s")
+    if fmt == "kserve":
+        return kserve_text(spec)
+    if fmt == "llm-d":
+        return llm_d_text(spec)
+    if fmt == "ray-serve":
+        return ray_serve_text(spec)
+    raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")

@@ -178,7 +178,7 @@ class RowLoad:
 
 
 def _count(text: str, pattern: str) -> int | None:
-    m = re.search(pattern, text)
+    m = re.search(pattern.replace(r"(\d+)", r"(\d{1,9})(?!\d)"), text)  # a count, not a 400-digit number
     return int(m.group(1)) if m else None
 
 
@@ -261,12 +261,12 @@ class RowSetup:
 
 
 def _int(row: Measurement, column: str, default: int | None = None) -> int:
-    m = re.match(r"\s*(\d+)", row[column])
+    m = re.match(r"\s*(\d{1,9})(?!\d)", row[column])  # a count, not a 400-digit number
     if m:
         return int(m.group(1))
     if default is not None:
         return default
-    raise SkipRow(column, f"'{row[column]}' is not stated")
+    raise SkipRow(column, f"'{row[column][:20]}' is not stated")
 
 
 def _model(row: Measurement) -> ModelSpec:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from inferplan.perf.roofline import StepCostModel, StepShape
+from inferplan.perf.speculative import SpeculativeCost, decode_shape
 from inferplan.sizing.capacity import MemoryPlan, plan_memory
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.environment import EnvironmentProfile
@@ -65,6 +66,7 @@ class Replica:
     cost: StepCostModel
     memory: MemoryPlan
     scheduler: SchedulerConfig
+    speculation: SpeculativeCost | None = None  # issue 14: the drafter and E tokens per step
 
     @property
     def environment(self) -> EnvironmentProfile:
@@ -77,9 +79,30 @@ class Replica:
         c = self.cost
         return c.step_overhead + c.layers_per_stage * c.pp * c.layer_overhead
 
-    def step_time_s(self, shape: StepShape) -> float:
-        """One step's latency in this deployment's environment."""
-        return self.environment.step_time_s(self.cost.time_s(shape), self.overhead_s)
+    def step_time_s(self, shape: StepShape, drafter_s: float = 0.0) -> float:
+        """One step's latency in this deployment's environment (``drafter_s``: the speculative
+        drafter's GPU time inside the step)."""
+        return self.environment.step_time_s(self.cost.time_s(shape) + drafter_s, self.overhead_s)
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Tokens a decoding sequence emits per step: E with speculation, else 1."""
+        return self.speculation.tokens_per_step if self.speculation else 1.0
+
+    @property
+    def draft_tokens(self) -> int:
+        """Draft tokens each decoding sequence verifies per step (0 without speculation)."""
+        return self.speculation.k if self.speculation else 0
+
+    def drafter_time_s(self, contexts: np.ndarray) -> float:
+        """The drafter's GPU time for decoding sequences of these contexts (0 without speculation)."""
+        return self.speculation.drafter_time_s(contexts) if self.speculation else 0.0
+
+    def decode_step_time_s(self, contexts: np.ndarray) -> float:
+        """One step of decoding sequences only: verification of k + 1 tokens each and drafting
+        with speculation, one token each without."""
+        shape = decode_shape(contexts, self.scheduler.window, self.draft_tokens)
+        return self.step_time_s(shape, self.drafter_time_s(contexts))
 
     @property
     def num_virtual_engines(self) -> int:
@@ -111,4 +134,5 @@ def build_replica(dep: Deployment) -> Replica:
         window_fraction=len(windows) / model.num_layers,
         reserve_full=engine.reserve_full_kv,
     )
-    return Replica(dep, StepCostModel(dep), memory, sched)
+    speculation = SpeculativeCost(dep) if dep.speculation else None
+    return Replica(dep, StepCostModel(dep), memory, sched, speculation)

@@ -4,6 +4,8 @@ a paged KV cache with preemption (recompute) when it runs out.
 Each iteration: every decoding sequence gets one token; the rest of the token budget goes
 to prefill chunks (running ones first, then new arrivals in FCFS order, while sequences and
 KV blocks last); the step is priced by :class:`~inferplan.perf.StepCostModel`.
+Speculation (perf/speculative.py): decoding sequences verify k + 1 tokens, the drafter's time is
+added, each is credited E tokens per step. ``Requests.cached_tokens`` arrive with their KV.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from inferplan.errors import InputError
 from inferplan.perf.replica import Replica, SchedulerConfig
 from inferplan.perf.roofline import StepShape
+from inferplan.perf.speculative import decode_part
 from inferplan.perf.workload import Requests
 
 __all__ = ["SimResult", "simulate"]
@@ -37,6 +40,7 @@ class SimResult:
     step_kv_fraction: np.ndarray
     num_preemptions: int
     step_repeat: np.ndarray | None = None  # how many identical steps each record stands for
+    step_output_tokens: np.ndarray | None = None  # tokens emitted during each record (all its repeats)
 
     @property
     def repeats(self) -> np.ndarray:
@@ -52,15 +56,12 @@ class _Sim:
         # the engine sees a request ``request_overhead_s`` after the client sends it (front end)
         self.front = replica.deployment.engine.request_overhead_s
         self.sent = req.arrival_s.astype(float).copy()
-        self.arrival = self.sent + self.front
         self.inp, self.out = req.input_tokens.astype(np.int64), req.output_tokens.astype(np.int64)
         self.first, self.finish = np.full(n, np.nan), np.full(n, np.nan)
         self.concurrency = concurrency
-        if concurrency is not None:
-            self.arrival[:] = np.inf
-            self.sent[:] = np.inf
-            self.arrival[: min(concurrency, n)] = self.front
-            self.sent[: min(concurrency, n)] = 0.0
+        if concurrency is not None:  # closed loop: the first users send at once, the rest wait
+            self.sent = np.where(np.arange(n) < concurrency, 0.0, np.inf)
+        self.arrival = self.sent + self.front
         self.order = [int(i) for i in np.argsort(self.arrival, kind="stable")]
         self.released = min(concurrency, n) if concurrency is not None else n
         self.next_arrival = 0
@@ -72,17 +73,19 @@ class _Sim:
         self.admit_counter = 0
         self.dec_ids = np.empty(0, dtype=np.int64)
         self.dec_ctx = np.empty(0, dtype=np.int64)
-        self.now = 0.0
-        self.done = 0
-        self.preemptions = 0
+        self.now, self.done, self.preemptions = 0.0, 0, 0
         self.used = 0.0
         self.reserved = 0.0
         self.window = cfg.window if (cfg.window and cfg.window_fraction) else None
-        self.steps: list[tuple[float, int, int, float, int]] = []
+        self.steps: list[tuple[float, int, int, float, int, int]] = []
+        self.k, self.per_step = replica.draft_tokens, replica.tokens_per_step  # speculative decoding
+        self.credit = np.zeros(n)
+        cached = req.cached_tokens if req.cached_tokens is not None else np.zeros(n)  # KV that arrives with it
+        self.cached = np.asarray(cached, dtype=np.int64).copy()
 
     # -- bookkeeping ----------------------------------------------------------------------
-    def record(self, dt: float, decode: int, seqs: int, repeat: int) -> None:
-        self.steps.append((dt, decode, seqs, self.used / self.cfg.kv_blocks, repeat))
+    def record(self, dt: float, decode: int, seqs: int, repeat: int, emitted: int) -> None:
+        self.steps.append((dt, decode, seqs, self.used / self.cfg.kv_blocks, repeat, emitted))
 
     def finished(self, rid: int) -> None:
         self.finish[rid] = self.now
@@ -131,6 +134,7 @@ class _Sim:
                 )
             del self.admitted_at[victim]
             self.target[victim] = self.inp[victim] + self.generated[victim]
+            self.cached[victim] = 0  # its KV is gone: recomputed here
             self.waiting.appendleft(victim)
             self.preemptions += 1
 
@@ -150,18 +154,24 @@ class _Sim:
         running = len(self.prefilling) + int(self.dec_ids.size)
         while self.waiting and budget > 0 and running < cfg.max_num_seqs:
             rid = self.waiting[0]
-            chunk = min(int(self.target[rid]), budget) if cfg.chunked_prefill else int(self.target[rid])
-            if (not cfg.chunked_prefill and chunk > budget and chunks) or not self.can_admit(rid, chunk):
+            start, chunk = self.admission(rid, budget)
+            if (not cfg.chunked_prefill and chunk > budget and chunks) or not self.can_admit(rid, start + chunk):
                 break
             self.waiting.popleft()
-            self.used += cfg.blocks_for(chunk)
-            self.prefilling[rid] = 0
+            self.used += cfg.blocks_for(start + chunk)
+            self.prefilling[rid] = start
             self.admitted_at[rid] = self.admit_counter
             self.admit_counter += 1
-            chunks.append((rid, chunk, 0))
+            chunks.append((rid, chunk, start))
             budget -= chunk
             running += 1
         return chunks
+
+    def admission(self, rid: int, budget: int) -> tuple[int, int]:
+        """(tokens whose KV came with the request, first chunk): the last prompt token is computed here."""
+        start = int(min(self.cached[rid], self.target[rid] - 1))
+        need = int(self.target[rid]) - start
+        return start, (min(need, budget) if self.cfg.chunked_prefill else need)
 
     def can_admit(self, rid: int, chunk: int) -> bool:
         cfg = self.cfg
@@ -176,9 +186,8 @@ class _Sim:
         return True
 
     def shape(self, chunks: list[tuple[int, int, int]]) -> StepShape:
-        w, ctx = self.window, self.dec_ctx
-        pairs = kv_f = float(ctx.sum())
-        pairs_w = kv_w = float(np.minimum(ctx, w).sum()) if w else 0.0
+        w = self.window
+        tokens, sampled, pairs, pairs_w, kv_f, kv_w = decode_part(self.dec_ctx, w, self.k)
         finishing = 0
         for rid, c, p in chunks:
             pairs += c * (p + (c + 1) / 2.0)
@@ -187,22 +196,33 @@ class _Sim:
                 pairs_w += c * min(p + (c + 1) / 2.0, w)
                 kv_w += min(p + c, w)
             finishing += int(p + c >= self.target[rid])
-        tokens = int(ctx.size) + sum(c for _, c, _ in chunks)
-        return StepShape(tokens, int(ctx.size) + finishing, pairs, pairs_w, kv_f, kv_w)
+        tokens += sum(c for _, c, _ in chunks)
+        return StepShape(tokens, sampled + finishing, pairs, pairs_w, kv_f, kv_w)
 
-    def advance_decode(self, steps: int) -> None:
-        if not self.dec_ids.size:
-            return
-        self.generated[self.dec_ids] += steps
-        self.dec_ctx = self.dec_ctx + steps
-        ended = self.generated[self.dec_ids] >= self.out[self.dec_ids]
+    def advance_decode(self, steps: int) -> int:
+        """Credit ``steps`` steps of tokens to every decoding sequence; returns the tokens emitted."""
+        ids = self.dec_ids
+        if not ids.size:
+            return 0
+        gained: int | np.ndarray = steps  # one token a step: the run length never passes an output's end
+        if self.per_step != 1.0:
+            owed = self.credit[ids] + steps * self.per_step
+            whole = np.floor(owed + 1e-9)
+            self.credit[ids] = owed - whole
+            gained = np.minimum(whole.astype(np.int64), self.out[ids] - self.generated[ids])
+        self.generated[ids] += gained
+        self.dec_ctx = self.dec_ctx + gained
+        ended = self.generated[ids] >= self.out[ids]
         if ended.any():
-            for rid in self.dec_ids[ended]:
+            for rid in ids[ended]:
                 self.finished(int(rid))
-            self.dec_ids, self.dec_ctx = self.dec_ids[~ended], self.dec_ctx[~ended]
+            self.dec_ids, self.dec_ctx = ids[~ended], self.dec_ctx[~ended]
+        return steps * int(ids.size) if isinstance(gained, int) else int(gained.sum())
 
-    def advance_prefills(self, chunks: list[tuple[int, int, int]]) -> None:
+    def advance_prefills(self, chunks: list[tuple[int, int, int]]) -> int:
+        """Advance the prefill chunks; returns the first tokens they sampled."""
         new_ids: list[int] = []
+        sampled = 0
         for rid, c, p in chunks:
             self.prefilling[rid] = p + c
             if p + c < self.target[rid]:
@@ -212,6 +232,7 @@ class _Sim:
                 self.first[rid] = self.now
             if self.generated[rid] < self.out[rid]:
                 self.generated[rid] += 1  # the last prefill chunk samples a token
+                sampled += 1
             if self.generated[rid] >= self.out[rid]:
                 self.finished(rid)
             else:
@@ -220,6 +241,10 @@ class _Sim:
             ids = np.array(new_ids, dtype=np.int64)
             self.dec_ids = np.concatenate([self.dec_ids, ids])
             self.dec_ctx = np.concatenate([self.dec_ctx, self.target[ids]])
+        return sampled
+
+    def decode_time_s(self, contexts: np.ndarray) -> float:  # speculation: verify and draft
+        return self.eng.step_time_s(_decode_shape(contexts, self.window, self.k), self.eng.drafter_time_s(contexts))
 
     def fast_forward(self) -> bool:
         """Run several pure-decode steps at once when nothing else can change meanwhile."""
@@ -228,10 +253,10 @@ class _Sim:
         run = _decode_run_length(self)
         if run < 2:
             return False
-        dt = self.eng.step_time_s(_decode_shape(self.dec_ctx + (run - 1) / 2.0, self.window))
+        dt = self.decode_time_s(self.dec_ctx + (run - 1) * self.per_step / 2.0)
         self.now += run * dt
-        self.record(dt, int(self.dec_ids.size), int(self.dec_ids.size), run)
-        self.advance_decode(run)
+        n = int(self.dec_ids.size)
+        self.record(dt, n, n, run, self.advance_decode(run))
         return True
 
     def iterate(self) -> None:
@@ -240,15 +265,15 @@ class _Sim:
         if self.fast_forward():
             return
         chunks = self.schedule_prefills()
-        dt = self.eng.step_time_s(self.shape(chunks))
+        dt = self.eng.step_time_s(self.shape(chunks), self.eng.drafter_time_s(self.dec_ctx))
         self.now += dt
-        self.record(dt, int(self.dec_ids.size), int(self.dec_ids.size) + len(chunks), 1)
-        self.advance_decode(1)
-        self.advance_prefills(chunks)
+        n = int(self.dec_ids.size)
+        emitted = self.advance_decode(1) + self.advance_prefills(chunks)
+        self.record(dt, n, n + len(chunks), 1, emitted)
 
     def result(self) -> SimResult:
-        cols = list(zip(*self.steps, strict=True)) if self.steps else [(), (), (), (), ()]
-        steps, dec, seqs, kv, rep = (np.array(c) for c in cols)
+        cols = list(zip(*self.steps, strict=True)) if self.steps else [(), (), (), (), (), ()]
+        steps, dec, seqs, kv, rep, emitted = (np.array(c) for c in cols)
         return SimResult(
             self.sent,
             self.first,
@@ -261,6 +286,7 @@ class _Sim:
             kv,
             self.preemptions,
             rep,
+            emitted,
         )
 
 
@@ -284,15 +310,17 @@ def _decode_run_length(sim: _Sim) -> int:
     Decode step time is linear in context (weights fixed, KV reads grow), so the run is
     priced exactly at its midpoint context."""
     cfg, ids = sim.cfg, sim.dec_ids
-    steps = int((sim.out[ids] - sim.generated[ids]).min())
+    left = sim.out[ids] - sim.generated[ids]  # steps until the first finishes: floor(credit + s E) >= left
+    owed = left if sim.per_step == 1.0 else np.ceil((left - sim.credit[ids]) / sim.per_step - 1e-9)
+    steps = max(int(owed.min()), 1)
     n = int(ids.size)
     if not cfg.reserve_full:
-        steps = _steps_until_kv_full(cfg, sim.dec_ctx, steps, sim.used)
+        steps = _steps_until_kv_full(cfg, sim.dec_ctx, steps, sim.used, sim.per_step)
     full = n >= cfg.max_num_seqs
     if sim.waiting and not full:
         head = sim.waiting[0]
-        chunk = min(int(sim.target[head]), cfg.max_num_batched_tokens - n)
-        fits = chunk > 0 and sim.used + cfg.blocks_for(chunk) <= cfg.kv_blocks
+        start, chunk = sim.admission(head, cfg.max_num_batched_tokens - n)
+        fits = chunk > 0 and sim.used + cfg.blocks_for(start + chunk) <= cfg.kv_blocks
         if cfg.reserve_full:
             fits = fits and sim.reserved + cfg.blocks_for(sim.inp[head] + sim.out[head]) <= cfg.kv_blocks
         if fits:
@@ -301,19 +329,22 @@ def _decode_run_length(sim: _Sim) -> int:
         gap = float(sim.arrival[sim.order[sim.next_arrival]]) - sim.now
         if not np.isfinite(gap):
             return steps
-        dt = sim.eng.step_time_s(_decode_shape(sim.dec_ctx + steps, sim.window)) if steps else 0.0
+        dt = sim.decode_time_s(sim.dec_ctx + steps * sim.per_step) if steps else 0.0
         steps = min(steps, int(gap // dt)) if dt > 0 else steps
     return steps
 
 
-def _steps_until_kv_full(cfg: SchedulerConfig, dec_ctx: np.ndarray, limit: int, used_now: float) -> int:
-    """Largest k <= limit such that every decoding sequence still has KV for step k."""
+def _steps_until_kv_full(
+    cfg: SchedulerConfig, dec_ctx: np.ndarray, limit: int, used_now: float, per_step: float = 1.0
+) -> int:
+    """Largest k <= limit such that every decoding sequence still has KV for step k (each step
+    adds up to ``ceil(per_step)`` tokens: speculation credits E tokens per step)."""
 
     def fits(k: int) -> bool:
-        return cfg.blocks_total(dec_ctx + k) <= cfg.kv_blocks
+        return cfg.blocks_total(dec_ctx + math.ceil(k * per_step)) <= cfg.kv_blocks
 
     # cheap sufficient test first: each sequence gains at most ceil(k / block) + 1 blocks
-    if used_now + dec_ctx.size * (limit // cfg.block_size + 1) <= cfg.kv_blocks:
+    if used_now + dec_ctx.size * (math.ceil(limit * per_step) // cfg.block_size + 1) <= cfg.kv_blocks:
         return limit
     if fits(limit):
         return limit
@@ -327,10 +358,8 @@ def _steps_until_kv_full(cfg: SchedulerConfig, dec_ctx: np.ndarray, limit: int, 
     return low
 
 
-def _decode_shape(contexts: np.ndarray, window: int | None) -> StepShape:
-    total = float(contexts.sum())
-    capped = float(np.minimum(contexts, window).sum()) if window else 0.0
-    return StepShape(len(contexts), len(contexts), total, capped, total, capped)
+def _decode_shape(contexts: np.ndarray, window: int | None, k: int = 0) -> StepShape:
+    return StepShape(*decode_part(contexts, window, k))
 
 
 def simulate(
@@ -352,28 +381,39 @@ def simulate(
     cfg = replica.virtual_engine
     if engines == 1:
         return _simulate_engine(replica, cfg, req, concurrency, max_steps)
-    parts = []
+    parts, index = [], []
     for r in range(engines):
-        sub = Requests(req.arrival_s[r::engines], req.input_tokens[r::engines], req.output_tokens[r::engines])
+        sub = req.every(r, engines)
         if len(sub) == 0:
             continue
         share = None if concurrency is None else max(math.ceil(concurrency / engines), 1)
         parts.append(_simulate_engine(replica, cfg, sub, share, max(max_steps // engines, 1)))
-    return _merge(parts)
+        index.append(np.arange(len(req))[r::engines])
+    return _merge(parts, np.concatenate(index))
 
 
-def _merge(parts: list[SimResult]) -> SimResult:
+def _merge(parts: list[SimResult], index: np.ndarray) -> SimResult:
+    """One result from the engines' parts: per-request arrays back in the requests' order
+    (``index``: each part's requests, concatenated), per-step records one after another."""
     cat = np.concatenate
+
+    def ordered(arrays: list[np.ndarray]) -> np.ndarray:
+        merged = cat(arrays)
+        out = np.empty_like(merged)
+        out[index] = merged
+        return out
+
     return SimResult(
-        cat([p.arrival_s for p in parts]),
-        cat([p.first_token_s for p in parts]),
-        cat([p.finish_s for p in parts]),
-        cat([p.input_tokens for p in parts]),
-        cat([p.output_tokens for p in parts]),
+        ordered([p.arrival_s for p in parts]),
+        ordered([p.first_token_s for p in parts]),
+        ordered([p.finish_s for p in parts]),
+        ordered([p.input_tokens for p in parts]),
+        ordered([p.output_tokens for p in parts]),
         cat([p.step_s for p in parts]),
         cat([p.step_decode_tokens for p in parts]),
         cat([p.step_num_seqs for p in parts]),
         cat([p.step_kv_fraction for p in parts]),
         sum(p.num_preemptions for p in parts),
         cat([p.repeats for p in parts]),
+        cat([p.step_output_tokens for p in parts if p.step_output_tokens is not None]),
     )

@@ -29,12 +29,14 @@ import numpy as np
 from inferplan.perf.replica import Replica
 from inferplan.perf.roofline import step_shape
 
-__all__ = ["KNEE_HEADROOM", "Operating", "SteadyState", "gated_ttft"]
+__all__ = ["KNEE_HEADROOM", "TTFT_P90_WAITS", "Operating", "SteadyState", "gated_ttft"]
 
 _BATCH_POINTS = (1, 4, 16, 64, 256, 1024)
 #: The planner loads a replica to at most this share below its capacity (the knee): queues
 #: there grow as 1 / (1 - load), and a few per cent of model error would move the knee past it.
 KNEE_HEADROOM = 0.10
+#: p90 of an M/D/1 queue's wait, in units of its mean wait (a prefill-only pool's queue).
+TTFT_P90_WAITS = 2.3
 _Z90 = 1.2816
 _Z999 = 3.0902
 
@@ -145,13 +147,21 @@ class SteadyState:
         self.chunks = max(math.ceil(isl / max(budget, 1)), 1)
         chunk = math.ceil(isl / self.chunks)
         step = replica.step_time_s
-        self.t_points = np.array([step(step_shape([], [ctx] * b)) for b in points])
+        # a decode step at batch b (speculation: verification of k + 1 tokens each and the drafter;
+        # a sequence then emits ``tokens_per_step`` tokens a step)
+        self.t_points = np.array([replica.decode_step_time_s(np.full(b, float(ctx))) for b in points])
         # a prompt's chunk riding on a decode step: the extra time it adds, and a second one's
+        plain = np.array([step(step_shape([], [ctx] * b)) for b in points])
         one = np.array([step(step_shape([(chunk, isl - chunk)], [ctx] * b)) for b in points])
         two = np.array([step(step_shape([(chunk, isl - chunk)] * 2, [ctx] * b)) for b in points])
-        self.p_points, self.p2_points = one - self.t_points, two - one
+        self.p_points, self.p2_points = one - plain, two - one
         self.prefill_latency = sum(step(step_shape([(chunk, i * chunk)], [])) for i in range(self.chunks))
+        overhead = replica.environment.step_time_s(replica.overhead_s, replica.overhead_s)
+        # GPU time a prompt takes alone (a prefill-only pool): its chunks without the step overheads
+        self.prefill_work = max(self.prefill_latency - self.chunks * overhead, 1e-9)
+        self.per_step = replica.tokens_per_step
         self.osl = osl
+        self.steps = osl / self.per_step  # decode steps a request takes
         self.pp = cost.pp
 
     def step(self, batch: float) -> float:
@@ -161,6 +171,10 @@ class SteadyState:
             return float(self.t_points[0] - slope)
         return float(np.interp(max(batch, 1.0), self.b_points, self.t_points))
 
+    def token_time(self, batch: float) -> float:
+        """Decode time per output token at ``batch``: a step over the tokens it emits per sequence."""
+        return self.step(batch) / self.per_step
+
     def chunk_time(self, batch: float) -> float:
         """Time one prompt chunk adds to a decode step at ``batch``."""
         return float(np.interp(max(batch, 1.0), self.b_points, self.p_points))
@@ -169,17 +183,12 @@ class SteadyState:
         """Time each further prompt chunk adds to a step that already carries one."""
         return float(np.interp(max(batch, 1.0), self.b_points, self.p2_points))
 
-    @property
-    def prefill_work(self) -> float:
-        """GPU time a prompt takes from the decode batch at low load (all its chunks)."""
-        return self.chunks * self.chunk_time(1.0)
-
     def capacity_per_s(self) -> float:
         """Requests/s at which the replica saturates (the knee): the highest rate at which
         :meth:`at_rate` is stable, i.e. prompts take less than the whole of the steps and the
         batch, with its fluctuation (p99.9 of Poisson), fits the sequences and KV cache (bisection)."""
         b = max(self.max_batch, 1.0)
-        hi = 1.05 * self.pp / max(self.chunks * self.chunk_time(b) + self.osl * self.step(b) / b, 1e-9)
+        hi = 1.05 * self.pp / max(self.chunks * self.chunk_time(b) + self.steps * self.step(b) / b, 1e-9)
         lo = 0.0
         for _ in range(30):
             mid = (lo + hi) / 2
@@ -198,7 +207,7 @@ class SteadyState:
         A request's TPOT averages the steps of its own ``T = osl E[L]`` seconds, in which
         ``~Poisson(lam T)`` prompts arrive: the prompt share ``rho`` it sees has
         ``sd = rho / sqrt(lam T)``, so ``TPOT = E[L] (1 + cv^2)`` (Jensen), ``cv = sd / (1 - rho)``."""
-        b = max(lam_v * self.osl * self.step(1.0), 1e-6)
+        b = max(lam_v * self.steps * self.step(1.0), 1e-6)
         tpot = cv = 0.0
         rate = lam_v * self.chunks
         for _ in range(80):
@@ -209,10 +218,10 @@ class SteadyState:
             mean_step = d / (1.0 - rho)
             for _ in range(4):
                 mean_step = (d + (1.0 - math.exp(-rate * mean_step)) * (p1 - p2)) / (1.0 - rho)
-            window = lam_v * self.osl * mean_step
+            window = lam_v * self.steps * mean_step
             sd = rho / math.sqrt(max(window, 1e-9))
             cv = sd / (1.0 - rho)
-            tpot = mean_step * (1.0 + cv * cv)
+            tpot = mean_step * (1.0 + cv * cv) / self.per_step
             nb = lam_v * self.osl * tpot
             # the batch must hold the mean number of requests and its fluctuation (M/G/inf:
             # Poisson, its p99.9 within the sequences and KV cache)
@@ -240,7 +249,7 @@ class SteadyState:
 
     def at_concurrency(self, users: float) -> Operating:
         """Closed loop with ``users`` requests in flight on this replica."""
-        lam = users / max(self.prefill_latency + self.osl * self.step(users), 1e-9)
+        lam = users / max(self.prefill_latency + self.steps * self.step(users), 1e-9)
         for _ in range(40):
             op = self.at_rate(lam)
             if not op.stable:

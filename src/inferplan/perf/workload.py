@@ -127,12 +127,23 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class Requests:
+    """Requests to serve. ``cached_tokens``: prompt tokens whose KV arrives with the request (a
+    disaggregated decode pool receives the prefill pool's KV); None: none."""
+
     arrival_s: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    cached_tokens: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.arrival_s)
+
+    def every(self, start: int, step: int) -> Requests:
+        """Requests ``start``, ``start + step``, ... (one engine's share, round-robin)."""
+        cached = self.cached_tokens[start::step] if self.cached_tokens is not None else None
+        return Requests(
+            self.arrival_s[start::step], self.input_tokens[start::step], self.output_tokens[start::step], cached
+        )
 
 
 def make_requests(w: Workload) -> Requests:
@@ -154,6 +165,8 @@ def load_trace(path: Path) -> Requests:
             rows = list(csv.DictReader(fh))
     except OSError as exc:
         raise ConfigError(f"cannot read trace {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the trace as UTF-8") from None
     if not rows:
         raise ConfigError(f"{path}: the trace has no rows")
     arrival, inp, out = [], [], []
@@ -166,7 +179,9 @@ def load_trace(path: Path) -> Requests:
             raise ConfigError(
                 f"{path}, line {line}: need numeric arrival_s, input_tokens, output_tokens ({exc})"
             ) from exc
-        if inp[-1] < 1 or out[-1] < 1 or arrival[-1] < 0:
-            raise ConfigError(f"{path}, line {line}: lengths must be >= 1 and arrival_s >= 0")
+        if not (1 <= inp[-1] <= MAX_INPUT_TOKENS and 1 <= out[-1] <= MAX_INPUT_TOKENS and 0 <= arrival[-1] < 1e9):
+            raise ConfigError(
+                f"{path}, line {line}: lengths must be 1 to {MAX_INPUT_TOKENS:,} and arrival_s a finite number >= 0"
+            )
     order = np.argsort(arrival, kind="stable")
     return Requests(np.array(arrival)[order], np.array(inp)[order], np.array(out)[order])

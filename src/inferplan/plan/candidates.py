@@ -19,6 +19,7 @@ from inferplan.specs.hardware import GpuSpec, gpus_per_server, mig_slice
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import Precision, resolve_kv_dtype
+from inferplan.specs.speculation import Speculation
 
 __all__ = ["SearchSpace", "candidates"]
 
@@ -28,7 +29,8 @@ _SIZES = (1, 2, 4, 8)
 @dataclass(frozen=True, slots=True)
 class SearchSpace:
     """What may vary: GPU types, weight precisions, KV dtypes ('auto' allowed), and
-    optionally a fixed TP or PP; how many servers a pipeline may span."""
+    optionally a fixed TP or PP; how many servers a pipeline may span; the speculative decoding
+    every candidate runs (None: none)."""
 
     gpus: tuple[GpuSpec, ...]
     precisions: tuple[Precision, ...]
@@ -36,6 +38,7 @@ class SearchSpace:
     tp: int | None = None
     pp: int | None = None
     max_nodes: int = 4
+    speculation: Speculation | None = None
 
 
 def _pool(space: SearchSpace, env: EnvironmentProfile) -> list[GpuSpec]:
@@ -80,5 +83,10 @@ def candidates(
                 last = (par.tp, par.ep)
                 kvs = dict.fromkeys(resolve_kv_dtype(k, precision).name for k in space.kv_dtypes)
                 own = engine_for(engine, gpu, par.tp)[0]
-                out += [Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, own, env) for kv in kvs]
+                out += [
+                    Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, own, env).with_speculation(
+                        space.speculation
+                    )
+                    for kv in kvs
+                ]
     return out

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from inferplan.errors import DoesNotFitError
 from inferplan.plan.candidates import SearchSpace, candidates
 from inferplan.plan.cost import Costing
+from inferplan.plan.disagg_search import PoolSetup
 from inferplan.plan.question import Demand, Targets
 from inferplan.plan.search import Evaluated, evaluate, rank
 from inferplan.sizing.capacity import MemoryPlan, min_gpus
@@ -40,6 +41,7 @@ class PlanSetup:
     costing: Costing = field(default_factory=Costing)
     margin: str = "none"  # the targets above are already tightened by it
     stated_targets: Targets | None = None  # the targets as asked, before the margin
+    pools: PoolSetup | None = None  # search prefill/decode splits too (issue 14)
 
 
 class PlanContext:
@@ -64,10 +66,13 @@ class PlanContext:
             self._evaluated[key] = evaluate(dep, self.demand, self.targets, self.setup.offers)
         return self._evaluated[key]
 
+    def candidates(self, space: SearchSpace) -> list[Deployment]:
+        s = self.setup
+        return candidates(s.model, space, s.engine, s.env)
+
     def search(self, space: SearchSpace) -> list[Evaluated]:
         s = self.setup
-        cands = candidates(s.model, space, s.engine, s.env)
-        results = [e for c in cands if (e := self.evaluate(c))]
+        results = [e for c in self.candidates(space) if (e := self.evaluate(c))]
         return rank(results, s.demand, s.rank_by)
 
     def in_environment(self, dep: Deployment, env: EnvironmentProfile) -> Evaluated | None:

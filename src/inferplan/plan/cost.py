@@ -1,275 +1,246 @@
-"""Cost: cloud (hourly x hours + egress) against bare metal (lease, or purchase amortised
-plus power, cooling, colocation and support), cost per million tokens, break-even.
+"""Cost: one configuration's fleet priced every way it can be paid for, as buyers see it.
 
-Every default below is an explicit, editable assumption (:class:`CostAssumptions`);
-outputs repeat them.
+Owned capacity (a lease or a purchase, :mod:`~inferplan.plan.bare_metal`) and committed cloud
+capacity hold the fleet the peak needs all month; elastic cloud (on demand or spot,
+:mod:`~inferplan.plan.cloud_cost`) pays for the mean fleet for the hours the load runs and
+scales to the peak; a hosted API (:mod:`~inferplan.plan.api_prices`) bills tokens. The fleets
+come from the load and what one replica sustains within the targets in each environment.
+Every assumption is explicit and editable (:class:`CostAssumptions`); outputs repeat them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 
 from inferplan.errors import InputError
+from inferplan.plan.api_prices import api_cheaper_below, api_option, api_prices_for, api_usd_per_request
+from inferplan.plan.bare_metal import bare_metal_options, power_usd_per_month
+from inferplan.plan.break_even import BreakEven, break_even, crossings
+from inferplan.plan.cloud_cost import ScaleUp, cloud_options, egress_usd_per_month, scale_up_misses
+from inferplan.plan.cost_option import CostOption, FleetSizes
+from inferplan.specs.cost_assumptions import HOURS_PER_MONTH, CostAssumptions
 from inferplan.specs.hardware import GpuSpec
-from inferplan.specs.prices import Offer, cards_needed, cheapest_rental, offers_for
+from inferplan.specs.prices import ApiPrice, Offer
 
 __all__ = [
     "HOURS_PER_MONTH",
     "CostAssumptions",
     "CostComparison",
+    "CostOption",
     "Costing",
     "Fleet",
-    "bare_metal_monthly_usd",
-    "break_even_utilization",
     "compare_costs",
     "cost_per_million_tokens_usd",
-    "power_monthly_usd",
+    "fleet_sizes",
+    "power_usd_per_month",
 ]
 
-HOURS_PER_MONTH = 730.0  # 8760 h / 12
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
+_EPS = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class CostAssumptions:
-    """usd_per_kwh: electricity price; pue: facility power / IT power (cooling included);
-    gpu_load: average GPU power / TDP while serving; host_power_w_per_gpu: CPUs, NICs, fans
-    per GPU; colocation_usd_per_kw_month: rack space and power delivery per kW of IT load;
-    support_fraction_per_year: vendor support as a fraction of the purchase price;
-    amortisation_months: depreciation period; egress_usd_per_gb: cloud outbound traffic;
-    bytes_per_output_token: streamed response bytes per token (text plus SSE/JSON framing);
-    model_transfers_per_month: times the weights are copied out of the cloud region."""
-
-    usd_per_kwh: float = 0.12
-    pue: float = 1.4
-    gpu_load: float = 0.7
-    host_power_w_per_gpu: float = 150.0
-    colocation_usd_per_kw_month: float = 150.0
-    support_fraction_per_year: float = 0.10
-    amortisation_months: int = 36
-    egress_usd_per_gb: float = 0.09
-    bytes_per_output_token: float = 60.0
-    model_transfers_per_month: float = 0.0
-    source: str = (
-        "assumptions, not measurements: US industrial electricity ~0.12 $/kWh, PUE 1.4, "
-        "colocation ~150 $/kW-month, support 10%/year, 36-month depreciation, AWS "
-        "internet egress first tier 0.09 $/GB; override any with --cost-set NAME=VALUE"
-    )
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if isinstance(value, int | float) and value < 0:
-                raise InputError(f"cost assumption {name} must not be negative, got {value}")
-        if self.amortisation_months < 1 or self.pue < 1.0:
-            raise InputError("amortisation_months must be >= 1 and pue >= 1.0")
-
-
-def power_monthly_usd(num_gpus: int, tdp_w: float, a: CostAssumptions) -> float:
-    """(GPUs x TDP x load + host power) x PUE x 730 h x $/kWh."""
-    it_kw = num_gpus * (tdp_w * a.gpu_load + a.host_power_w_per_gpu) / 1000.0
-    return it_kw * a.pue * HOURS_PER_MONTH * a.usd_per_kwh
-
-
-def bare_metal_monthly_usd(
-    num_gpus: int, gpu: GpuSpec, offer: Offer, a: CostAssumptions
-) -> tuple[float, dict[str, float]]:
-    """Monthly cost of ``num_gpus`` GPUs from a lease or a purchase offer, with its parts."""
-    servers = math.ceil(num_gpus / offer.gpus)
-    power = power_monthly_usd(servers * offer.gpus, gpu.tdp_w, a)
-    it_kw = servers * offer.gpus * (gpu.tdp_w * a.gpu_load + a.host_power_w_per_gpu) / 1000.0
-    colo = it_kw * a.colocation_usd_per_kw_month
-    if offer.kind == "lease":
-        assert offer.usd_per_month is not None
-        parts = {"lease": servers * offer.usd_per_month, "power": power, "colocation": colo}
-    else:
-        assert offer.usd_purchase is not None
-        capex = servers * offer.usd_purchase
-        parts = {
-            "amortisation": capex / a.amortisation_months,
-            "power": power,
-            "colocation": colo,
-            "support": capex * a.support_fraction_per_year / 12.0,
-        }
-    return sum(parts.values()), parts
-
-
-def cost_per_million_tokens_usd(monthly_usd: float, tokens_per_s: float, utilization: float) -> float:
-    """$ per 1e6 tokens = monthly cost / (tokens/s x utilisation x seconds per month) x 1e6."""
-    if tokens_per_s <= 0 or utilization <= 0:
-        return math.inf
-    return monthly_usd / (tokens_per_s * utilization * HOURS_PER_MONTH * 3600.0) * 1e6
-
-
-def break_even_utilization(bare_metal_monthly: float, cloud_monthly_full_time: float) -> float:
-    """Utilisation above which owning beats renting elastically: the cloud bill scales with
-    the hours actually used, the bare-metal bill does not."""
-    if cloud_monthly_full_time <= 0:
-        return math.inf
-    return bare_metal_monthly / cloud_monthly_full_time
-
-
-@dataclass(frozen=True, slots=True)
-class CostComparison:
-    """Monthly costs (USD) of serving a demand on bare metal and in the cloud.
-
-    ``hours_fraction``: share of the month the demand runs (1 = around the clock).
-    Bare metal owns ``ceil(replicas x peak_to_mean)`` replicas all month. Cloud elastic
-    rents the replicas the mean demand needs for the hours it runs (ideal autoscaling);
-    cloud always-on rents the peak fleet all month. Cloud replicas include the
-    virtualisation overhead (fewer tokens/s per replica).
-    """
-
-    gpus_per_replica: int
-    bare_replicas: int
-    bare_cards: int
-    cloud_replicas: int
-    hours_fraction: float
-    peak_to_mean: float
-    demand_tokens_per_s: float
-    tokens_per_month: float
-    cloud_offer: Offer | None
-    cloud_hourly_usd: float | None  # for cloud_replicas
-    cloud_elastic_monthly_usd: float | None
-    cloud_always_on_monthly_usd: float | None
-    cloud_egress_monthly_usd: float
-    bare_offer: Offer | None
-    bare_monthly_usd: float | None
-    bare_parts: dict[str, float]
-    break_even_hours_fraction: float | None
-    usd_per_mtok: dict[str, float]
-    assumptions: CostAssumptions
-
-    @property
-    def totals_usd(self) -> dict[str, dict[str, float]]:
-        """Cumulative spend per option after 12 and 36 months."""
-        return {f"{m}_months": self.cumulative_usd(m) for m in (12, 36)}
-
-    def cumulative_usd(self, months: float) -> dict[str, float]:
-        """Spend after ``months`` per option: a purchase pays its servers at month 0, then
-        running costs; leases and cloud bills accrue monthly."""
-        row: dict[str, float] = {}
-        if self.cloud_elastic_monthly_usd is not None:
-            row["cloud_elastic"] = self.cloud_elastic_monthly_usd * months
-        if self.cloud_always_on_monthly_usd is not None:
-            row["cloud_always_on"] = self.cloud_always_on_monthly_usd * months
-        if self.bare_offer is not None and self.bare_monthly_usd is not None:
-            best = (self.bare_monthly_usd, self.bare_parts, self.bare_offer)
-            row["bare_metal"] = _bare_total(best, self.bare_cards, months)
-        return row
-
-    def break_even_months(self, cloud_option: str = "cloud_elastic") -> float | None:
-        """Months after which owning has cost less in total than ``cloud_option``
-        (0 when it is cheaper from the start; None when it never is)."""
-        start, after = self.cumulative_usd(0.0), self.cumulative_usd(1.0)
-        if "bare_metal" not in start or cloud_option not in start:
-            return None
-        upfront = start["bare_metal"] - start[cloud_option]
-        monthly_saving = (after[cloud_option] - start[cloud_option]) - (after["bare_metal"] - start["bare_metal"])
-        if upfront <= 0:
-            return 0.0 if monthly_saving >= 0 else None
-        return upfront / monthly_saving if monthly_saving > 0 else None
+def cost_per_million_tokens_usd(monthly_usd: float, tokens_per_s: float, hours_fraction: float) -> float | None:
+    """$ per 1e6 tokens = monthly cost / (tokens/s x share of hours x seconds per month) x 1e6."""
+    if tokens_per_s <= 0 or hours_fraction <= 0:
+        return None
+    return monthly_usd / (tokens_per_s * hours_fraction * SECONDS_PER_MONTH) * 1e6
 
 
 @dataclass(frozen=True, slots=True)
 class Costing:
-    """How the load runs over a month and what owning costs: share of hours served,
-    peak-to-mean ratio, and the cost assumptions."""
+    """How the load runs over a month and what owning costs: the share of hours served, the
+    peak-to-mean ratio, the cost assumptions and the hosted-API prices."""
 
     hours_fraction: float = 1.0
     peak_to_mean: float = 1.0
     assumptions: CostAssumptions = field(default_factory=CostAssumptions)
+    api_prices: tuple[ApiPrice, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0 < self.hours_fraction <= 1:
-            raise InputError(f"the share of hours served must be in (0, 1], got {self.hours_fraction}")
+        if not 0.01 <= self.hours_fraction <= 1:  # NaN fails too
+            raise InputError(f"the share of hours served must be between 0.01 and 1, got {self.hours_fraction}")
         if not 1 <= self.peak_to_mean <= 100:
             raise InputError(f"peak-to-mean ratio must be between 1 and 100, got {self.peak_to_mean}")
 
 
 @dataclass(frozen=True, slots=True)
 class Fleet:
-    """Replicas of one configuration serving ``demand_tokens_per_s`` output tokens/s: how many
-    the mean load needs on bare metal and in a cloud VM (fractional: the load / one replica's
-    capacity)."""
+    """A configuration serving a mean load: requests/s of ``isl`` input and ``osl`` output
+    tokens; the requests/s one replica sustains within the targets on bare metal and in a
+    cloud VM; the replicas planned for the mean (0: from the load)."""
 
     gpu: GpuSpec
     gpus_per_replica: int
-    bare_replicas_mean: float
-    cloud_replicas_mean: float
-    demand_tokens_per_s: float
+    requests_per_s: float
+    isl: int
+    osl: int
+    bare_rate_per_replica: float
+    cloud_rate_per_replica: float
+    bare_replicas: int = 0
+    cloud_replicas: int = 0
+    model: str = ""
+
+    @property
+    def output_tokens_per_s(self) -> float:
+        return self.requests_per_s * self.osl
 
 
-def compare_costs(fleet: Fleet, offers: list[Offer], costing: Costing | None = None) -> CostComparison:
-    """Bare metal against cloud for one deployment serving the fleet's demand (output tokens)."""
+def _sized(rate: float, per_replica: float, planned: int, peak_to_mean: float) -> tuple[int, int, float]:
+    """(mean replicas, peak replicas, requests/s per replica as planned). A plan may hold more
+    replicas than rate / per replica (the simulator's check added some): the peak keeps that
+    margin."""
+    need = max(math.ceil(rate / per_replica - _EPS), 1)
+    mean = max(planned, need)
+    effective = per_replica * need / mean
+    return mean, max(mean, math.ceil(rate * peak_to_mean / effective - _EPS)), effective
+
+
+def fleet_sizes(fleet: Fleet, peak_to_mean: float) -> FleetSizes:
+    """Replicas for the mean load and for the peak (mean x peak-to-mean), on bare metal and in a cloud VM."""
+    bare = _sized(fleet.requests_per_s, fleet.bare_rate_per_replica, fleet.bare_replicas, peak_to_mean)
+    cloud = _sized(fleet.requests_per_s, fleet.cloud_rate_per_replica, fleet.cloud_replicas, peak_to_mean)
+    return FleetSizes(fleet.gpu, fleet.gpus_per_replica, bare[0], bare[1], cloud[0], cloud[1], bare[2], cloud[2])
+
+
+@dataclass(frozen=True, slots=True)
+class CostComparison:
+    """Every priced option for a fleet, what has no price (in words), the break-even, the
+    hosted API's break-even load, the elastic cloud's scale-up misses and the owned fleet's
+    utilisation (mean load / what the peak fleet serves within the targets)."""
+
+    fleet: Fleet
+    sizes: FleetSizes
+    hours_fraction: float
+    peak_to_mean: float
+    tokens_per_month: float
+    options: tuple[CostOption, ...]
+    missing: tuple[str, ...]
+    break_even: BreakEven
+    api_below_requests_per_s: float | None
+    api_searched_to_requests_per_s: float
+    scale_up: ScaleUp
+    owned_utilization: float
+    assumptions: CostAssumptions
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.sizes.gpus_per_replica
+
+    @property
+    def bare_replicas(self) -> int:
+        """Replicas owned: the peak fleet."""
+        return self.sizes.bare_peak
+
+    @property
+    def cloud_replicas(self) -> int:
+        """Replicas a cloud VM needs for the mean load."""
+        return self.sizes.cloud_mean
+
+    @property
+    def demand_tokens_per_s(self) -> float:
+        return self.fleet.output_tokens_per_s
+
+    def option(self, key: str) -> CostOption | None:
+        return next((o for o in self.options if o.key == key), None)
+
+    @property
+    def cloud_hourly_usd(self) -> float | None:
+        """The on-demand price of the cloud's mean fleet per hour."""
+        o = self.option("cloud_on_demand")
+        return o.parts["instances"] / (HOURS_PER_MONTH * self.hours_fraction) if o else None
+
+    def usd_per_mtok(self, o: CostOption) -> float | None:
+        return o.usd_per_month / self.tokens_per_month * 1e6 if self.tokens_per_month > 0 else None
+
+    def cumulative_usd(self, months: float) -> dict[str, float]:
+        """Spend after ``months`` per option (a purchase starts at its price)."""
+        return {o.key: o.cumulative_usd(months) for o in self.options}
+
+    @property
+    def totals_usd(self) -> dict[str, dict[str, float]]:
+        """Cumulative spend per option after 12 and 36 months."""
+        return {f"{m}_months": self.cumulative_usd(m) for m in (12, 36)}
+
+    def break_even_months(self) -> float | None:
+        """Months until the cheapest purchase has cost no more than the cheapest rental."""
+        return self.break_even.payoff_months
+
+    def crossings(self) -> list[tuple[float, str, str]]:
+        return crossings(list(self.options))
+
+
+def _self_hosted(options: list[CostOption]) -> list[CostOption]:
+    """Options that serve the load on GPUs one controls with a latency target (not spot, not an API)."""
+    return [o for o in options if o.key not in ("cloud_spot", "api")]
+
+
+def _priced(
+    fleet: Fleet, offers: list[Offer] | tuple[Offer, ...], costing: Costing
+) -> tuple[list[CostOption], list[str]]:
+    """Bare-metal and cloud options for the fleet, and what has no price, in words."""
+    a, h = costing.assumptions, costing.hours_fraction
+    sizes = fleet_sizes(fleet, costing.peak_to_mean)
+    bare = bare_metal_options(offers, fleet.gpu, fleet.gpus_per_replica, sizes.bare_peak, a)
+    egress = egress_usd_per_month(fleet.output_tokens_per_s * SECONDS_PER_MONTH * h, a)
+    cloud, missing = cloud_options(offers, sizes, h, egress)
+    gpu = fleet.gpu.card_id
+    if not bare:
+        missing.insert(0, f"no bare-metal price (lease, purchase or card) for {gpu}")
+    else:
+        missing[:0] = [f"no bare-metal {k} price for {gpu}" for k in ("lease", "purchase") if k not in bare]
+    return [*bare.values(), *cloud], missing
+
+
+def compare_costs(
+    fleet: Fleet, offers: list[Offer] | tuple[Offer, ...], costing: Costing | None = None
+) -> CostComparison:
+    """Every way to pay for serving the fleet's load, with the break-even and what is missing."""
     costing = costing or Costing()
-    a = costing.assumptions
-    hours_fraction, peak_to_mean = costing.hours_fraction, costing.peak_to_mean
-    gpu, gpus_per_replica = fleet.gpu, fleet.gpus_per_replica
-    demand_tokens_per_s = fleet.demand_tokens_per_s
-    bare_replicas_mean, cloud_replicas_mean = fleet.bare_replicas_mean, fleet.cloud_replicas_mean
-    seconds = HOURS_PER_MONTH * 3600.0 * hours_fraction
-    tokens_month = demand_tokens_per_s * seconds
-    egress = tokens_month * a.bytes_per_output_token / 1e9 * a.egress_usd_per_gb
-    bare_replicas = max(math.ceil(bare_replicas_mean * peak_to_mean - 1e-9), 1)
-    peak_cloud = max(math.ceil(cloud_replicas_mean * peak_to_mean - 1e-9), 1)
-    mean_cloud = max(math.ceil(cloud_replicas_mean - 1e-9), 1)
-    cloud_mean = cheapest_rental(offers, gpu, gpus_per_replica, mean_cloud)
-    cloud_peak = cheapest_rental(offers, gpu, gpus_per_replica, peak_cloud)
-    elastic = (cloud_mean.usd_per_hour * HOURS_PER_MONTH * hours_fraction + egress) if cloud_mean else None
-    always_on = (cloud_peak.usd_per_hour * HOURS_PER_MONTH + egress) if cloud_peak else None
-    bare_cards = cards_needed(gpu, gpus_per_replica, bare_replicas)
-    best = _cheapest_bare(gpu, bare_cards, offers, a)
-    bare = best[0] if best else None
-    per_mtok: dict[str, float] = {}
-    if tokens_month > 0:
-        for label, cost in (
-            ("bare_metal", bare),
-            ("cloud_elastic", elastic),
-            ("cloud_always_on", always_on),
-        ):
-            if cost is not None:
-                per_mtok[label] = cost / tokens_month * 1e6
-    full_elastic = (cloud_mean.usd_per_hour * HOURS_PER_MONTH + egress / hours_fraction) if cloud_mean else None
+    a, h = costing.assumptions, costing.hours_fraction
+    sizes = fleet_sizes(fleet, costing.peak_to_mean)
+    options, missing = _priced(fleet, offers, costing)
+    requests_month = fleet.requests_per_s * SECONDS_PER_MONTH * h
+    prices = api_prices_for(fleet.model, costing.api_prices) if fleet.model else []
+    api = api_option(prices, requests_month, fleet.isl, fleet.osl)
+    below, searched = None, 0.0
+    if api is not None and api.api is not None:
+        options.append(api)
+        below, searched = _api_break_even(fleet, offers, costing, api_usd_per_request(api.api, fleet.isl, fleet.osl))
+    else:
+        missing.append(f"no hosted-API price for {fleet.model or 'this model'}")
+    fixed_egress = a.other_egress_gb_per_month * a.egress_usd_per_gb
+    rates = (fleet.requests_per_s, fleet.requests_per_s * costing.peak_to_mean, sizes.cloud_rate_per_replica)
     return CostComparison(
-        gpus_per_replica=gpus_per_replica,
-        bare_replicas=bare_replicas,
-        bare_cards=bare_cards,
-        cloud_replicas=mean_cloud,
-        hours_fraction=hours_fraction,
-        peak_to_mean=peak_to_mean,
-        demand_tokens_per_s=demand_tokens_per_s,
-        tokens_per_month=tokens_month,
-        cloud_offer=cloud_mean.offer if cloud_mean else None,
-        cloud_hourly_usd=cloud_mean.usd_per_hour if cloud_mean else None,
-        cloud_elastic_monthly_usd=elastic,
-        cloud_always_on_monthly_usd=always_on,
-        cloud_egress_monthly_usd=egress,
-        bare_offer=best[2] if best else None,
-        bare_monthly_usd=bare,
-        bare_parts=best[1] if best else {},
-        break_even_hours_fraction=break_even_utilization(bare, full_elastic) if bare and full_elastic else None,
-        usd_per_mtok=per_mtok,
+        fleet=fleet,
+        sizes=sizes,
+        hours_fraction=h,
+        peak_to_mean=costing.peak_to_mean,
+        tokens_per_month=fleet.output_tokens_per_s * SECONDS_PER_MONTH * h,
+        options=tuple(options),
+        missing=tuple(missing),
+        break_even=break_even(_self_hosted(options), fixed_egress, h),
+        api_below_requests_per_s=below,
+        api_searched_to_requests_per_s=searched,
+        scale_up=scale_up_misses(sizes, rates, a, h),
+        owned_utilization=fleet.requests_per_s * h / (sizes.bare_peak * fleet.bare_rate_per_replica),
         assumptions=a,
     )
 
 
-def _cheapest_bare(
-    gpu: GpuSpec, num_gpus: int, offers: list[Offer], a: CostAssumptions
-) -> tuple[float, dict[str, float], Offer] | None:
-    best: tuple[float, dict[str, float], Offer] | None = None
-    for offer in offers_for(offers, gpu.card_id):
-        if offer.kind in ("lease", "purchase"):
-            monthly, parts = bare_metal_monthly_usd(num_gpus, gpu, offer, a)
-            if best is None or monthly < best[0]:
-                best = (monthly, parts, offer)
-    return best
+def _api_break_even(
+    fleet: Fleet, offers: list[Offer] | tuple[Offer, ...], costing: Costing, usd_per_request: float
+) -> tuple[float | None, float]:
+    """The load below which the API costs less than the cheapest self-hosted option."""
+    p, h = costing.peak_to_mean, costing.hours_fraction
+    sizes = fleet_sizes(fleet, p)
+    bare, cloud = sizes.bare_rate_per_replica, sizes.cloud_rate_per_replica
 
+    def self_hosted_at(rate: float) -> float | None:
+        at = replace(fleet, requests_per_s=rate, bare_rate_per_replica=bare, cloud_rate_per_replica=cloud)
+        at = replace(at, bare_replicas=0, cloud_replicas=0)
+        found = _self_hosted(_priced(at, offers, costing)[0])
+        return min(o.usd_per_month for o in found) if found else None
 
-def _bare_total(best: tuple[float, dict[str, float], Offer], num_gpus: int, months: float) -> float:
-    """Cumulative bare-metal spend: a purchase pays the servers up front, then running costs."""
-    monthly, parts, offer = best
-    if offer.kind != "purchase" or offer.usd_purchase is None:
-        return monthly * months
-    servers = math.ceil(num_gpus / offer.gpus)
-    running = sum(v for k, v in parts.items() if k != "amortisation")
-    return servers * offer.usd_purchase + running * months
+    steps = [bare, bare / p, cloud, cloud / p]
+    return api_cheaper_below(usd_per_request * SECONDS_PER_MONTH * h, self_hosted_at, steps)

@@ -14,16 +14,17 @@ import time
 from dataclasses import dataclass, replace
 
 from inferplan.errors import DoesNotFitError, InfeasibleError, InputError
-from inferplan.plan.candidates import SearchSpace
 from inferplan.plan.context import PlanContext, PlanSetup
 from inferplan.plan.cost import CostComparison, Fleet, compare_costs
+from inferplan.plan.disagg_plan import DisaggPlan, disagg_step, plan_disaggregated
 from inferplan.plan.explain import PlanStep, explain
 from inferplan.plan.question import Demand
 from inferplan.plan.search import RANKINGS, Evaluated, pareto_front
+from inferplan.plan.speculation import SpeculationSummary, speculation_step, summarize_speculation
 from inferplan.plan.verify import Verification, verify
 from inferplan.specs.environment import BARE_METAL, EnvironmentProfile, get_environment, with_mig
 from inferplan.specs.hardware import gpu_catalog
-from inferplan.specs.prices import cheapest_rental
+from inferplan.specs.rentals import cheapest_rental
 
 __all__ = ["Plan", "PlanStep", "make_plan"]
 
@@ -45,6 +46,8 @@ class Plan:
     cloud_replicas: int | None  # replicas a cloud VM needs for the same load (None: not priced)
     pareto: list[tuple[float, float, str]]
     search_time_s: float
+    speculation: SpeculationSummary | None = None  # issue 14: with and without, the crossover
+    disaggregation: DisaggPlan | None = None  # issue 14: the best prefill/decode split against `chosen`
 
     @property
     def demand(self) -> Demand:
@@ -74,25 +77,32 @@ def make_plan(setup: PlanSetup) -> Plan:
     if not ranked:
         raise DoesNotFitError(_fits_nothing(ctx))
     feasible = [e for e in ranked if e.meets]
-    if not feasible:
-        raise InfeasibleError(_nearest_miss(ctx, ranked))
     priced = [e for e in feasible if e.usd_per_hour is not None] or feasible
-    chosen, checked = priced[0], None
-    if setup.verify:
+    chosen, checked = (priced or ranked)[0], None
+    if feasible and setup.verify:
         checked = verify(chosen, demand, setup.targets)
         if checked.added_replicas:
             chosen = _with_replicas(chosen, checked.replicas, setup)
-    cost, cloud_replicas = _cost(ctx, chosen)
+    # issue 14: prefill/decode splits set against the co-located choice (or its nearest miss)
+    split = plan_disaggregated(ctx, chosen, setup.pools) if setup.pools else None
+    if not feasible and not (split and split.wins):
+        raise InfeasibleError(_nearest_miss(ctx, ranked))
+    spec = summarize_speculation(ctx, chosen)
+    extra = ([speculation_step(spec)] if spec else []) + ([disagg_step(split)] if split else [])
+    extra = [replace(s, title=f"{5 + i}. {s.title}") for i, s in enumerate(extra)]
+    cost, cloud_replicas = _cost(ctx, chosen, checked)
     return Plan(
         setup=setup,
         ranked=ranked,
         chosen=chosen,
         verification=checked,
-        steps=explain(ctx, chosen),
+        steps=explain(ctx, chosen) + extra,
         cost=cost,
         cloud_replicas=cloud_replicas,
         pareto=pareto_front(ranked),
         search_time_s=elapsed,
+        speculation=spec,
+        disaggregation=split,
     )
 
 
@@ -133,7 +143,7 @@ def _nearest_miss(ctx: PlanContext, ranked: list[Evaluated]) -> str:
         msg += f"; relax to {' '.join(relax)}"
     others = tuple(g for g in gpu_catalog().values() if g.id not in {p.id for p in s.space.gpus})
     if others:
-        wider = SearchSpace(others, s.space.precisions, s.space.kv_dtypes, s.space.tp, s.space.pp)
+        wider = replace(s.space, gpus=others)
         winners = sorted({e.deployment.gpu.card_id for e in ctx.search(wider) if e.meets})
         if winners:
             msg += f" or allow {', '.join(winners[:3])} (--gpus)"
@@ -144,10 +154,13 @@ def _is_cloud(env: EnvironmentProfile) -> bool:
     return env.cpu_overhead > 0 or env.gpu_overhead > 0 or env.jitter_loss > 0
 
 
-def _cost(ctx: PlanContext, chosen: Evaluated) -> tuple[CostComparison | None, int | None]:
-    """Owning the chosen fleet against renting what a cloud VM needs for the same load. The
-    fleet of the planned environment is the chosen one; the other is scaled by the ratio of
-    what one replica sustains in each environment."""
+def _cost(
+    ctx: PlanContext, chosen: Evaluated, checked: Verification | None
+) -> tuple[CostComparison | None, int | None]:
+    """Every way to pay for the chosen configuration's load: what one replica sustains within
+    the targets on bare metal and in a cloud VM sizes each fleet; where the simulator's check
+    added replicas, the planned environment keeps that margin (spare GPUs of a rented instance
+    are not a margin: each option places the fleet on its own servers)."""
     s, dep = ctx.setup, chosen.deployment
     cloud_env, bare_env = get_environment(CLOUD_ENV), BARE_METAL
     if dep.gpu.mig_profile:
@@ -156,15 +169,24 @@ def _cost(ctx: PlanContext, chosen: Evaluated) -> tuple[CostComparison | None, i
     cloud = ctx.in_environment(dep, cloud_env)
     if not bare or not cloud or bare.max_rate_per_replica <= 0 or cloud.max_rate_per_replica <= 0:
         return None, None
-    ratio = bare.max_rate_per_replica / cloud.max_rate_per_replica
-    if _is_cloud(s.env):
-        cloud_mean, bare_mean = float(chosen.replicas), chosen.replicas / ratio
-    else:
-        bare_mean, cloud_mean = float(chosen.replicas), chosen.replicas * ratio
     op = chosen.per_replica
-    tokens = s.demand.output_tokens_per_s
-    if tokens is None:
-        tokens = (op.rate_per_s * chosen.replicas * s.demand.osl) if op else 0.0
-    fleet = Fleet(dep.gpu, dep.gpus_per_replica, bare_mean, cloud_mean, tokens)
+    rate = s.demand.rate_per_s
+    if rate is None:  # a closed loop of users: the rate the chosen fleet serves them at
+        rate = op.rate_per_s * chosen.replicas if op else 0.0
+    if rate <= 0:
+        return None, None
+    planned = checked.replicas if checked is not None and checked.added_replicas else 0
+    fleet = Fleet(
+        gpu=dep.gpu,
+        gpus_per_replica=dep.gpus_per_replica,
+        requests_per_s=rate,
+        isl=s.demand.isl,
+        osl=s.demand.osl,
+        bare_rate_per_replica=bare.max_rate_per_replica,
+        cloud_rate_per_replica=cloud.max_rate_per_replica,
+        bare_replicas=0 if _is_cloud(s.env) else planned,
+        cloud_replicas=planned if _is_cloud(s.env) else 0,
+        model=s.model.name,
+    )
     comparison = compare_costs(fleet, s.offers, s.costing)
     return comparison, comparison.cloud_replicas

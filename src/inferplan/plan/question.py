@@ -24,6 +24,7 @@ from inferplan.limits import (
     MAX_OUTPUT_TOKENS,
     MAX_PRICE_FILE_BYTES,
     MAX_RATE_PER_S,
+    MAX_SPECULATIVE_TOKENS,
     MAX_TPOT_S,
     MAX_TTFT_S,
 )
@@ -60,6 +61,14 @@ OPTION_NAMES = {
     "top": "--top",
     "verify": "--verify",
     "margin": "--margin",
+    "spec_method": "--spec",
+    "spec_tokens": "--spec-tokens",
+    "spec_acceptance": "--spec-acceptance",
+    "spec_model": "--spec-model",
+    "spec_draft_tp": "--spec-draft-tp",
+    "disaggregation": "--disagg",
+    "kv_link": "--kv-link",
+    "kv_overlap": "--kv-overlap",
 }
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -170,7 +179,7 @@ class PlanQuestion(BaseModel):
     calibration: str | None = Field(None, min_length=1, max_length=500, description="A calibration profile name.")
     prices_yaml: str | None = Field(None, max_length=MAX_PRICE_FILE_BYTES, description="Your price file's text.")
     prices_origin: str = Field("the price file", max_length=500)
-    cost_set: dict[Setting, Annotated[float, Field(ge=0, le=1e9)]] = Field(default_factory=dict, max_length=16)
+    cost_set: dict[Setting, Annotated[float, Field(ge=0, le=1e9)]] = Field(default_factory=dict, max_length=32)
     hours_fraction: float = Field(1.0, ge=0.01, le=1.0, description="Share of hours the load runs.")
     peak_to_mean: float = Field(1.0, ge=1.0, le=100.0, description="Traffic peak / mean.")
     rank: Literal["cost", "latency", "gpus", "throughput_per_gpu"] = "cost"
@@ -179,6 +188,27 @@ class PlanQuestion(BaseModel):
     margin: Literal["none", "median", "p90"] = Field(
         "none",
         description="Plan so the targets still hold when the model errs on the bad side by its median or p90 error.",
+    )
+    spec_method: Literal["draft_model", "eagle", "eagle3", "mtp", "ngram"] | None = Field(
+        None, description="Speculative decoding method (none: no speculation)."
+    )
+    spec_tokens: int | None = Field(
+        None, ge=1, le=MAX_SPECULATIVE_TOKENS, description="Draft tokens per step, k (none: the published default)."
+    )
+    spec_acceptance: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^\s*[0-9.]+(\s*,\s*[0-9.]+)*\s*$",
+        description="Acceptance: one rate, or one conditional rate per draft position (none: published).",
+    )
+    spec_model: str | None = Field(
+        None, min_length=1, max_length=500, description="Draft model (catalog name) or EAGLE head hub id."
+    )
+    spec_draft_tp: int | None = Field(None, ge=1, le=64, description="Draft model tensor parallelism.")
+    disaggregation: bool = Field(False, description="Also search prefill/decode pools (xPyD splits).")
+    kv_link: Name = Field("ib-ndr", description="Link the KV crosses between prefill and decode pools.")
+    kv_overlap: Literal["none", "chunk", "layer"] | None = Field(
+        None, description="How the KV transfer overlaps the prefill (none: the engine's own)."
     )
 
     @model_validator(mode="after")
@@ -193,6 +223,16 @@ class PlanQuestion(BaseModel):
         """The load: 1 request/s when neither a rate nor a concurrency is given."""
         rate = self.rate_per_s if self.rate_per_s is not None or self.concurrency is not None else 1.0
         return Demand(self.isl, self.osl, rate, self.concurrency)
+
+    def speculation_words(self) -> dict[str, Any]:
+        """The speculation options as :func:`~inferplan.specs.speculation.resolve_speculation` takes them."""
+        return {
+            "method": self.spec_method,
+            "tokens": self.spec_tokens,
+            "acceptance": self.spec_acceptance,
+            "model": self.spec_model,
+            "draft_tp": self.spec_draft_tp,
+        }
 
     def targets(self) -> Targets:
         return Targets(

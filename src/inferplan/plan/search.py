@@ -17,7 +17,8 @@ from inferplan.perf.replica import build_replica
 from inferplan.perf.steady_state import KNEE_HEADROOM, Operating, SteadyState
 from inferplan.plan.question import Demand, Targets
 from inferplan.specs.deployment import Deployment
-from inferplan.specs.prices import Offer, Rental, cheapest_rental
+from inferplan.specs.prices import Offer
+from inferplan.specs.rentals import Rental, cheapest_rental
 
 __all__ = [
     "RANKINGS",

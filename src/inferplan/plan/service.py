@@ -8,22 +8,22 @@ saved profile names only).
 
 from __future__ import annotations
 
-from typing import Any
-
-from inferplan.errors import InputError
 from inferplan.plan.candidates import SearchSpace
 from inferplan.plan.context import PlanSetup
 from inferplan.plan.cost import CostAssumptions, Costing
+from inferplan.plan.disagg_search import PoolSetup
 from inferplan.plan.planner import Plan, make_plan
 from inferplan.plan.question import PlanQuestion
 from inferplan.specs.calibration_profile import apply_profile, load_profile
+from inferplan.specs.cost_assumptions import with_edits
 from inferplan.specs.engines import get_engine
 from inferplan.specs.environment import get_environment
 from inferplan.specs.hardware import get_gpu, gpu_catalog
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.model_catalog import load_catalog_model, load_model, model_from_config_text
 from inferplan.specs.precision import Precision, get_precision, resolve_precision
-from inferplan.specs.prices import load_offers, parse_offers_text
+from inferplan.specs.prices import PriceBook, default_prices, parse_price_text
+from inferplan.specs.speculation import resolve_speculation
 
 __all__ = ["answer", "cost_assumptions_from", "default_precisions", "resolve_question"]
 
@@ -38,16 +38,10 @@ def default_precisions(model: ModelSpec) -> list[Precision]:
     return out
 
 
-def cost_assumptions_from(values: dict[str, float]) -> CostAssumptions:
-    """Default cost assumptions with NAME=VALUE edits applied."""
-    known = set(CostAssumptions.__dataclass_fields__) - {"source"}
-    unknown = set(values) - known
-    if unknown:
-        raise InputError(f"unknown cost assumption(s) {sorted(unknown)}; use {', '.join(sorted(known))}")
-    edits: dict[str, Any] = dict(values)
-    if "amortisation_months" in edits:
-        edits["amortisation_months"] = int(edits["amortisation_months"])
-    return CostAssumptions(**edits)
+def cost_assumptions_from(values: dict[str, float], base: CostAssumptions | None = None) -> CostAssumptions:
+    """``base`` (the defaults) with NAME=VALUE edits applied; unknown names and values out of
+    range are refused in one line."""
+    return with_edits(base or CostAssumptions(), values)
 
 
 def _model(q: PlanQuestion, files: bool) -> ModelSpec:
@@ -67,13 +61,17 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
     engine = get_engine(q.engine)
     gpus = [apply_profile(engine, g, profile)[1] for g in pool]
     engine = apply_profile(engine, pool[0], profile)[0]
-    extra = parse_offers_text(q.prices_yaml, q.prices_origin) if q.prices_yaml is not None else []
+    user = parse_price_text(q.prices_yaml, q.prices_origin) if q.prices_yaml is not None else PriceBook()
+    prices = default_prices().merged(user)
+    assumptions = cost_assumptions_from(q.cost_set, user.apply_to(CostAssumptions()))
+    speculation = resolve_speculation(model, q.speculation_words(), load_model if files else load_catalog_model)
     space = SearchSpace(
         gpus=tuple(gpus),
         precisions=tuple(resolve_precision(model, p) for p in q.dtypes) or tuple(default_precisions(model)),
         kv_dtypes=tuple(q.kv_dtypes),
         tp=q.tp,
         pp=q.pp,
+        speculation=speculation,
     )
     return PlanSetup(
         model=model,
@@ -82,12 +80,13 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
         space=space,
         engine=engine,
         env=get_environment(q.environment, q.env_set),
-        offers=load_offers(extra),
+        offers=list(prices.offers),
         rank_by=q.rank,
         verify=q.verify,
-        costing=Costing(q.hours_fraction, q.peak_to_mean, cost_assumptions_from(q.cost_set)),
+        costing=Costing(q.hours_fraction, q.peak_to_mean, assumptions, prices.api),
         margin=q.margin,
         stated_targets=q.targets(),
+        pools=PoolSetup(q.kv_link, q.kv_overlap) if q.disaggregation else None,
     )
 
 

@@ -21,7 +21,7 @@ from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_request
 from inferplan.plan.question import Demand, Targets
 from inferplan.plan.search import Evaluated
 
-__all__ = ["STEADY_TOLERANCE", "Verification", "verify"]
+__all__ = ["STEADY_TOLERANCE", "Verification", "plan_requests", "steadiness", "verify"]
 
 #: Measured throughput within this fraction of the demand counts as steady state.
 STEADY_TOLERANCE = 0.05
@@ -55,7 +55,7 @@ class Verification:
         return self.metrics.duration_s
 
 
-def _plan_requests(demand: Demand, e2e_s: float) -> tuple[int, float]:
+def plan_requests(demand: Demand, e2e_s: float) -> tuple[int, float]:
     """(requests to simulate, warm-up seconds) so that the window holds enough requests and
     end-to-end latencies, within the token budget."""
     per_request_tokens = demand.isl + demand.osl
@@ -69,7 +69,7 @@ def _plan_requests(demand: Demand, e2e_s: float) -> tuple[int, float]:
     return min(max(math.ceil(span * demand.rate_per_s), 200), budget), warmup
 
 
-def _steadiness(sim: SimResult, demand: Demand, window: tuple[float, float], finished: bool) -> tuple[bool, str]:
+def steadiness(sim: SimResult, demand: Demand, window: tuple[float, float], finished: bool) -> tuple[bool, str]:
     start, end = window
     if demand.rate_per_s is not None:
         want = demand.rate_per_s * demand.osl
@@ -106,7 +106,7 @@ def verify(e: Evaluated, demand: Demand, targets: Targets, seed: int = 1) -> Ver
     """Simulate ``e`` at the demand; add replicas (up to :data:`MAX_EXTRA_REPLICAS`) until the
     simulated p90 latencies meet the targets."""
     e2e = e.per_replica.e2e_p90_s if e.per_replica and math.isfinite(e.per_replica.e2e_p90_s) else 10.0
-    n, warmup = _plan_requests(demand, e2e)
+    n, warmup = plan_requests(demand, e2e)
     closed = demand.rate_per_s is None
     arrivals = (
         Arrivals("concurrency", concurrency=demand.concurrency or 1)
@@ -126,7 +126,7 @@ def verify(e: Evaluated, demand: Demand, targets: Targets, seed: int = 1) -> Ver
         if extra < MAX_EXTRA_REPLICAS:
             replicas += 1
     finished = bool((sim.finish_s == sim.finish_s).all())
-    steady, note = _steadiness(sim, demand, window, finished)
+    steady, note = steadiness(sim, demand, window, finished)
     return Verification(
         replicas=replicas,
         added_replicas=replicas - max(e.replicas, 1),

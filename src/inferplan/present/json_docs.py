@@ -55,7 +55,8 @@ exist is `null`: no output ever holds `NaN` or `Infinity`. In `plan`, figures ma
 
 _WEB = """## Web API (`inferplan ui`)
 
-OpenAPI at `/api/openapi.json` (with these schemas), browsable at `/api/docs`.
+OpenAPI at `/api/openapi.json` (with these schemas), browsable at `/api/docs` (one
+self-contained page: it loads nothing from elsewhere).
 
 - `POST /api/plan`: the body is the plan question below (plus `charts`, default true); the
   answer is `plan` (exactly `inferplan plan --json`), `html.{recommendation,cost,ranked}`
@@ -65,9 +66,14 @@ OpenAPI at `/api/openapi.json` (with these schemas), browsable at `/api/docs`.
 - `GET /api/models?q=&limit=`: `name`, `hf_id`, `total_params` of catalog models matching `q`.
 - `GET /api/options`: `gpus[]` (`id`, `name`, `memory_gib`), `precisions`, `kv_dtypes`,
   `engines`, `environments`, `calibrations` (saved profile names).
-- Errors: `{"error": one line, "kind": error class}` with 400 (body not JSON), 404 (unknown
-  model or GPU), 409 (does not fit, or no configuration meets the targets), 413 (body over
-  512 KiB), 422 (a value out of range or malformed), 503 (busy).
+- Errors: `{"error": one line, "kind": error class}` with 400 (body empty or not JSON), 404
+  (unknown model or GPU, unknown path), 405 (wrong method), 409 (does not fit, or no
+  configuration meets the targets), 413 (body over 512 KiB, whether sent with a Content-Length
+  or chunked), 422 (a value out of range, of the wrong type, or malformed; `true` is not a
+  number), 429 (two plans running and 64 waiting: retry after the `Retry-After` seconds). A 500
+  (`kind` `InternalError`) would be a bug in inferplan, logged by the server; never an answer to
+  bad input.
+- `GET /api/health`: `{"status": "ok", "version"}`, answered at once also while plans run.
 """
 
 

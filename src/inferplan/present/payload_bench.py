@@ -18,7 +18,9 @@ __all__ = [
     "RunSummary",
     "RunSummaryPayload",
     "RunsPayload",
+    "SelfCheckFigure",
     "SelfCheckPayload",
+    "SelfCheckPoint",
     "ServePoint",
 ]
 
@@ -30,18 +32,57 @@ class PercentileSummary(Strict):
     p99: float | None
 
 
+class LagQuantiles(Strict):
+    p50: float | None
+    p99: float | None
+    max: float | None
+
+
+class ClientLags(Strict):
+    """The client's own delays during the run (what it could add to a measured time)."""
+
+    loop_lag_s: LagQuantiles
+    """How late the client's event loop ran a timer (a chunk arriving then waits as long)."""
+    send_lag_s: LagQuantiles
+    """How late requests were written after their scheduled time."""
+    median_output_tokens: float | None
+
+
+class ScrapeSummary(Strict):
+    samples: int
+    """Server /metrics samples recorded."""
+    failed_scrapes: int
+    """Scrapes that failed (each bounded in time; three in a row end the scraping)."""
+    error: str | None
+    """The last scrape failure, or why the server's /metrics was not used."""
+
+
+class StorageSummary(Strict):
+    written: int
+    """Records and telemetry samples committed to the database during the run."""
+    spilled: int
+    """Entries the database could not take in time, written to the spill file beside it."""
+    lost: int
+    """Entries that could be written neither to the database nor to the spill file."""
+
+
 class RunSummary(Strict):
-    """What a run measured: every sent request counted once, as succeeded or failed."""
+    """What a run measured: every sent request counted once, as succeeded, failed or cancelled."""
 
     sent: int
     succeeded: int
     failed: int
+    cancelled: int = 0
+    """Requests in flight when the run was interrupted (kept with their partial timings)."""
     failures: dict[str, int]
+    """Failed requests by outcome: http_<code>, empty, early_end, aborted, malformed, protocol,
+    connection, connect_timeout, first_byte_timeout, idle_timeout, timeout."""
     duration_s: float | None
     ttft_s: PercentileSummary
     tpot_s: PercentileSummary
     itl_s: PercentileSummary
     e2e_s: PercentileSummary
+    """Scheduled send to the last content chunk."""
     request_throughput_per_s: float | None
     output_token_throughput_per_s: float | None
     total_token_throughput_per_s: float | None
@@ -51,6 +92,10 @@ class RunSummary(Strict):
     first_failure: str | None
     slo: dict[str, float | None]
     warning: str | None = None
+    """Set when the client's own delays could be over 10% of a metric at p50 or p99."""
+    client: ClientLags | None = None
+    telemetry: ScrapeSummary | None = None
+    storage: StorageSummary | None = None
 
 
 class ServePoint(Strict):
@@ -58,8 +103,13 @@ class ServePoint(Strict):
     arrivals: str
     rate_per_s: float
     concurrency: int
+    status: str
+    """complete (every request succeeded), partial (some failed), failed (none succeeded)."""
     summary: RunSummary
     telemetry: bool
+    spill_file: str | None = None
+    """JSON-lines file beside the database holding what the database could not take in time;
+    the next command that opens the database writes it in."""
 
 
 class BenchServePayload(Payload):
@@ -70,17 +120,37 @@ class BenchServePayload(Payload):
     points: list[ServePoint]
 
 
-class SelfCheckPayload(Payload):
-    schema_id: Literal["inferplan.self-check/1"] = Field(default="inferplan.self-check/1", serialization_alias="schema")
+class SelfCheckFigure(Strict):
+    """One metric at one percentile: what the client measured, what the server's own stamps
+    give, and the difference, which is the client's share."""
+
+    metric: str
+    """ttft, itl, tpot or e2e."""
+    percentile: str
+    """p50, p99 or max."""
+    measured_s: float | None
+    server_s: float | None
+    client_s: float | None
+
+
+class SelfCheckPoint(Strict):
     concurrency: int
     requests: int
     succeeded: int
-    client_ttft_p50_s: float | None
-    client_ttft_p99_s: float | None
-    client_ttft_p99_including_ramp_s: float | None
-    event_loop: str
-    send_lag_p99_s: float | None
+    figures: list[SelfCheckFigure]
+    receive_delay_s: LagQuantiles
+    """Server's send of a chunk to the client's stamp of it, over every content chunk."""
+    send_lag_s: LagQuantiles
+    loop_lag_s: LagQuantiles
     wall_s: float | None
+
+
+class SelfCheckPayload(Payload):
+    schema_id: Literal["inferplan.self-check/1"] = Field(default="inferplan.self-check/1", serialization_alias="schema")
+    event_loop: str
+    token_delay_s: float
+    """The local server's gap between tokens."""
+    points: list[SelfCheckPoint]
 
 
 class RunRow(Strict):

@@ -11,8 +11,10 @@ from inferplan.perf.roofline import OpTime
 from inferplan.perf.validate import Outcome, summarize
 from inferplan.perf.workload import Workload
 from inferplan.present.payload import Payload, Strict, finite
+from inferplan.present.payload_disagg import DisaggPredictPayload, disagg_predict_payload
 from inferplan.present.payload_metrics import ErrorBandPayload, MetricsPayload, error_bands_payload, metrics_payload
 from inferplan.present.payload_sizing import ParallelismPayload
+from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
 
 __all__ = ["PredictPayload", "ValidatePayload", "op_rows", "predict_payload", "validate_payload"]
 
@@ -69,6 +71,10 @@ class PredictPayload(Payload):
         description="The measured error of each kind of figure (ttft, tpot, e2e, throughput)."
     )
     notes: list[str] = Field(description="What resolving the names assumed.")
+    speculation: SpeculationPayload | None = None
+    """Speculative decoding (the decode pool's, when disaggregated), with its crossover batch."""
+    disaggregation: DisaggPredictPayload | None = None
+    """The prefill and decode pools and the KV transfer (then the top-level deployment is the decode pool)."""
 
 
 def op_rows(ops: list[OpTime]) -> list[OperatorRow]:
@@ -121,6 +127,12 @@ def predict_payload(p: Prediction, wl: Workload) -> PredictPayload:
         assumptions=dep.environment.assumptions(),
         error_bands=error_bands_payload(),
         notes=list(dep.notes),
+        speculation=speculation_payload(dep.speculation, p.replica.memory.drafter_weights_bytes, p.crossover),
+        disaggregation=(
+            disagg_predict_payload(p.disagg, p.disagg_sim, p.transfer)
+            if p.disagg and p.disagg_sim and p.transfer
+            else None
+        ),
     )
 
 

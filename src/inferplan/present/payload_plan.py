@@ -9,16 +9,18 @@ from typing import Any, Literal
 from pydantic import Field
 
 from inferplan.perf.accuracy import error_band
-from inferplan.plan.cost import CostComparison
 from inferplan.plan.planner import Plan
 from inferplan.plan.search import Evaluated, demand_tokens_per_s
 from inferplan.plan.verify import Verification
 from inferplan.present.payload import Payload, Strict, finite
+from inferplan.present.payload_cost import CostPayload, cost_payload
+from inferplan.present.payload_disagg import DisaggPlanPayload, disagg_headline, disagg_plan_payload
 from inferplan.present.payload_metrics import ErrorBandPayload, MetricsPayload, error_bands_payload, metrics_payload
+from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
 from inferplan.specs.hardware import GpuSpec
-from inferplan.specs.prices import cards_needed
+from inferplan.specs.rentals import cards_needed
 
-__all__ = ["CostPayload", "PlanPayload", "cost_payload", "plan_payload"]
+__all__ = ["CostCommandPayload", "CostPayload", "PlanPayload", "cost_command_payload", "cost_payload", "plan_payload"]
 
 
 class CandidatePayload(Strict):
@@ -59,33 +61,6 @@ class SimulationPayload(Strict):
     note: str
     demand_output_tokens_per_s: float | None
     metrics: MetricsPayload
-
-
-class CostPayload(Strict):
-    """Bare metal against cloud for one configuration and load."""
-
-    configuration: str
-    gpus_per_replica: int
-    bare_metal_replicas: int
-    bare_metal_gpus: int
-    cloud_replicas: int
-    cloud_gpus: int
-    hours_fraction: float
-    peak_to_mean: float
-    demand_output_tokens_per_s: float | None
-    cloud_offer: str | None
-    cloud_hourly_usd: float | None
-    cloud_elastic_monthly_usd: float | None
-    cloud_always_on_monthly_usd: float | None
-    cloud_egress_monthly_usd: float | None
-    bare_metal_offer: str | None
-    bare_metal_monthly_usd: float | None
-    bare_metal_parts_usd: dict[str, float]
-    break_even_hours_fraction: float | None
-    break_even_months: float | None
-    usd_per_million_output_tokens: dict[str, float]
-    totals_usd: dict[str, dict[str, float]]
-    assumptions: dict[str, Any]
 
 
 class StepPayload(Strict):
@@ -137,6 +112,10 @@ class PlanPayload(Payload):
     pareto_front: list[ParetoPoint]
     search_time_s: float
     num_candidates: int
+    speculation: SpeculationPayload | None = None
+    """Speculative decoding every candidate runs, with the crossover of the recommendation."""
+    disaggregation: DisaggPlanPayload | None = None
+    """Prefill/decode splits searched beside the co-located configurations (--disagg)."""
 
 
 class CostCommandPayload(Payload):
@@ -175,34 +154,6 @@ def _candidate(e: Evaluated, demand_tokens: float) -> CandidatePayload:
         usd_per_mtok=finite(e.usd_per_mtok(demand_tokens)),
         offer=e.offer.id if e.offer else None,
         price_note=e.rental.note or None if e.rental else None,
-    )
-
-
-def cost_payload(c: CostComparison, configuration: str) -> CostPayload:
-    cloud_gpus = c.gpus_per_replica * c.cloud_replicas
-    return CostPayload(
-        configuration=configuration,
-        gpus_per_replica=c.gpus_per_replica,
-        bare_metal_replicas=c.bare_replicas,
-        bare_metal_gpus=c.bare_cards,
-        cloud_replicas=c.cloud_replicas,
-        cloud_gpus=cloud_gpus,
-        hours_fraction=c.hours_fraction,
-        peak_to_mean=c.peak_to_mean,
-        demand_output_tokens_per_s=finite(c.demand_tokens_per_s),
-        cloud_offer=c.cloud_offer.id if c.cloud_offer else None,
-        cloud_hourly_usd=finite(c.cloud_hourly_usd),
-        cloud_elastic_monthly_usd=finite(c.cloud_elastic_monthly_usd),
-        cloud_always_on_monthly_usd=finite(c.cloud_always_on_monthly_usd),
-        cloud_egress_monthly_usd=finite(c.cloud_egress_monthly_usd),
-        bare_metal_offer=c.bare_offer.id if c.bare_offer else None,
-        bare_metal_monthly_usd=finite(c.bare_monthly_usd),
-        bare_metal_parts_usd=c.bare_parts,
-        break_even_hours_fraction=finite(c.break_even_hours_fraction),
-        break_even_months=finite(c.break_even_months()),
-        usd_per_million_output_tokens={k: v for k, v in c.usd_per_mtok.items() if finite(v) is not None},
-        totals_usd=c.totals_usd,
-        assumptions=asdict(c.assumptions),
     )
 
 
@@ -247,6 +198,8 @@ def headline(p: Plan) -> list[str]:
         lines.append(f"No cloud price for {dep.gpu.card_id} in the price catalog: add one with --prices.")
     if p.cloud_replicas is not None and p.cost is not None:
         lines.append(_cloud_sentence(p))
+        if p.cost.peak_to_mean > 1:
+            lines.append(_peak_sentence(p))
     v = p.verification
     if v is not None:
         m = v.metrics
@@ -261,7 +214,9 @@ def headline(p: Plan) -> list[str]:
             f"Planned with a {p.setup.margin} margin: the targets hold even if the model errs on the bad side by its "
             f"{p.setup.margin} error on public measurements."
         )
-    return lines
+    if not e.meets:
+        lines = [f"Co-located, the nearest configuration is {e.replicas} x ({dep.label()}): it misses ({e.miss})."]
+    return disagg_headline(p.disaggregation, lines, e.meets) if p.disaggregation else lines
 
 
 def _band(kind: str) -> str:
@@ -297,6 +252,19 @@ def _cloud_sentence(p: Plan) -> str:
     )
 
 
+def _peak_sentence(p: Plan) -> str:
+    """The peak's fleet beside the mean's, and which price belongs to which."""
+    assert p.cost is not None
+    c, gpu = p.cost, p.chosen.deployment.gpu
+    s = c.sizes
+    return (
+        f"Peaks of {c.peak_to_mean:g}x the mean ({c.fleet.requests_per_s * c.peak_to_mean:,.3g} requests/s) need "
+        f"{s.bare_peak} replica(s) = {_units(gpu, s.bare_peak * c.gpus_per_replica)} on bare metal and "
+        f"{s.cloud_peak} in a cloud VM: owned and committed capacity is priced for that peak fleet, the elastic "
+        "cloud for the mean fleet scaling up to it (the cost table says which fleet each price is for)."
+    )
+
+
 def plan_payload(p: Plan, top: int) -> PlanPayload:
     d, t = p.demand, p.setup.targets
     tokens = demand_tokens_per_s(d, p.ranked)
@@ -322,6 +290,12 @@ def plan_payload(p: Plan, top: int) -> PlanPayload:
         ],
         search_time_s=p.search_time_s,
         num_candidates=len(p.ranked),
+        speculation=speculation_payload(
+            p.chosen.deployment.speculation,
+            p.speculation.drafter_weights_bytes if p.speculation else None,
+            p.speculation.crossover if p.speculation else None,
+        ),
+        disaggregation=disagg_plan_payload(p.disaggregation, top) if p.disaggregation else None,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from inferplan.present.payload import Payload, Strict
+from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
 from inferplan.sizing.capacity import MemoryPlan, max_context_tokens, sglang_fraction
 from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.model import ModelSpec, count_params
@@ -155,6 +156,8 @@ class FitPayload(Payload):
     context_growth: list[ContextGrowthRow]
     notes: list[str]
     """Caveats: multimodal models, checkpoint facts, and what resolving the names assumed."""
+    speculation: SpeculationPayload | None = None
+    """Speculative decoding: its drafter's weights are in weights_bytes, its KV in kv_bytes_per_token."""
 
 
 def model_row(model: ModelSpec) -> ModelRow:
@@ -270,4 +273,5 @@ def fit_payload(
         ),
         context_growth=context_growth(plan),
         notes=list(dict.fromkeys((*dep.model.notes, *dep.notes))),
+        speculation=speculation_payload(dep.speculation, plan.drafter_weights_bytes),
     )

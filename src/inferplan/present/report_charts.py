@@ -237,46 +237,42 @@ def pareto_chart(plan: Plan) -> Chart:
 
 
 def cost_chart(plan: Plan, months: int = 36) -> Chart | None:
+    """Cumulative spend of every priced option over ``months``, with dots where an owned
+    option's line crosses another's and the month a purchase has paid for itself."""
     c = plan.cost
-    if c is None:
+    if c is None or not c.options:
         return None
-    xs = [float(m) for m in range(months + 1)]
-    names = {
-        "bare_metal": f"bare metal ({c.bare_offer.id})" if c.bare_offer else "bare metal",
-        "cloud_elastic": "cloud, elastic",
-        "cloud_always_on": "cloud, always on",
-    }
-    rows = [c.cumulative_usd(m) for m in xs]
-    if c.cloud_elastic_monthly_usd is not None and c.cloud_elastic_monthly_usd == c.cloud_always_on_monthly_usd:
-        # the load runs every hour at its peak: elastic and always-on cloud are the same bill
-        names["cloud_elastic"] = "cloud (elastic = always on here)"
-        for row in rows:
-            row.pop("cloud_always_on", None)
+    by_key = {o.key: o for o in c.options}
     series = [
-        Series(label, [(m, row[key] / 1e3) for m, row in zip(xs, rows, strict=True) if key in row], mode="line")
-        for key, label in names.items()
-        if key in rows[0]
+        Series(
+            o.label + (f" ({o.offer.id})" if o.offer else ""),
+            [(float(m), o.cumulative_usd(m) / 1e3) for m in range(months + 1)],
+            mode="line",
+            dashed=not o.is_owned,
+        )
+        for o in c.options
     ]
-    be = c.break_even_months()
-    refs = [Ref("x", be, f"break-even {be:,.1f} months")] if be is not None and 0 < be <= months else []
-    if c.bare_offer is None:
-        verdict = "No bare-metal price for this GPU in the price catalog: add one with --prices to compare."
-    elif be is None:
-        verdict = "Owning never catches up with elastic cloud at this load and these prices."
-    elif be == 0:
-        verdict = "Owning costs less from the first month."
-    else:
-        verdict = f"Owning overtakes elastic cloud after {be:,.1f} months."
+    crossings = c.crossings()
+    if crossings:
+        dots = [(m, by_key[own].cumulative_usd(m) / 1e3) for m, own, _ in crossings]
+        series.append(Series("lines cross", dots, mode="points", color="#000"))
+    be = c.break_even.payoff_months
+    refs = [Ref("x", be, f"purchase paid off: {be:,.1f} months")] if be is not None and 0 < be <= months else []
+    crossed = "; ".join(
+        f"{by_key[own].label} = {by_key[other].label} at {m:,.1f} months" for m, own, other in crossings[:3]
+    )
     caption = (
-        f"Read: total spend since day one, in thousands of USD. {verdict} A purchase starts with the servers' "
-        f"price, then power x PUE {c.assumptions.pue:g}, colocation and support; cloud bills accrue monthly "
-        f"(elastic pays the {c.hours_fraction:.0%} of hours the load runs)."
+        "Read: total spend since day one, in thousands of USD; owned lines are solid, rented ones dashed. A purchase "
+        "starts at its price, then pays power, colocation and support; leases and cloud bills accrue monthly. Owned "
+        "and committed capacity holds the peak fleet, elastic cloud the mean. "
+        + (f"Lines cross (dots): {crossed}. " if crossed else "No two lines cross within the chart. ")
+        + " ".join(x for x in (c.break_even.payoff_sentence, c.break_even.front_loaded) if x)
     )
     return line_chart(
         ChartText(
             "cost",
             f"Cumulative cost over {months} months",
-            caption,
+            caption.strip(),
             "time since start (months)",
             "cumulative cost (thousand USD)",
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from inferplan.present.text import ms, num, table
 
@@ -14,8 +15,8 @@ __all__ = ["print_prediction", "print_validation"]
 def print_prediction(out: Console, d: dict[str, Any]) -> None:
     m, par = d["metrics"], d["parallelism"]
     out.print(
-        f"[bold]{d['model']}[/bold] on {par['num_gpus']} x {d['gpu']} (TP {par['tp']}, PP {par['pp']}, "
-        f"DP {par['dp']}), {d['precision']} weights, {d['kv_dtype']} KV, engine {d['engine']}"
+        f"[bold]{escape(d['model'])}[/bold] on {par['num_gpus']} x {escape(d['gpu'])} (TP {par['tp']}, PP {par['pp']}, "
+        f"DP {par['dp']}), {escape(d['precision'])} weights, {escape(d['kv_dtype'])} KV, engine {escape(d['engine'])}"
     )
     rows = [
         [name, ms(m[key]["mean"]), ms(m[key]["p50"]), ms(m[key]["p90"]), ms(m[key]["p99"])]
@@ -47,7 +48,9 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
             if key == "prefill_step"
             else f"batch {step['batch']} at {step['context_tokens']:,} tokens of context"
         )
-        rows = [[o["operator"], ms(o["time_s"]), f"{o['share'] * 100:.0f}%", o["bound"]] for o in step["operators"]]
+        rows = [
+            [o["operator"], ms(o["time_s"]), f"{num(o['share'], '.0f', 100)}%", o["bound"]] for o in step["operators"]
+        ]
         out.print(
             table(
                 f"{label}: {what}, {ms(step['time_s'])} ms",
@@ -55,18 +58,19 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
                 rows,
             )
         )
+    print_serving_architecture(out, d)
     a = d["assumptions"]
     if a["environment"] != "bare-metal":
         out.print(
-            f"Assumptions ({a['environment']}): hypervisor CPU +{a['cpu_overhead'] * 100:.0f}%, "
-            f"GPU virtualisation +{a['gpu_overhead'] * 100:.0f}%, scheduler jitter "
-            f"-{a['jitter_loss'] * 100:.0f}% batching efficiency. Source: {a['source']}. "
+            f"Assumptions ({escape(a['environment'])}): hypervisor CPU +{num(a['cpu_overhead'], '.0f', 100)}%, "
+            f"GPU virtualisation +{num(a['gpu_overhead'], '.0f', 100)}%, scheduler jitter "
+            f"-{num(a['jitter_loss'], '.0f', 100)}% batching efficiency. Source: {escape(a['source'])}. "
             "Edit with --env-set NAME=VALUE."
         )
 
 
 def _pct(value: float | None) -> str:
-    return f"{value:.1f}%" if value is not None else "-"
+    return f"{num(value, '.1f')}%" if value is not None else "-"
 
 
 def _group_table(out: Console, title: str, head: str, groups: list[dict[str, Any]]) -> None:
@@ -75,6 +79,37 @@ def _group_table(out: Console, title: str, head: str, groups: list[dict[str, Any
         for g in groups
     ]
     out.print(table(title, [head, "rows", "skipped", "median APE", "p90 APE"], rows))
+
+
+def print_serving_architecture(out: Console, d: dict[str, Any]) -> None:
+    """Speculative decoding's figures and source, and the disaggregated pools with their transfer."""
+    s = d.get("speculation")
+    if s:
+        rates = ", ".join(f"{a:.2f}" for a in s["acceptance"])
+        out.print(
+            f"Speculative decoding: {s['method']}, k={s['num_speculative_tokens']}, acceptance per position {rates} "
+            f"= {s['expected_tokens_per_step']:.2f} tokens per step; source: {s['source']}."
+        )
+        c = s.get("crossover")
+        if c:
+            where = (
+                f"it stops paying past a batch of {c['crossover_batch']}"
+                if c["crossover_batch"]
+                else f"it pays up to a batch of {c['max_batch']}"
+            )
+            out.print(
+                f"At {c['context_tokens']:,} tokens of context one sequence decodes x{num(c['speedup_at_batch_1'])} "
+                f"faster with it; {where} (the crossover)."
+            )
+    g = d.get("disaggregation")
+    if g:
+        p, dec, t = g["prefill"], g["decode"], g["transfer"]
+        out.print(
+            f"Disaggregated: {p['replicas']} prefill x ({p['label']}) + {dec['replicas']} decode x ({dec['label']}); "
+            f"each request's KV, {t['bytes_per_request'] / 1e9:,.2f} GB, crosses {t['streams']} x {t['kv_link']} in "
+            f"{ms(t['wire_s'])} ms ({ms(t['exposed_s'])} ms after the prefill, overlap '{t['overlap']}', "
+            f"{t['connector']}). TTFT = prefill-pool queueing + prefill + transfer + the decode pool's first step."
+        )
 
 
 def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
@@ -86,8 +121,8 @@ def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
                 r["gpu_id"] or r["gpu"],
                 r["engine"] or "-",
                 r["metric"],
-                f"{r['measured']:,.1f}",
-                f"{r['predicted']:,.1f}" if r["predicted"] is not None else "-",
+                num(r["measured"], ",.1f"),
+                num(r["predicted"], ",.1f"),
                 _pct(r["ape_pct"]) if r["ape_pct"] is not None else "skipped",
                 "yes" if r["assumed"] else "",
             ]
@@ -113,4 +148,4 @@ def print_validation(out: Console, d: dict[str, Any], show_rows: bool) -> None:
         for s in d["skipped"]:
             reasons.setdefault(s["reason"], []).append(s["id"])
         for reason, ids in reasons.items():
-            out.print(f"  {reason}: rows {', '.join(ids)}")
+            out.print(f"  {reason}: rows {', '.join(ids)}", markup=False, highlight=False)

@@ -7,9 +7,21 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from inferplan.present.text import money, ms, table
+from inferplan.present.text import NO_PRICE, money, ms, num, table
 
-__all__ = ["RANK_COLUMNS", "bands_caption", "cost_rows", "plan_markdown", "print_cost", "print_plan", "ranked_rows"]
+__all__ = [
+    "COST_COLUMNS",
+    "RANK_COLUMNS",
+    "assumptions_line",
+    "bands_caption",
+    "cost_caption",
+    "cost_notes",
+    "cost_rows",
+    "plan_markdown",
+    "print_cost",
+    "print_plan",
+    "ranked_rows",
+]
 
 RANK_COLUMNS = [
     "configuration",
@@ -21,7 +33,28 @@ RANK_COLUMNS = [
     "$/Mtok",
     "meets",
 ]
-COST_COLUMNS = ["option", "replicas", "per month", "$/Mtok", "12 months", "36 months"]
+COST_COLUMNS = ["option", "offer", "fleet", "per month", "$/Mtok", "12 months", "36 months"]
+SPLIT_COLUMNS = ["prefill pool", "decode pool", "GPUs", "TTFT p90 ms", "TPOT p90 ms", "KV ms", "$/hour", "meets"]
+
+
+def split_rows(d: dict[str, Any]) -> list[list[str]]:
+    """The prefill/decode splits of a plan searched with --disagg (steady-state estimates)."""
+    rows = []
+    for r in (d.get("disaggregation") or {}).get("ranked", []):
+        p, dec = r["prefill"], r["decode"]
+        rows.append(
+            [
+                f"{p['replicas']} x {p['label']}",
+                f"{dec['replicas']} x {dec['label']}",
+                str(r["num_gpus"]),
+                ms(r["ttft_p90_s"], 0),
+                ms(r["tpot_p90_s"], 1),
+                ms(r["transfer"]["exposed_s"], 1),
+                f"{r['usd_per_hour']:,.2f}" if r["usd_per_hour"] is not None else "no price",
+                "yes" if r["meets_targets"] else (r["miss"] or "no"),
+            ]
+        )
+    return rows
 
 
 def ranked_rows(d: dict[str, Any]) -> list[list[str]]:
@@ -32,63 +65,55 @@ def ranked_rows(d: dict[str, Any]) -> list[list[str]]:
             str(r["num_gpus"]),
             ms(r["ttft_p90_s"], 0),
             ms(r["tpot_p90_s"], 1),
-            f"{r['usd_per_hour']:,.2f}" if r["usd_per_hour"] is not None else "no price",
-            f"{r['usd_per_mtok']:,.3f}" if r["usd_per_mtok"] is not None else "-",
+            num(r["usd_per_hour"], ",.2f", missing=NO_PRICE),
+            num(r["usd_per_mtok"], ",.3f", missing=NO_PRICE),
             "yes" if r["meets_targets"] else (r["miss"] or "no"),
         ]
         for r in d["ranked"]
     ]
 
 
+def _fleet_cell(o: dict[str, Any]) -> str:
+    """'peak: 2 on 1x8 GPUs' (replicas on servers x GPUs each) or 'per token'."""
+    if o["fleet"] == "tokens":
+        return "per token"
+    return f"{o['fleet']}: {o['replicas']} on {o['servers']}x{o['gpus_per_server']} GPUs"
+
+
 def cost_rows(c: dict[str, Any]) -> list[list[str]]:
-    """One row per option: bare metal owned, cloud elastic, cloud always on."""
-    per_mtok, totals = c["usd_per_million_output_tokens"], c["totals_usd"]
+    """One row per priced option; the cheapest with a latency target is marked."""
+    rows = []
+    for o in c["options"]:
+        mark = " (cheapest)" if o["key"] == c["cheapest"] else ""
+        offer = (o["provider"] if o["key"] == "api" else o["offer"]) or "-"
+        rows.append(
+            [
+                o["option"].removeprefix("bare metal, ").removeprefix("cloud, ") + mark,
+                offer + (" (estimate)" if o["estimate"] else ""),
+                _fleet_cell(o),
+                money(o["usd_per_month"]),
+                f"{o['usd_per_million_output_tokens']:,.3f}" if o["usd_per_million_output_tokens"] is not None else "-",
+                money(o["total_12_months_usd"]),
+                money(o["total_36_months_usd"]),
+            ]
+        )
+    return rows
 
-    def mtok(key: str) -> str:
-        return f"{per_mtok[key]:,.3f}" if key in per_mtok else "-"
 
-    return [
-        [
-            "bare metal (owned, sized for peak)",
-            f"{c['bare_metal_replicas']} ({c['bare_metal_gpus']} GPUs)",
-            money(c["bare_metal_monthly_usd"]),
-            mtok("bare_metal"),
-            money(totals["12_months"].get("bare_metal")),
-            money(totals["36_months"].get("bare_metal")),
-        ],
-        [
-            "cloud, elastic (pays the hours used)",
-            f"{c['cloud_replicas']} ({c['cloud_gpus']} GPUs)",
-            money(c["cloud_elastic_monthly_usd"]),
-            mtok("cloud_elastic"),
-            money(totals["12_months"].get("cloud_elastic")),
-            money(totals["36_months"].get("cloud_elastic")),
-        ],
-        [
-            "cloud, always on (sized for peak)",
-            "peak fleet",
-            money(c["cloud_always_on_monthly_usd"]),
-            mtok("cloud_always_on"),
-            money(totals["12_months"].get("cloud_always_on")),
-            money(totals["36_months"].get("cloud_always_on")),
-        ],
-    ]
+def cost_notes(c: dict[str, Any]) -> list[str]:
+    """Each option's caveats (estimate formula, spare GPUs, spot, commitment, API prices)."""
+    return [f"{o['option']}: {o['note']}" for o in c["options"] if o["note"]]
+
+
+def assumptions_line(c: dict[str, Any]) -> str:
+    """Every cost assumption as NAME=VALUE, as --cost-set takes them."""
+    values = ", ".join(f"{k}={v:g}" for k, v in c["assumptions"].items())
+    return f"Cost assumptions (edit with --cost-set NAME=VALUE or a price file's assumptions:): {values}."
 
 
 def cost_caption(c: dict[str, Any]) -> str:
-    be = c["break_even_hours_fraction"]
-    if c["bare_metal_offer"] is None:
-        text = "No bare-metal price for this GPU: add a purchase or lease entry with --prices."
-    elif be is None:
-        text = "No cloud price for this GPU to compare with."
-    elif be > 1:
-        text = "Owning never pays at this load: even around the clock the cloud costs less."
-    else:
-        text = f"Break-even: owning wins when the demand runs more than {be * 100:,.0f}% of the hours."
-    return (
-        f"{c['configuration']}. {text} Peak-to-mean {c['peak_to_mean']:g}; "
-        f"egress {money(c['cloud_egress_monthly_usd'])}/month."
-    )
+    """The priced story in one paragraph (the Markdown and HTML caption)."""
+    return " ".join(c["story"])
 
 
 def bands_caption(d: dict[str, Any]) -> str:
@@ -126,11 +151,20 @@ def print_plan(out: Console, d: dict[str, Any]) -> None:
     )
     if bands_caption(d):
         out.print(escape(bands_caption(d)))
+    split = d.get("disaggregation")
+    if split and split["ranked"]:
+        title = f"Top {len(split['ranked'])} of {split['num_splits']} prefill/decode splits (steady-state estimates)"
+        out.print(table(title, SPLIT_COLUMNS, split_rows(d)))
     out.print(f"Search over the catalog took {d['search_time_s'] * 1e3:,.0f} ms.")
 
 
 def print_cost(out: Console, c: dict[str, Any]) -> None:
-    out.print(table("Cost: bare metal against cloud (USD)", COST_COLUMNS, cost_rows(c), caption=cost_caption(c)))
+    out.print(table("Cost: every way to pay for this load (USD)", COST_COLUMNS, cost_rows(c)))
+    for line in c["story"]:
+        out.print(escape(line), highlight=False)
+    for line in cost_notes(c):
+        out.print(f"  {escape(line)}", highlight=False)
+    out.print(escape(assumptions_line(c)), highlight=False)
 
 
 def plan_markdown(d: dict[str, Any]) -> str:
@@ -141,7 +175,8 @@ def plan_markdown(d: dict[str, Any]) -> str:
     if d["cost"]:
         lines += ["## Cost", "", "| " + " | ".join(COST_COLUMNS) + " |", "|" + "---|" * len(COST_COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in cost_rows(d["cost"])]
-        lines += ["", cost_caption(d["cost"]), ""]
+        lines += ["", *[f"- {line}" for line in d["cost"]["story"]], ""]
+        lines += [*[f"- {line}" for line in cost_notes(d["cost"])], "", assumptions_line(d["cost"]), ""]
     lines += [
         "## Ranked configurations (steady-state estimates)",
         "",
@@ -151,4 +186,7 @@ def plan_markdown(d: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in ranked_rows(d)]
     if bands_caption(d):
         lines += ["", bands_caption(d)]
+    if split_rows(d):
+        lines += ["", "## Prefill/decode splits (steady-state estimates)", "", "| " + " | ".join(SPLIT_COLUMNS) + " |"]
+        lines += ["|" + "---|" * len(SPLIT_COLUMNS)] + ["| " + " | ".join(row) + " |" for row in split_rows(d)]
     return "\n".join(lines) + "\n"

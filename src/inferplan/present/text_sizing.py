@@ -37,6 +37,14 @@ def print_fit(out: Console, p: dict[str, Any]) -> None:
         f"KV cache: {g['kv_bytes_per_token'] / 1024:,.1f} KiB per token per GPU, "
         f"{g['num_kv_blocks']:,} blocks of {p['engine']['block_size']} = {g['kv_tokens']:,} tokens."
     )
+    sp = p.get("speculation")
+    if sp:
+        drafter = sp["drafter_weights_bytes_per_gpu"] or 0
+        out.print(
+            f"Speculative decoding ({sp['method']}, k={sp['num_speculative_tokens']}): the drafter's weights, "
+            f"{gib(drafter)} GiB per GPU, are in the weights above and its KV in the KV bytes per token; the logits "
+            f"buffer holds k + 1 positions per sequence."
+        )
     req = p["request"]
     word = "[green]FITS[/green]" if v["fits"] else "[red]DOES NOT FIT[/red]"
     out.print(

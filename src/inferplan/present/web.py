@@ -6,19 +6,25 @@ question gets the same plan. Models come from the catalog or pasted ``config.jso
 calibration profiles by name only: no file-system path and no download is ever taken from a
 browser. Library errors become 4xx answers with the CLI's one-line message.
 
+Every answer that is not a success is JSON (:class:`ErrorResponse`) with the documented status,
+a body over :data:`MAX_BODY_BYTES` is refused before more is read (Content-Length or chunked),
+and plans run in a pool of their own (:class:`~inferplan.present.web_limits.PlanPool`) so the
+health probe and the page never wait behind them.
+
 Needs the ``web`` extra (FastAPI, uvicorn); imported lazily by the CLI.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,6 +32,7 @@ from inferplan import __version__
 from inferplan.errors import InferplanError
 from inferplan.plan.question import PlanQuestion, validation_message
 from inferplan.plan.service import answer
+from inferplan.present.api_docs import api_docs_html
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_plan import PlanPayload, plan_payload
 from inferplan.present.report_charts import report_charts
@@ -36,6 +43,7 @@ from inferplan.present.report_html import (
     recommendation_html,
     render_report_html,
 )
+from inferplan.present.web_limits import MAX_BODY_BYTES, BodyLimit, BusyError, PlanPool, error_response
 from inferplan.specs.calibration_profile import profile_names
 from inferplan.specs.engines import ENGINES
 from inferplan.specs.hardware import gpu_catalog
@@ -46,9 +54,8 @@ from inferplan.units import GIB
 
 __all__ = ["MAX_BODY_BYTES", "PlanRequest", "create_app"]
 
-MAX_BODY_BYTES = 512 * 1024
-MAX_CONCURRENT_PLANS = 2
 _STATUS_BY_EXIT_CODE = {2: 422, 3: 404, 4: 422, 5: 409, 6: 409}
+_log = logging.getLogger("inferplan.web")
 ENVIRONMENT_CHOICES = ("bare-metal", "vm", "vgpu")
 
 
@@ -124,47 +131,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "Does not fit, or no configuration meets the targets"},
     413: {"model": ErrorResponse, "description": "Request body too large"},
     422: {"model": ErrorResponse, "description": "Invalid input"},
-    503: {"model": ErrorResponse, "description": "Busy"},
+    429: {"model": ErrorResponse, "description": "Too many plans queued; retry after Retry-After seconds"},
+    500: {"model": ErrorResponse, "description": "A bug in inferplan (logged); never an answer to bad input"},
 }
-
-
-def _error(status: int, message: str, kind: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "kind": kind}, status_code=status, headers=headers)
-
-
-class BusyError(InferplanError):
-    """Too many plans at once (HTTP 503)."""
-
-
-class _Busy:
-    """At most :data:`MAX_CONCURRENT_PLANS` plans at once: each takes a CPU core for up to a
-    few seconds."""
-
-    def __init__(self) -> None:
-        self.slots = threading.BoundedSemaphore(MAX_CONCURRENT_PLANS)
-
-    def __enter__(self) -> None:
-        if not self.slots.acquire(timeout=60):
-            raise BusyError("the planner is busy with other requests; try again in a minute")
-
-    def __exit__(self, *exc: object) -> None:
-        self.slots.release()
-
-
-async def _limit_body(request: Request, call_next: Any) -> Response:
-    size = request.headers.get("content-length")
-    if size is not None and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
-        return _error(413, f"request body over {MAX_BODY_BYTES // 1024} KiB; paste only config.json", "InputError")
-    response: Response = await call_next(request)
-    return response
 
 
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    if any(e.get("type") == "json_invalid" for e in exc.errors()):
-        message = "the body is not valid JSON: send a JSON object (Content-Type: application/json)"
-        return _error(400, message, "HTTPError")
-    return _error(422, validation_message(exc.errors()), "InputError")
+    errors = exc.errors()
+    whole_body = {str(e.get("type")) for e in errors if tuple(e.get("loc", ())) == ("body",)}
+    if any(e.get("type") == "json_invalid" for e in errors) or "missing" in whole_body:
+        message = "the body is empty or not valid JSON: send a JSON object (Content-Type: application/json)"
+        return error_response(400, message, "HTTPError")
+    if whole_body & {"model_attributes_type", "model_type", "dict_type"}:
+        return error_response(422, "the body must be a JSON object with the fields /api/docs lists", "InputError")
+    return error_response(422, validation_message(errors), "InputError")
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:
@@ -172,21 +153,30 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     message = str(exc.detail)
     if exc.status_code == 400:
         message = f"{message}: send a JSON object (Content-Type: application/json)"
-    return _error(exc.status_code, message, "HTTPError", exc.headers)
+    return error_response(exc.status_code, message, "HTTPError", exc.headers)
 
 
 async def _on_inferplan(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InferplanError)
-    status = 503 if isinstance(exc, BusyError) else _STATUS_BY_EXIT_CODE.get(exc.exit_code, 422)
-    return _error(status, str(exc), type(exc).__name__)
+    if isinstance(exc, BusyError):
+        return error_response(429, str(exc), "BusyError", {"Retry-After": str(exc.retry_after_s)})
+    return error_response(_STATUS_BY_EXIT_CODE.get(exc.exit_code, 422), str(exc), type(exc).__name__)
+
+
+async def _on_bug(request: Request, exc: Exception) -> Response:
+    """Anything else is a bug: logged with its traceback, answered as JSON (never plain text)."""
+    _log.error("bug answering %s %s", request.method, request.url.path, exc_info=exc)
+    message = f"internal error ({type(exc).__name__}); please report it with the request you sent"
+    return error_response(500, message, "InternalError")
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error answers {"error": one line, "kind": class}; bodies over the limit are refused unread."""
-    app.middleware("http")(_limit_body)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(InferplanError, _on_inferplan)
+    app.add_exception_handler(Exception, _on_bug)
 
 
 def options() -> Options:
@@ -222,17 +212,18 @@ def plan_response(req: PlanRequest) -> PlanResponse:
     )
 
 
-def create_app() -> FastAPI:
-    """The web UI and its API."""
+def create_app(pool: PlanPool | None = None) -> FastAPI:
+    """The web UI and its API; ``pool`` runs the plans (default: two workers, 64 waiting)."""
+    plans = pool or PlanPool()
     app = FastAPI(
         title="inferplan",
         version=__version__,
         description="Size, predict, plan and cost LLM inference deployments.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # Swagger UI loads from a CDN; /api/docs below is self-contained
         redoc_url=None,
+        lifespan=_closes(plans),
     )
-    busy = _Busy()
     page = (resources.files("inferplan") / "data" / "ui.html").read_text(encoding="utf-8")
     _install_error_handlers(app)
 
@@ -240,8 +231,13 @@ def create_app() -> FastAPI:
     def index() -> str:
         return page
 
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> str:
+        return api_docs_html(app.openapi())
+
     @app.get("/api/health", responses=_ERRORS)
-    def health() -> Health:
+    async def health() -> Health:
+        """Answers at once, also while plans run (they have threads of their own)."""
         return Health(status="ok", version=__version__)
 
     @app.get("/api/models", responses=_ERRORS)
@@ -260,22 +256,36 @@ def create_app() -> FastAPI:
     app.get("/api/options", responses=_ERRORS)(options)
 
     @app.post("/api/plan", responses=_ERRORS)
-    def plan(req: PlanRequest) -> PlanResponse:
+    async def plan(req: PlanRequest) -> PlanResponse:
         """Search, verify and explain; ``plan`` is the CLI's ``plan --json`` payload."""
-        with busy:
-            return plan_response(req)
+        return await plans.run(plan_response, req)
 
     @app.post("/api/report", response_class=HTMLResponse, responses=_ERRORS)
-    def report(req: PlanRequest) -> HTMLResponse:
+    async def report(req: PlanRequest) -> HTMLResponse:
         """The self-contained HTML report, as ``inferplan report`` writes it."""
-        with busy:
-            result = answer(req.question(), files=False)
-            payload = to_json_dict(plan_payload(result, req.top))
-            page_html = render_report_html(payload, report_charts(result))
-        name = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in payload["model"])
-        return HTMLResponse(page_html, headers={"Content-Disposition": f'attachment; filename="inferplan-{name}.html"'})
+        return await plans.run(report_response, req)
 
     return app
+
+
+def _closes(pool: PlanPool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the plan pool stops when the server does."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
+    return lifespan
+
+
+def report_response(req: PlanRequest) -> HTMLResponse:
+    """The report page for the question, as an attachment named after the model."""
+    result = answer(req.question(), files=False)
+    payload = to_json_dict(plan_payload(result, req.top))
+    page_html = render_report_html(payload, report_charts(result))
+    name = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in payload["model"])
+    return HTMLResponse(page_html, headers={"Content-Disposition": f'attachment; filename="inferplan-{name}.html"'})
 
 
 def serve(host: str, port: int) -> None:

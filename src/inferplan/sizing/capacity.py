@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, replace
 
 from inferplan.errors import DoesNotFitError, InputError
+from inferplan.sizing.drafter import drafter_kv_bytes_per_token, drafter_weight_bytes_per_gpu
 from inferplan.sizing.memory import (
     activation_peak_bytes,
     attention_scores_bytes_eager,
@@ -67,6 +68,8 @@ class MemoryPlan:
     num_blocks: int
     total_weight_bytes: float
     rule_of_thumb_total_bytes: float
+    drafter_weights_bytes: float = 0.0  # speculative decoding's drafter (included in weights_bytes)
+    kv_scale: float = 1.0  # KV bytes per token with the drafter's KV / without (1: no drafter)
 
     @property
     def block_size(self) -> int:
@@ -84,7 +87,9 @@ class MemoryPlan:
 
     def sequence_bytes(self, context_tokens: int) -> float:
         d = self.deployment
-        return kv_bytes_per_sequence(d.model, context_tokens, d.kv_dtype, d.parallelism, self.block_size)
+        return (
+            kv_bytes_per_sequence(d.model, context_tokens, d.kv_dtype, d.parallelism, self.block_size) * self.kv_scale
+        )
 
     def max_sequences(self, context_tokens: int) -> int:
         """Sequences of ``context_tokens`` that fit at once (KV only)."""
@@ -126,9 +131,12 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     check_divisibility(model, par)
     visible = gpu.visible_memory_bytes
     budget = usable_bytes(gpu, engine.gpu_memory_utilization)
-    weights = weight_bytes_per_gpu(model, dep.precision, par)
+    drafter = drafter_weight_bytes_per_gpu(dep)
+    weights = weight_bytes_per_gpu(model, dep.precision, par) + drafter
     activation = activation_peak_bytes(model, engine.max_num_batched_tokens, par.tp)
-    logits = logits_buffer_bytes(model, engine.max_num_seqs, par.tp)
+    # speculative decoding samples k + 1 positions of every sequence
+    positions = 1 + (dep.speculation.num_tokens if dep.speculation else 0)
+    logits = logits_buffer_bytes(model, engine.max_num_seqs * positions, par.tp)
     non_torch = runtime_overhead_bytes(par, engine.non_torch_bytes, dep.tp_link)
     if engine.memory_mode == "trtllm":
         budget = visible
@@ -143,7 +151,8 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     else:
         kv_bytes = budget - weights - activation - logits - non_torch
     layout = kv_layout(model, dep.kv_dtype, par, engine.block_size)
-    blocks = max(int(kv_bytes // layout.bytes_per_block), 0)
+    kv_scale = 1.0 + drafter_kv_bytes_per_token(dep) / layout.bytes_per_token
+    blocks = max(int(kv_bytes // (layout.bytes_per_block * kv_scale)), 0)
     return MemoryPlan(
         deployment=dep,
         visible_bytes=visible,
@@ -153,10 +162,12 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         logits_bytes=logits,
         non_torch_bytes=non_torch,
         kv_cache_bytes=max(kv_bytes, 0.0) if blocks else kv_bytes,
-        kv_bytes_per_token=layout.bytes_per_token,
+        kv_bytes_per_token=layout.bytes_per_token * kv_scale,
         num_blocks=blocks,
         total_weight_bytes=weight_bytes(model, dep.precision).total,
         rule_of_thumb_total_bytes=rule_of_thumb_bytes(count_params(model).total, dep.precision.bytes_per_param),
+        drafter_weights_bytes=drafter,
+        kv_scale=kv_scale,
     )
 
 

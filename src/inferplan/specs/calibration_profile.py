@@ -99,15 +99,23 @@ def save_profile(profile: CalibrationProfile, directory: Path | None = None) -> 
     return path
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False also for a name too long to be a path."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def load_profile(name_or_path: str, directory: Path | None = None, *, allow_paths: bool = True) -> CalibrationProfile:
     """A profile by name (in the calibration folder) or, with ``allow_paths``, by path.
     The web UI passes ``allow_paths=False``: a name only, never a path."""
     if not allow_paths and not _NAME.match(name_or_path):
         raise ConfigError(f"calibration profile '{name_or_path}': give a profile name (letters, digits, . _ -)")
     path = Path(name_or_path)
-    if not allow_paths or not path.is_file():
+    if not allow_paths or not _is_file(path):
         path = (directory or profile_dir()) / f"{name_or_path}.yaml"
-    if not path.is_file():
+    if not _is_file(path):
         known = (
             sorted(p.stem for p in (directory or profile_dir()).glob("*.yaml"))
             if (directory or profile_dir()).is_dir()

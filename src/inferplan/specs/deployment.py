@@ -19,6 +19,7 @@ from inferplan.specs.hardware import GpuSpec, LinkSpec, get_link, gpus_per_serve
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import KvDtype, Precision, resolve_kv_dtype, resolve_precision
+from inferplan.specs.speculation import Speculation
 
 __all__ = ["Choices", "Deployment", "resolve_deployment", "resolve_parallelism"]
 
@@ -27,7 +28,8 @@ __all__ = ["Choices", "Deployment", "resolve_deployment", "resolve_parallelism"]
 class Deployment:
     """What runs where. ``gpu`` is already the MIG slice when ``environment`` names one;
     ``tp_link_id`` / ``pp_link_id`` replace the GPU's own links (a PCIe-only server, a
-    network between pipeline stages); None means the GPU's NVLink/XGMI domain, else PCIe."""
+    network between pipeline stages); None means the GPU's NVLink/XGMI domain, else PCIe.
+    ``speculation``: speculative decoding (None: none; see specs/speculation.py)."""
 
     model: ModelSpec
     gpu: GpuSpec
@@ -38,6 +40,7 @@ class Deployment:
     environment: EnvironmentProfile = BARE_METAL
     tp_link_id: str | None = None
     pp_link_id: str | None = None
+    speculation: Speculation | None = None  # issue 14: speculative decoding
     notes: tuple[str, ...] = ()  # what resolving the names assumed ('H100' taken as h100-sxm, ...)
 
     def __post_init__(self) -> None:
@@ -74,6 +77,7 @@ class Deployment:
             + (f" EP{par.ep}" if par.ep > 1 else "")
             + f" {self.precision.name}/{self.kv_dtype.name}-kv"
             + (f" over {self.tp_link_id}" if self.tp_link_id else "")
+            + (f" +{self.speculation.label()}" if self.speculation else "")
         )
 
     def key(self) -> tuple[object, ...]:
@@ -92,6 +96,7 @@ class Deployment:
             self.environment.name,
             self.tp_link_id,
             self.pp_link_id,
+            self.speculation.key() if self.speculation else None,
         )
 
     def with_replicas(self, dp: int) -> Deployment:
@@ -99,6 +104,9 @@ class Deployment:
 
     def with_engine(self, engine: EngineProfile) -> Deployment:
         return replace(self, engine=engine)
+
+    def with_speculation(self, speculation: Speculation | None) -> Deployment:
+        return replace(self, speculation=speculation)
 
 
 @dataclass(frozen=True, slots=True)

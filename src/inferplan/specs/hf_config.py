@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inferplan.errors import ConfigError, UnsupportedModelError
+from inferplan.specs.config_reader import ConfigReader, describe_value, shown_text
 from inferplan.specs.model import AttentionSpec, LayerSpec, MlpSpec, ModelSpec, MoeSpec
 from inferplan.specs.quantization import parse_quantization
 
@@ -19,62 +20,50 @@ __all__ = ["SUPPORTED_MODEL_TYPES", "spec_from_config"]
 Config = Mapping[str, Any]
 
 
-class _Reader:
-    """Typed access to config fields; errors name the file and the field."""
-
-    def __init__(self, cfg: Config, origin: str) -> None:
-        self.cfg = cfg
-        self.origin = origin
-
-    def integer(self, *keys: str, default: int | None = None) -> int:
-        for key in keys:
-            value = self.cfg.get(key)
-            if value is not None:
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise ConfigError(f"{self.origin}: field '{key}' must be a non-negative integer, got {value!r}")
-                return int(value)
-        if default is None:
-            raise ConfigError(f"{self.origin}: missing field '{keys[0]}'; is this a complete Hugging Face config.json?")
-        return default
-
-    def opt_int(self, *keys: str) -> int | None:
-        return self.integer(*keys, default=-1) if any(self.cfg.get(k) is not None for k in keys) else None
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.cfg.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.origin}: field '{key}' must be true or false, got {value!r}")
-        return value
-
-    def positive(self, *keys: str, default: int | None = None) -> int:
-        value = self.integer(*keys, default=default)
-        if value <= 0:
-            raise ConfigError(f"{self.origin}: field '{keys[0]}' must be positive, got {value}")
-        return value
-
-
 def _dtype(cfg: Config) -> str:
     raw = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
     return {"bfloat16": "bf16", "float16": "fp16", "float32": "bf16"}.get(raw, "bf16")
 
 
-def _windows_from_layer_types(r: _Reader, n_layers: int, window: int | None) -> list[int | None]:
-    types = r.cfg.get("layer_types")
-    if not isinstance(types, list) or len(types) != n_layers:
-        raise ConfigError(f"{r.origin}: field 'layer_types' must list one type per layer")
+def _windows_from_layer_types(r: ConfigReader, n_layers: int, window: int | None) -> list[int | None]:
+    types = r.items("layer_types", n_layers)
+    if types is None:
+        raise r.fail(f"field 'layer_types' must list one type per layer ({n_layers})")
     out: list[int | None] = []
     for t in types:
-        sliding = str(t).startswith("sliding") or str(t) == "chunked_attention"
+        if not isinstance(t, str):
+            raise r.fail(
+                f"field 'layer_types' must list layer types such as \"full_attention\", got {describe_value(t)}"
+            )
+        sliding = t.startswith("sliding") or t == "chunked_attention"
         if sliding and not window:
-            raise ConfigError(f"{r.origin}: sliding layers need a positive 'sliding_window'")
+            raise r.fail("sliding layers need a positive 'sliding_window'")
         out.append(window if sliding else None)
     return out
 
 
+def _head_dim(r: ConfigReader, heads: int, d: int | None = None) -> int:
+    """hidden_size / heads, the head dimension when the config gives none."""
+    d = r.positive("hidden_size", "n_embd", "d_model") if d is None else d
+    if d < heads:
+        raise r.fail(f"hidden_size ({d}) is smaller than the number of attention heads ({heads})")
+    return d // heads
+
+
+def _moe_spec(r: ConfigReader, experts_keys: tuple[str, ...], topk_keys: tuple[str, ...]) -> tuple[int, int]:
+    """(experts, experts per token), checked against each other."""
+    experts = r.positive(*experts_keys)
+    top_k = r.positive(*topk_keys)
+    if top_k > experts:
+        raise r.fail(
+            f"{r.key(*topk_keys)} ({top_k}) is more than {r.key(*experts_keys)} ({experts}); "
+            "each token is routed to some of the experts there are"
+        )
+    return experts, top_k
+
+
 def _attn(
-    r: _Reader,
+    r: ConfigReader,
     *,
     qkv_bias: bool = False,
     o_bias: bool = False,
@@ -84,19 +73,9 @@ def _attn(
     heads = r.positive("num_attention_heads", "n_head")
     kv = r.positive("num_key_value_heads", "num_kv_heads", "n_head_kv", default=heads)
     if heads % kv:
-        raise ConfigError(f"{r.origin}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv})")
-    d = r.positive("hidden_size", "n_embd", "d_model")
-    head_dim = r.positive("head_dim", default=d // heads)
-    return AttentionSpec(
-        heads,
-        kv,
-        head_dim,
-        head_dim,
-        qkv_bias=qkv_bias,
-        o_bias=o_bias,
-        qk_norm=qk_norm,
-        sinks=sinks,
-    )
+        raise r.fail(f"num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv})")
+    head_dim = r.positive("head_dim", default=_head_dim(r, heads))
+    return AttentionSpec(heads, kv, head_dim, head_dim, qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm, sinks=sinks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,34 +92,27 @@ class _Body:
     extra: int = 0
 
 
-def _base(r: _Reader, name: str, body: _Body) -> ModelSpec:
-    attn, mlp, layers, moe = body.attn, body.mlp, body.layers, body.moe
-    norms_per_layer, final_norm, tie_default, extra = (
-        body.norms_per_layer,
-        body.final_norm,
-        body.tie_default,
-        body.extra,
-    )
+def _base(r: ConfigReader, name: str, body: _Body) -> ModelSpec:
     return ModelSpec(
         name=name,
         model_type=str(r.cfg.get("model_type")),
         hidden_size=r.positive("hidden_size", "n_embd"),
         vocab_size=r.positive("vocab_size"),
-        attention=attn,
-        mlp=mlp,
-        layers=tuple(layers),
-        moe=moe,
-        tie_word_embeddings=r.flag("tie_word_embeddings", tie_default),
-        norm_params_per_layer=norms_per_layer,
-        final_norm_params=final_norm,
-        extra_params=extra,
+        attention=body.attn,
+        mlp=body.mlp,
+        layers=tuple(body.layers),
+        moe=body.moe,
+        tie_word_embeddings=r.flag("tie_word_embeddings", body.tie_default),
+        norm_params_per_layer=body.norms_per_layer,
+        final_norm_params=body.final_norm,
+        extra_params=body.extra,
         max_position_embeddings=r.integer("max_position_embeddings", "n_positions", default=4096),
         native_dtype=_dtype(r.cfg),
         quantization=parse_quantization(r.cfg, r.origin),
     )
 
 
-def _llama_like(r: _Reader, name: str) -> ModelSpec:
+def _llama_like(r: ConfigReader, name: str) -> ModelSpec:
     """Llama 2/3, CodeLlama, Yi, Mistral, Qwen2/2.5/3, Phi-3: RMSNorm, gated MLP."""
     mt = r.cfg.get("model_type")
     d = r.positive("hidden_size")
@@ -154,7 +126,7 @@ def _llama_like(r: _Reader, name: str) -> ModelSpec:
     )
     window = r.opt_int("sliding_window")
     use_window = r.flag("use_sliding_window", mt not in ("qwen2", "qwen3"))
-    if "layer_types" in r.cfg:
+    if r.cfg.get("layer_types") is not None:
         windows = _windows_from_layer_types(r, n, window)
     else:
         windows = [window if (window and use_window) else None] * n
@@ -163,13 +135,13 @@ def _llama_like(r: _Reader, name: str) -> ModelSpec:
     return _base(r, name, _Body(attn, mlp, layers, norms_per_layer=2 * d, final_norm=d))
 
 
-def _moe_layers(r: _Reader, n: int, windows: list[int | None]) -> list[LayerSpec]:
+def _moe_layers(r: ConfigReader, n: int, windows: list[int | None]) -> list[LayerSpec]:
     step = r.integer("decoder_sparse_step", default=1) or 1
-    dense_only = set(r.cfg.get("mlp_only_layers") or [])
+    dense_only = r.layer_indices("mlp_only_layers", n)
     return [LayerSpec(windows[i], moe=(i not in dense_only) and (i + 1) % step == 0) for i in range(n)]
 
 
-def _mixtral_qwen_moe(r: _Reader, name: str) -> ModelSpec:
+def _mixtral_qwen_moe(r: ConfigReader, name: str) -> ModelSpec:
     """Mixtral, Qwen2-MoE, Qwen3-MoE: every (sparse-step) layer is a routed MoE."""
     mt = r.cfg.get("model_type")
     d = r.positive("hidden_size")
@@ -178,12 +150,12 @@ def _mixtral_qwen_moe(r: _Reader, name: str) -> ModelSpec:
     window = r.opt_int("sliding_window")
     use_window = r.flag("use_sliding_window", mt == "mixtral")
     windows: list[int | None] = [window if (window and use_window) else None] * n
-    experts = r.positive("num_local_experts", "num_experts")
+    experts, top_k = _moe_spec(r, ("num_local_experts", "num_experts"), ("num_experts_per_tok",))
     expert_inter = r.positive("moe_intermediate_size", "intermediate_size")
     shared_inter = r.integer("shared_expert_intermediate_size", default=0)
     moe = MoeSpec(
         num_experts=experts,
-        top_k=r.positive("num_experts_per_tok"),
+        top_k=top_k,
         expert=MlpSpec(expert_inter),
         shared=MlpSpec(shared_inter) if shared_inter else None,
     )
@@ -194,19 +166,19 @@ def _mixtral_qwen_moe(r: _Reader, name: str) -> ModelSpec:
     return _base(r, name, _Body(attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d, extra=shared_gate))
 
 
-def _gemma(r: _Reader, name: str) -> ModelSpec:
+def _gemma(r: ConfigReader, name: str) -> ModelSpec:
     """Gemma 2 / Gemma 3 text: four RMSNorms per layer, tied embeddings, local/global layers."""
     mt = r.cfg.get("model_type")
     d = r.positive("hidden_size")
     n = r.positive("num_hidden_layers")
     attn = _attn(r, qkv_bias=r.flag("attention_bias", False), qk_norm=mt != "gemma2")
     window = r.opt_int("sliding_window")
-    if "layer_types" in r.cfg:
+    if r.cfg.get("layer_types") is not None:
         windows = _windows_from_layer_types(r, n, window)
     elif mt == "gemma2":
         windows = [window if i % 2 == 0 else None for i in range(n)]
     else:
-        pattern = r.integer("sliding_window_pattern", default=6)
+        pattern = r.positive("sliding_window_pattern", default=6)
         windows = [None if (i + 1) % pattern == 0 else window for i in range(n)]
     mlp = MlpSpec(r.positive("intermediate_size"), gated=True)
     return _base(
@@ -216,7 +188,7 @@ def _gemma(r: _Reader, name: str) -> ModelSpec:
     )
 
 
-def _falcon(r: _Reader, name: str) -> ModelSpec:
+def _falcon(r: ConfigReader, name: str) -> ModelSpec:
     """Falcon 7B (MQA, one LayerNorm) and 40B/180B (new decoder: GQA, two LayerNorms)."""
     d = r.positive("hidden_size")
     n = r.positive("num_hidden_layers", "n_layer")
@@ -224,11 +196,14 @@ def _falcon(r: _Reader, name: str) -> ModelSpec:
     new_arch = r.flag("new_decoder_architecture", r.cfg.get("model_type") == "RefinedWeb")
     if new_arch:
         kv = r.positive("num_kv_heads", "n_head_kv", default=heads)
+        if heads % kv:
+            raise r.fail(f"num_attention_heads ({heads}) is not a multiple of num_kv_heads ({kv})")
     else:
         kv = 1 if r.flag("multi_query", True) else heads
     bias = r.flag("bias", False)
-    attn = AttentionSpec(heads, kv, d // heads, d // heads, qkv_bias=bias, o_bias=bias)
-    inter = r.integer("ffn_hidden_size", default=4 * d)
+    head_dim = _head_dim(r, heads, d)
+    attn = AttentionSpec(heads, kv, head_dim, head_dim, qkv_bias=bias, o_bias=bias)
+    inter = r.positive("ffn_hidden_size", default=4 * d)
     parallel = r.flag("parallel_attn", True)
     lns = 2 if (new_arch or not parallel) else 1
     mlp = MlpSpec(inter, gated=False, bias=bias)
@@ -237,7 +212,7 @@ def _falcon(r: _Reader, name: str) -> ModelSpec:
     )
 
 
-def _gpt_neox(r: _Reader, name: str) -> ModelSpec:
+def _gpt_neox(r: ConfigReader, name: str) -> ModelSpec:
     """GPT-NeoX / Pythia: biased projections, plain GELU MLP, two LayerNorms per layer."""
     d = r.positive("hidden_size")
     n = r.positive("num_hidden_layers")
@@ -246,13 +221,14 @@ def _gpt_neox(r: _Reader, name: str) -> ModelSpec:
     return _base(r, name, _Body(attn, mlp, [LayerSpec()] * n, norms_per_layer=4 * d, final_norm=2 * d))
 
 
-def _gptj(r: _Reader, name: str) -> ModelSpec:
+def _gptj(r: ConfigReader, name: str) -> ModelSpec:
     """GPT-J: parallel attention and MLP after one LayerNorm, unbiased q/k/v/o, a biased
     plain GELU MLP and a biased LM head."""
     d = r.positive("n_embd", "hidden_size")
     n = r.positive("n_layer", "num_hidden_layers")
     heads = r.positive("n_head", "num_attention_heads")
-    attn = AttentionSpec(heads, heads, d // heads, d // heads)
+    head_dim = _head_dim(r, heads, d)
+    attn = AttentionSpec(heads, heads, head_dim, head_dim)
     mlp = MlpSpec(r.integer("n_inner", default=4 * d) or 4 * d, gated=False, bias=True)
     return _base(
         r,
@@ -261,7 +237,7 @@ def _gptj(r: _Reader, name: str) -> ModelSpec:
     )
 
 
-def _deepseek(r: _Reader, name: str) -> ModelSpec:
+def _deepseek(r: ConfigReader, name: str) -> ModelSpec:
     """DeepSeek-V2/V3, Kimi K2: MLA attention, MoE with shared experts after k dense layers.
 
     The multi-token-prediction module (``num_nextn_predict_layers``) is not part of the
@@ -281,13 +257,16 @@ def _deepseek(r: _Reader, name: str) -> ModelSpec:
         qk_rope_head_dim=rope,
     )
     first_dense = r.integer("first_k_dense_replace", default=0)
+    if first_dense > n:
+        raise r.fail(f"first_k_dense_replace ({first_dense}) is more than num_hidden_layers ({n})")
     freq = r.integer("moe_layer_freq", default=1) or 1
     layers = [LayerSpec(moe=i >= first_dense and i % freq == 0) for i in range(n)]
     expert_inter = r.positive("moe_intermediate_size")
     n_shared = r.integer("n_shared_experts", default=0)
+    experts, top_k = _moe_spec(r, ("n_routed_experts",), ("num_experts_per_tok",))
     moe = MoeSpec(
-        num_experts=r.positive("n_routed_experts"),
-        top_k=r.positive("num_experts_per_tok"),
+        num_experts=experts,
+        top_k=top_k,
         expert=MlpSpec(expert_inter),
         shared=MlpSpec(n_shared * expert_inter) if n_shared else None,
         router_bias=r.cfg.get("topk_method") == "noaux_tc",
@@ -296,16 +275,17 @@ def _deepseek(r: _Reader, name: str) -> ModelSpec:
     return _base(r, name, _Body(attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d))
 
 
-def _gpt_oss(r: _Reader, name: str) -> ModelSpec:
+def _gpt_oss(r: ConfigReader, name: str) -> ModelSpec:
     """gpt-oss: alternating 128-token sliding / full layers, attention sinks, biased MoE."""
     d = r.positive("hidden_size")
     n = r.positive("num_hidden_layers")
     attn = _attn(r, qkv_bias=True, o_bias=True, sinks=True)
     windows = _windows_from_layer_types(r, n, r.opt_int("sliding_window"))
     inter = r.positive("intermediate_size")
+    experts, top_k = _moe_spec(r, ("num_local_experts",), ("num_experts_per_tok", "experts_per_token"))
     moe = MoeSpec(
-        num_experts=r.positive("num_local_experts"),
-        top_k=r.positive("num_experts_per_tok", "experts_per_token"),
+        num_experts=experts,
+        top_k=top_k,
         expert=MlpSpec(inter, gated=True, bias=True),
         router_bias=True,
     )
@@ -313,24 +293,24 @@ def _gpt_oss(r: _Reader, name: str) -> ModelSpec:
     return _base(r, name, _Body(attn, MlpSpec(inter), layers, moe=moe, norms_per_layer=2 * d, final_norm=d))
 
 
-def _llama4(r: _Reader, name: str) -> ModelSpec:
+def _llama4(r: ConfigReader, name: str) -> ModelSpec:
     """Llama 4 text: MoE every ``interleave_moe_layer_step`` layers with one shared expert;
     three of four layers use chunked local attention (KV bounded by the chunk size)."""
     d = r.positive("hidden_size")
     n = r.positive("num_hidden_layers")
     attn = _attn(r)
     chunk = r.opt_int("attention_chunk_size")
-    no_rope = r.cfg.get("no_rope_layers")
-    if isinstance(no_rope, list) and len(no_rope) == n:
-        uses_rope = [bool(x) for x in no_rope]
-    else:
-        uses_rope = [(i + 1) % 4 != 0 for i in range(n)]
+    no_rope = r.items("no_rope_layers", n)
+    if no_rope is not None and any(x not in (0, 1) for x in no_rope):  # 0, 1, false or true
+        raise r.fail("field 'no_rope_layers' must list 0 or 1 for each layer")
+    uses_rope = [bool(x) for x in no_rope] if no_rope is not None else [(i + 1) % 4 != 0 for i in range(n)]
     step = r.integer("interleave_moe_layer_step", default=1) or 1
     layers = [LayerSpec(chunk if (chunk and uses_rope[i]) else None, moe=(i + 1) % step == 0) for i in range(n)]
     inter = r.positive("intermediate_size")
+    experts, top_k = _moe_spec(r, ("num_local_experts",), ("num_experts_per_tok",))
     moe = MoeSpec(
-        num_experts=r.positive("num_local_experts"),
-        top_k=r.positive("num_experts_per_tok"),
+        num_experts=experts,
+        top_k=top_k,
         expert=MlpSpec(inter),
         shared=MlpSpec(inter),
     )
@@ -338,7 +318,7 @@ def _llama4(r: _Reader, name: str) -> ModelSpec:
     return _base(r, name, _Body(attn, dense, layers, moe=moe, norms_per_layer=2 * d, final_norm=d))
 
 
-_FAMILIES: dict[str, Callable[[_Reader, str], ModelSpec]] = {
+_FAMILIES: dict[str, Callable[[ConfigReader, str], ModelSpec]] = {
     "llama": _llama_like,
     "mistral": _llama_like,
     "qwen2": _llama_like,
@@ -369,26 +349,37 @@ SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(set(_FAMILIES) | set(_WRAP
 def spec_from_config(cfg: Config, name: str, origin: str = "config.json") -> ModelSpec:
     """Describe the language model of a Hugging Face config (a parsed ``config.json``)."""
     if not isinstance(cfg, Mapping):
-        raise ConfigError(f"{origin}: expected a JSON object at the top level")
+        raise ConfigError(f"{origin}: expected a JSON object at the top level, got {describe_value(cfg)}")
     model_type = cfg.get("model_type")
     if model_type is None:
         raise ConfigError(f"{origin}: missing field 'model_type'; is this a Hugging Face config.json?")
+    if not isinstance(model_type, str):
+        raise ConfigError(f"{origin}: field 'model_type' must be a string, got {describe_value(model_type)}")
+    try:
+        return _family_spec(cfg, model_type, name, origin)
+    except (ArithmeticError, AttributeError, LookupError, RecursionError, TypeError, ValueError) as exc:
+        # the last guard for untrusted text: every field is checked above, so this names a bug
+        raise ConfigError(f"{origin}: a field has the wrong type or value ({type(exc).__name__}: {exc})") from None
+
+
+def _family_spec(cfg: Config, model_type: str, name: str, origin: str) -> ModelSpec:
     if model_type in _WRAPPERS:
         text = cfg.get("text_config")
         if not isinstance(text, Mapping):
-            raise ConfigError(f"{origin}: field 'text_config' missing for model_type '{model_type}'")
-        inner = {"model_type": _WRAPPERS[str(model_type)], **text}
+            raise ConfigError(f"{origin}: field 'text_config' must be an object for model_type '{model_type}'")
+        inner = {**text, "model_type": _WRAPPERS[model_type]}
         if "quantization_config" in cfg and "quantization_config" not in inner:
             inner["quantization_config"] = cfg["quantization_config"]
-        spec = _FAMILIES[_WRAPPERS[str(model_type)]](_Reader(inner, origin), name)
+        spec = _FAMILIES[_WRAPPERS[model_type]](ConfigReader(inner, origin, "text_config."), name)
         note = "multimodal model: only the language model is counted (the vision tower is not)"
-        return _with_notes(spec, note, source_type=str(model_type))
-    family = _FAMILIES.get(str(model_type))
+        return _with_notes(spec, note, source_type=model_type)
+    family = _FAMILIES.get(model_type)
     if family is None:
         raise UnsupportedModelError(
-            f"{origin}: model_type '{model_type}' is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+            f"{origin}: model_type '{shown_text(model_type)}' is not supported; "
+            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
-    return family(_Reader(cfg, origin), name)
+    return family(ConfigReader(cfg, origin), name)
 
 
 def _with_notes(spec: ModelSpec, note: str, source_type: str) -> ModelSpec:

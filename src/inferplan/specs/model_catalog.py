@@ -6,7 +6,6 @@ of each model with its Hugging Face id, its source and its published parameter c
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, replace
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inferplan.errors import ConfigError, OfflineError, UnknownModelError
+from inferplan.specs.config_reader import decode_utf8, parse_json_text, read_json_file
 from inferplan.specs.hf_config import spec_from_config
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.names import Resolved, resolve_model_name
@@ -56,23 +56,8 @@ def parse_param_count(text: str) -> tuple[float, float]:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    return parse_json_text(text, str(path))
-
-
-def parse_json_text(text: str, origin: str) -> Any:
-    """Parsed JSON, or a ConfigError that says where the text is broken."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{origin}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); is the text truncated?"
-        ) from exc
-    except RecursionError:
-        raise ConfigError(f"{origin}: JSON nested too deeply to be a config.json") from None
+    """A config file, decoded strictly (UTF-8, bounded size, no NaN; see specs.config_reader)."""
+    return read_json_file(path)
 
 
 @cache
@@ -83,7 +68,8 @@ def catalog_models() -> dict[str, CatalogModel]:
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".json"):
             continue
-        doc = json.loads(entry.read_text(encoding="utf-8"))
+        origin = f"catalog file {entry.name}"
+        doc = parse_json_text(decode_utf8(entry.read_bytes(), origin), origin)
         pub = doc.get("published") or {}
         out[doc["name"]] = CatalogModel(
             name=doc["name"],
@@ -122,11 +108,7 @@ def load_catalog_model(name: str) -> ModelSpec:
 def model_from_config_text(text: str, name: str = "pasted-model") -> ModelSpec:
     """A model from the text of a ``config.json`` (pasted into the web UI)."""
     origin = "the pasted config.json"
-    try:
-        return spec_from_config(parse_json_text(text, origin), name, origin)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError, OverflowError) as exc:
-        # untrusted text: a field of the wrong type or value must not escape as a crash
-        raise ConfigError(f"{origin}: a field has the wrong type or value ({type(exc).__name__}: {exc})") from None
+    return spec_from_config(parse_json_text(text, origin), name, origin)
 
 
 def load_model(ref: str, *, allow_hub: bool = True) -> ModelSpec:
@@ -142,9 +124,10 @@ def load_model(ref: str, *, allow_hub: bool = True) -> ModelSpec:
     if low in models or any(low == m.hf_id.lower() for m in models.values()):
         return load_catalog_model(ref)
     path = Path(ref).expanduser()
-    if path.is_file():
+    kind = _path_kind(path)
+    if kind == "file":
         return spec_from_config(_read_json(path), path.parent.name or path.stem, str(path))
-    if path.is_dir():
+    if kind == "folder":
         return _load_folder(path)
     found = resolve_catalog_name(ref)
     if found is not None:
@@ -154,6 +137,14 @@ def load_model(ref: str, *, allow_hub: bool = True) -> ModelSpec:
     if allow_hub and re.fullmatch(r"[\w.-]+/[\w.-]+", ref):
         return _load_hub(ref)
     raise UnknownModelError(ref, catalog_models())
+
+
+def _path_kind(path: Path) -> str | None:
+    """'file', 'folder' or None (nothing there, or no path at all: too long for the system)."""
+    try:
+        return "file" if path.is_file() else "folder" if path.is_dir() else None
+    except (OSError, ValueError):
+        return None
 
 
 def _load_folder(path: Path) -> ModelSpec:
@@ -179,7 +170,7 @@ def _load_hub(repo_id: str) -> ModelSpec:
     except ImportError as exc:
         raise OfflineError(
             f"'{repo_id}' is not in the catalog and huggingface_hub is not installed; "
-            "install inferplan[hub] or pass a local config.json"
+            "pip install 'inferplan[hub]' or pass a local config.json"
         ) from exc
     try:
         local = hf_hub_download(repo_id, "config.json")

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from inferplan.errors import ConfigError
+from inferplan.specs.config_reader import ConfigReader, describe_value, shown_text
 from inferplan.specs.model import QuantInfo
 
 __all__ = ["LINEAR_LEAVES", "excluded_share", "parse_quantization"]
@@ -99,67 +99,75 @@ def parse_quantization(cfg: Config, origin: str = "config.json") -> QuantInfo | 
     """Map a ``quantization_config`` (FP8, fbgemm FP8, AWQ, GPTQ, compressed-tensors,
     bitsandbytes, MXFP4, ModelOpt) to the inferplan precision that stores the same bytes, with
     its unquantised modules and KV-cache scheme."""
-    q = cfg.get("quantization_config")
-    if q is None:
+    r = ConfigReader(cfg, origin).section_reader("quantization_config")
+    if r is None:
         return None
-    if not isinstance(q, Mapping):
-        raise ConfigError(f"{origin}: field 'quantization_config' must be an object")
-    if isinstance(q.get("quantization"), Mapping):  # ModelOpt hf_quant_config.json, nested form
-        q = {"quant_method": "modelopt", **q["quantization"]}
-    info = _parse(q, origin)
+    nested = r.section_reader("quantization")  # ModelOpt hf_quant_config.json, nested form
+    if nested is not None:
+        r = ConfigReader({"quant_method": "modelopt", **nested.cfg}, origin, nested.section)
+    info = _parse(r)
     return QuantInfo(
         info.method,
         info.precision,
         info.bits,
         info.group_size,
         info.quantized_parts,
-        unquantized_modules=_unquantized(q),
+        unquantized_modules=_unquantized(r.cfg),
         kv_dtype=info.kv_dtype,
     )
 
 
-def _parse(q: Mapping[str, Any], origin: str) -> QuantInfo:
-    method = str(q.get("quant_method", "")).lower()
+def _parse(r: ConfigReader) -> QuantInfo:
+    method = r.text("quant_method", "").lower()
     if method in ("fp8", "fbgemm_fp8"):
         return QuantInfo(method, "fp8", 8)
     if method == "mxfp4":
         return QuantInfo("mxfp4", "mxfp4", 4, 32, quantized_parts=("experts",))
     if method in ("awq", "gptq", "awq_marlin", "gptq_marlin"):
-        bits = int(q.get("bits", q.get("w_bit", 4)))
-        group = int(q.get("group_size", q.get("q_group_size", 128)))
+        bits = r.integer("bits", "w_bit", default=4, low=1)
+        group = r.integer("group_size", "q_group_size", default=128, low=-1)  # -1: one group per channel
         return QuantInfo(method, "int4" if bits == 4 else "int8", bits, max(group, 0))
     if method == "bitsandbytes":
-        four = bool(q.get("load_in_4bit"))
+        four = r.flag("load_in_4bit", False)
         return QuantInfo(method, "int4" if four else "int8", 4 if four else 8, 64 if four else 0)
     if method == "compressed-tensors":
-        return _compressed_tensors(q, origin)
+        return _compressed_tensors(r)
     if method in ("modelopt", "nvfp4"):
-        algo = str(q.get("quant_algo", "FP8")).upper()
+        algo = r.text("quant_algo", "FP8").upper()
         fp4 = "FP4" in algo
-        return QuantInfo(
-            "modelopt", "nvfp4" if fp4 else "fp8", 4 if fp4 else 8, kv_dtype=_kv_from_algo(q.get("kv_cache_quant_algo"))
-        )
-    raise ConfigError(
-        f"{origin}: quantization_config.quant_method '{method}' is not supported; supported: "
+        kv = _kv_from_algo(r.cfg.get("kv_cache_quant_algo"))
+        return QuantInfo("modelopt", "nvfp4" if fp4 else "fp8", 4 if fp4 else 8, kv_dtype=kv)
+    raise r.fail(
+        f"quantization_config.quant_method '{shown_text(method)}' is not supported; supported: "
         "fp8, fbgemm_fp8, awq, gptq, compressed-tensors, bitsandbytes, mxfp4, modelopt"
     )
 
 
-def _compressed_tensors(q: Mapping[str, Any], origin: str) -> QuantInfo:
-    kv_scheme = q.get("kv_cache_scheme")
-    kv = ""
-    if isinstance(kv_scheme, Mapping):
-        kv = "fp8" if kv_scheme.get("type") == "float" and int(kv_scheme.get("num_bits", 8)) == 8 else ""
-        kv = kv or ("int8" if int(kv_scheme.get("num_bits", 0) or 0) == 8 else "")
-    groups = q.get("config_groups") or {}
-    for group in groups.values() if isinstance(groups, Mapping) else []:
-        weights = group.get("weights") or {}
-        bits = int(weights.get("num_bits", 8))
-        is_float = weights.get("type") == "float"
-        group_size = int(weights.get("group_size") or 0)
+def _kv_scheme(r: ConfigReader) -> str:
+    """The KV-cache dtype a compressed-tensors ``kv_cache_scheme`` declares ('' when none)."""
+    scheme = r.section_reader("kv_cache_scheme")
+    if scheme is None:
+        return ""
+    bits = scheme.integer("num_bits", default=8, low=1)
+    if bits != 8:
+        return ""
+    return "fp8" if scheme.cfg.get("type") == "float" else "int8"
+
+
+def _compressed_tensors(r: ConfigReader) -> QuantInfo:
+    kv = _kv_scheme(r)
+    groups = r.section_reader("config_groups")
+    for key, group in (groups.cfg if groups is not None else {}).items():
+        if not isinstance(group, Mapping):
+            raise r.fail(f"field '{r.field(f'config_groups.{key}')}' must be an object, got {describe_value(group)}")
+        where = f"{r.section}config_groups.{key}."
+        weights = ConfigReader(group, r.origin, where).section_reader("weights") or ConfigReader({}, r.origin, where)
+        bits = weights.integer("num_bits", default=8, low=1)
+        is_float = weights.cfg.get("type") == "float"
+        group_size = weights.integer("group_size", default=0, low=-1)
         if bits == 8:
             int8 = "w8a8-int8" if group.get("input_activations") else "int8"
             return QuantInfo("compressed-tensors", "fp8" if is_float else int8, 8, kv_dtype=kv)
         if bits == 4:
-            return QuantInfo("compressed-tensors", "nvfp4" if is_float else "int4", 4, group_size, kv_dtype=kv)
-    raise ConfigError(f"{origin}: compressed-tensors quantization_config has no weight bits")
+            return QuantInfo("compressed-tensors", "nvfp4" if is_float else "int4", 4, max(group_size, 0), kv_dtype=kv)
+    raise r.fail("compressed-tensors quantization_config has no weight bits")
