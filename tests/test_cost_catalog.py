@@ -18,8 +18,8 @@ from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_plan import cost_command_payload, plan_payload
 from inferplan.specs.hardware import gpu_catalog
 
-NO_BARE_METAL = {"a100-sxm-40gb", "h100-pcie", "h100-nvl", "h200-nvl", "gh200"}
-NO_CLOUD = {"h200-nvl"}
+NO_BARE_METAL = {"a100-sxm-40gb", "h100-pcie", "h100-nvl", "h200-nvl", "gh200-96gb", "gh200-144gb", "b300", "mi355x"}
+NO_CLOUD = {"h200-nvl", "gh200-144gb", "b300", "mi355x"}
 
 
 @cache
@@ -62,18 +62,18 @@ def test_the_text_output_never_prints_nan() -> None:
 
 
 def test_the_peak_fleet_is_priced_apart_from_the_mean() -> None:
-    d = cost_of("h100-sxm", 10.0)
+    d = cost_of("h100-sxm", 40.0)  # one H100 serves 30 requests/s of this load: a peak that needs more
     c = d["cost"]
     mean, peak = c["mean_fleet"], c["peak_fleet"]  # type: ignore[index]
-    assert peak["bare_metal_replicas"] >= mean["bare_metal_replicas"] and peak["requests_per_s"] == 30.0
+    assert peak["bare_metal_replicas"] >= mean["bare_metal_replicas"] and peak["requests_per_s"] == 120.0
     by = {o["key"]: o for o in c["options"]}  # type: ignore[index]
     assert by["cloud_on_demand"]["fleet"] == "mean" and by["cloud_on_demand"]["replicas"] == mean["cloud_replicas"]
     assert by["cloud_always_on"]["fleet"] == "peak" and by["cloud_always_on"]["replicas"] == peak["cloud_replicas"]
     assert by["purchase"]["fleet"] == "peak" and by["purchase"]["replicas"] == peak["bare_metal_replicas"]
     story = " ".join(c["story"])  # type: ignore[arg-type]
-    assert "the peak (30 requests/s) needs" in story and "runs at" in story
+    assert "the peak (120 requests/s) needs" in story and "runs at" in story
     headline = " ".join(d["headline"])  # type: ignore[arg-type]
-    assert "Peaks of 10x the mean (30 requests/s) need" in headline
+    assert "Peaks of 40x the mean (120 requests/s) need" in headline
 
 
 def test_a_one_gpu_replica_is_not_priced_as_an_eight_gpu_server_without_saying_so() -> None:

@@ -257,7 +257,7 @@ def test_ambiguous_names_list_the_candidates() -> None:
 
 
 def test_unknown_names_of_other_kinds() -> None:
-    assert resolve_catalog_name("meta-llama/Llama-3.2-1B") is None
+    assert resolve_catalog_name("meta-llama/Llama-3.2-3B") is None  # 3.2-1B is catalogued, 3B is not
     with pytest.raises(InputError, match="unknown precision"):
         get_precision("int3")
     with pytest.raises(InputError, match="unknown engine"):

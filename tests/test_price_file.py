@@ -157,8 +157,9 @@ def test_the_catalog_is_dated_sourced_and_covers_every_gpu() -> None:
     cloud = {o.gpu for o in book.offers if o.is_cloud}
     bare = {o.gpu for o in book.offers if o.kind in ("lease", "purchase", "card")}
     # the gaps the catalog documents in its header and the README (no public price found)
-    assert set(gpu_catalog()) - cloud == {"h200-nvl"}
-    assert set(gpu_catalog()) - bare == {"a100-sxm-40gb", "h100-pcie", "h100-nvl", "h200-nvl", "gh200"}
+    assert set(gpu_catalog()) - cloud == {"h200-nvl", "gh200-144gb", "b300", "mi355x"}
+    no_bare = {"a100-sxm-40gb", "h100-pcie", "h100-nvl", "h200-nvl", "gh200-96gb", "gh200-144gb", "b300", "mi355x"}
+    assert set(gpu_catalog()) - bare == no_bare
 
 
 def test_the_documented_example_loads_and_the_docs_name_every_field() -> None:

@@ -34,11 +34,13 @@ RAY_ACCELERATORS = {
     "h200-sxm": "H200",
     "h200-nvl": "H200",
     "b200": "B200",
+    "b300": "B300",
     "gb200": "GB200",
     "l40s": "L40S",
     "l4": "L4",
     "mi300x": "AMD-Instinct-MI300X-OAM",
     "mi325x": "AMD-Instinct-MI325X-OAM",
+    "mi355x": "AMD-Instinct-MI355X-OAM",
 }
 #: Ray Serve's check of each replica (seconds between checks, and how long one may take).
 HEALTH_CHECK_PERIOD_S = 10

@@ -68,8 +68,9 @@ def _count_pmf(mean: float, var: float) -> np.ndarray:
         pmf = np.exp(n * math.log(mean) - mean - _LOG_FACT[:size])
     else:
         r, q = mean * mean / (var - mean), mean / var
-        ratios = (n[:-1] + r) / (n[:-1] + 1) * (1.0 - q)
-        pmf = np.concatenate([[1.0], np.cumprod(ratios)])
+        log_ratios = np.log((n[:-1] + r) / (n[:-1] + 1) * (1.0 - q))
+        log_pmf = np.concatenate([[0.0], np.cumsum(log_ratios)])  # in logs: no overflow at large means
+        pmf = np.exp(log_pmf - log_pmf.max())
     return np.asarray(pmf / pmf.sum())
 
 
