@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 
 from inferplan.present.text import ms, num, table
+from inferplan.present.text_workload import print_workload_features
 
 __all__ = ["print_prediction", "print_validation"]
 
@@ -50,6 +51,7 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
             )
         )
     print_serving_architecture(out, d)
+    print_workload_features(out, d.get("workload_features"))
     a = d["assumptions"]
     if a["environment"] != "bare-metal":
         out.print(
