@@ -63,7 +63,7 @@ def _offload(o: dict[str, Any]) -> str:
 
 
 def workload_lines(w: dict[str, Any]) -> list[str]:
-    lines = [_traffic(w["traffic"])]
+    lines = [_traffic(w["traffic"])] if w.get("traffic") else []
     if w.get("prefix_cache"):
         lines.append(_cache(w["prefix_cache"]))
     if w.get("lora"):
