@@ -28,11 +28,10 @@ from inferplan.cli.workload_options import (
     feature_words,
 )
 from inferplan.errors import DoesNotFitError
+from inferplan.limits import MAX_CONCURRENCY, MAX_INPUT_TOKENS, check_range
 from inferplan.perf.offload_fit import offload_answer
 from inferplan.perf.replica import build_replica
-from inferplan.limits import MAX_CONCURRENCY, MAX_INPUT_TOKENS, check_range
 from inferplan.present.payload import to_json_dict
-from inferplan.present.payload_workload import fit_offload_payload, lora_payload, offload_payload
 from inferplan.present.payload_sizing import (
     GpusPayload,
     ModelsPayload,
@@ -41,6 +40,7 @@ from inferplan.present.payload_sizing import (
     gpu_row,
     model_row,
 )
+from inferplan.present.payload_workload import fit_offload_payload, lora_payload, offload_payload
 from inferplan.present.text import table
 from inferplan.present.text_sizing import print_fit
 from inferplan.sizing.capacity import min_gpus, plan_memory

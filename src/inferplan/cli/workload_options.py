@@ -38,6 +38,7 @@ __all__ = [
     "parse_shared_prefix",
     "sample_from",
     "shape_from",
+    "think_time_s",
 ]
 
 DatasetOpt = Annotated[
@@ -123,13 +124,17 @@ def parse_shared_prefix(text: str | None) -> tuple[int, int]:
         raise InputError(f"--shared-prefix '{text}': write COUNTxTOKENS, e.g. 4x2000") from None
 
 
+def think_time_s(text: str | None) -> float:
+    """``--think-time`` in seconds (0 when not given)."""
+    return parse_duration_s(text) if text and text.strip() not in ("0", "0s") else 0.0
+
+
 def shape_from(
     multi_turn: int, think_time: str | None, shared_prefix: str | None, adapters: int
 ) -> TrafficShape | None:
     """The traffic's shape, or None when it has none."""
     count, tokens = parse_shared_prefix(shared_prefix)
-    think = parse_duration_s(think_time) if think_time and think_time.strip() not in ("0", "0s") else 0.0
-    shape = TrafficShape(multi_turn, think, count, tokens, adapters)
+    shape = TrafficShape(multi_turn, think_time_s(think_time), count, tokens, adapters)
     return shape if shape != TrafficShape() else None
 
 

@@ -263,7 +263,9 @@ def as_flags(settings: Mapping[str, Setting]) -> list[str]:
     return flags
 
 
-def engine_command(spec: DeploySpec, python: str | None = None, extra: Mapping[str, Setting] | None = None) -> list[str]:
+def engine_command(
+    spec: DeploySpec, python: str | None = None, extra: Mapping[str, Setting] | None = None
+) -> list[str]:
     """The engine's launch command (``python -m ...`` when ``python`` is given); ``extra``: more
     settings by their argument names (a disaggregated pool's role)."""
     listen = ["--served-model-name", spec.served_name, "--host", "0.0.0.0", "--port", str(spec.port)]
