@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -22,6 +23,7 @@ from inferplan.specs.hf_config import spec_from_config
 from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype
 from tests.realserver.servers import vllm_cpu
+from tests.realserver.tiny_lora import make_tiny_lora
 from tests.realserver.tiny_model import make_tiny_model
 
 pytestmark = pytest.mark.integration
@@ -167,3 +169,39 @@ def test_deploy_generates_arguments_vllm_accepts_and_launches(tmp_path: Path, mo
         for proc in LAUNCHED:
             if proc.pid == pid:
                 proc.wait(timeout=60)  # reap it: no child left running when the tests end
+
+
+def _serve_json(url: str, db: Path, *extra: str) -> dict[str, Any]:
+    args = ["bench", "serve", "--url", url, "--model", "tiny", "--concurrency", "2", "--timeout", "60s"]
+    result = CliRunner().invoke(app, [*args, "--db", str(db), "--json", *extra])
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)["points"][0]["summary"]
+    return summary
+
+
+def test_prefix_cache_hits_and_lora_adapters_against_vllm(tmp_path: Path) -> None:
+    """Issue 13: vLLM's own prefix-cache counters for multi-turn traffic against the simulator's
+    hit rate for the same traffic, no hits with a cache salt per request, and requests spread over
+    two tiny LoRA adapters (random weights made here)."""
+    model_dir = make_tiny_model(tmp_path / "model")
+    sql = make_tiny_lora(tmp_path / "sql", model_dir, seed=1)
+    chat = make_tiny_lora(tmp_path / "chat", model_dir, seed=2)
+    extra = ("--enable-prefix-caching", "--block-size", "16", "--enable-lora", "--max-loras", "2")
+    extra += ("--max-lora-rank", "8", "--lora-modules", f"sql={sql}", f"chat={chat}")
+    shape = ["--multi-turn", "3", "--shared-prefix", "2x64", "--isl", "32", "--osl", "16", "--num-requests", "12"]
+    db = tmp_path / "r.db"
+    assert PYTHON is not None
+    with vllm_cpu(PYTHON, model_dir, tmp_path / "vllm.log", 1, extra) as (url, _):
+        isolated = _serve_json(url, db, *shape, "--isolate-cache", "--seed", "5")
+        cached = _serve_json(url, db, *shape, "--seed", "5")
+        lora = ["--lora-adapters", "sql,chat", "--isl", "16", "--osl", "8", "--num-requests", "6"]
+        adapters = _serve_json(url, db, *lora)
+    assert isolated["succeeded"] == cached["succeeded"] == 12 and adapters["succeeded"] == 6
+    assert isolated["prefix_cache"]["hit_rate"] == 0.0
+    measured = cached["prefix_cache"]
+    assert measured["queried_tokens"] == pytest.approx(12 * (64 + 32 + 48), rel=0.05)  # mean prompt 64+32+48
+    args = ["predict", str(model_dir / "config.json"), "--gpu", "l4", "--concurrency", "2", "--seed", "5"]
+    predicted = CliRunner().invoke(app, [*args, *shape, "--json"])
+    assert predicted.exit_code == 0, predicted.output
+    hit_rate = json.loads(predicted.stdout)["workload_features"]["prefix_cache"]["hit_rate"]
+    assert measured["hit_rate"] == pytest.approx(hit_rate, abs=0.05), (measured, hit_rate)
