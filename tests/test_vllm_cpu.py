@@ -18,10 +18,12 @@ from typer.testing import CliRunner
 from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
 from inferplan.deploy.launch import LAUNCHED
+from inferplan.perf.sessions import TrafficShape
 from inferplan.sizing.memory import kv_layout
 from inferplan.specs.hf_config import spec_from_config
 from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype
+from tests.realserver.predicted_cache import predicted_cache
 from tests.realserver.servers import vllm_cpu
 from tests.realserver.tiny_lora import make_tiny_lora
 from tests.realserver.tiny_model import make_tiny_model
@@ -186,7 +188,7 @@ def test_prefix_cache_hits_and_lora_adapters_against_vllm(tmp_path: Path) -> Non
     model_dir = make_tiny_model(tmp_path / "model")
     sql = make_tiny_lora(tmp_path / "sql", model_dir, seed=1)
     chat = make_tiny_lora(tmp_path / "chat", model_dir, seed=2)
-    extra = ("--enable-prefix-caching", "--block-size", "16", "--enable-lora", "--max-loras", "2")
+    extra = ("--enable-prefix-caching", "--block-size", "32", "--enable-lora", "--max-loras", "2")
     extra += ("--max-lora-rank", "8", "--lora-modules", f"sql={sql}", f"chat={chat}")
     shape = ["--multi-turn", "3", "--shared-prefix", "2x64", "--isl", "32", "--osl", "16", "--num-requests", "12"]
     db = tmp_path / "r.db"
@@ -200,8 +202,6 @@ def test_prefix_cache_hits_and_lora_adapters_against_vllm(tmp_path: Path) -> Non
     assert isolated["prefix_cache"]["hit_rate"] == 0.0
     measured = cached["prefix_cache"]
     assert measured["queried_tokens"] == pytest.approx(12 * (64 + 32 + 48), rel=0.05)  # mean prompt 64+32+48
-    args = ["predict", str(model_dir / "config.json"), "--gpu", "l4", "--concurrency", "2", "--seed", "5"]
-    predicted = CliRunner().invoke(app, [*args, *shape, "--json"])
-    assert predicted.exit_code == 0, predicted.output
-    hit_rate = json.loads(predicted.stdout)["workload_features"]["prefix_cache"]["hit_rate"]
+    traffic = TrafficShape(turns=3, shared_prefixes=2, shared_prefix_tokens=64)
+    hit_rate = predicted_cache(model_dir / "config.json", traffic, (32, 16), (2, 12, 5), 32)["hit_rate"]
     assert measured["hit_rate"] == pytest.approx(hit_rate, abs=0.05), (measured, hit_rate)
