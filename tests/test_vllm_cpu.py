@@ -190,18 +190,18 @@ def test_prefix_cache_hits_and_lora_adapters_against_vllm(tmp_path: Path) -> Non
     chat = make_tiny_lora(tmp_path / "chat", model_dir, seed=2)
     extra = ("--enable-prefix-caching", "--block-size", "32", "--enable-lora", "--max-loras", "2")
     extra += ("--max-lora-rank", "8", "--lora-modules", f"sql={sql}", f"chat={chat}")
-    shape = ["--multi-turn", "3", "--shared-prefix", "2x64", "--isl", "32", "--osl", "16", "--num-requests", "12"]
+    shape = ["--multi-turn", "4", "--shared-prefix", "2x128", "--isl", "48", "--osl", "16", "--num-requests", "16"]
     db = tmp_path / "r.db"
     assert PYTHON is not None
     with vllm_cpu(PYTHON, model_dir, tmp_path / "vllm.log", 1, extra) as (url, _):
-        isolated = _serve_json(url, db, *shape, "--isolate-cache", "--seed", "5")
-        cached = _serve_json(url, db, *shape, "--seed", "5")
+        isolated = _serve_json(url, db, *shape, "--isolate-cache", "--seed", "11")
+        cached = _serve_json(url, db, *shape, "--seed", "11")
         lora = ["--lora-adapters", "sql,chat", "--isl", "16", "--osl", "8", "--num-requests", "6"]
         adapters = _serve_json(url, db, *lora)
-    assert isolated["succeeded"] == cached["succeeded"] == 12 and adapters["succeeded"] == 6
+    assert isolated["succeeded"] == cached["succeeded"] == 16 and adapters["succeeded"] == 6
     assert isolated["prefix_cache"]["hit_rate"] == 0.0
     measured = cached["prefix_cache"]
-    assert measured["queried_tokens"] == pytest.approx(12 * (64 + 32 + 48), rel=0.05)  # mean prompt 64+32+48
-    traffic = TrafficShape(turns=3, shared_prefixes=2, shared_prefix_tokens=64)
-    hit_rate = predicted_cache(model_dir / "config.json", traffic, (32, 16), (2, 12, 5), 32)["hit_rate"]
+    assert measured["queried_tokens"] == pytest.approx(16 * (128 + 48 + 1.5 * 64), rel=0.05)  # turns' mean prompt
+    traffic = TrafficShape(turns=4, shared_prefixes=2, shared_prefix_tokens=128)
+    hit_rate = predicted_cache(model_dir / "config.json", traffic, (48, 16), (2, 16, 11), 32)["hit_rate"]
     assert measured["hit_rate"] == pytest.approx(hit_rate, abs=0.05), (measured, hit_rate)
