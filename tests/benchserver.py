@@ -47,10 +47,11 @@ def threaded_server(
 
 
 @contextlib.contextmanager
-def process_server(token_delay_s: float) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``python -m inferplan.bench.localserver`` in a child process; yields its URL."""
+def process_server(token_delay_s: float, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``python -m inferplan.bench.localserver`` in a child process (with more of its
+    ``options``, e.g. "--ttft-delay", "0.05"); yields its URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "inferplan.bench.localserver", "--token-delay", str(token_delay_s)],
+        [sys.executable, "-m", "inferplan.bench.localserver", "--token-delay", str(token_delay_s), *options],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -6,6 +6,10 @@ Nothing measured is lost: records are written off the event loop as they complet
 cancelled, and every run ends in a final status: ``complete`` (every request succeeded),
 ``partial`` (some failed), ``failed`` (none succeeded) or ``interrupted``. A sweep stops
 early when a point could not reach the server at all.
+
+Who sends the load is a :class:`Sender`: this process (:class:`LocalSender`, the default) or
+Ray workers on other machines (:class:`inferplan.bench.distributed.RaySender`); the run's
+storage, telemetry and summary are the same for both.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from inferplan.bench.client import BenchConfig, run_load
@@ -28,6 +32,7 @@ from inferplan.bench.http import PooledTransport
 from inferplan.bench.loop import LoopLag, loop_name
 from inferplan.bench.prompts import PROBE_TIMEOUT_S, TokenCounter, load_dataset, synthetic_prompts
 from inferplan.bench.record import Prompt, RequestRecord
+from inferplan.bench.server_info import probe_server
 from inferplan.bench.store import ResultsStore
 from inferplan.bench.summary import final_status, summarize_records
 from inferplan.bench.telemetry import Scraper
@@ -36,7 +41,16 @@ from inferplan.errors import InputError
 from inferplan.perf.metrics import Slo
 from inferplan.perf.workload import Arrivals
 
-__all__ = ["PointResult", "ServeSpec", "machine_description", "public_url", "run_sweep"]
+__all__ = [
+    "LocalSender",
+    "PointResult",
+    "Sender",
+    "ServeSpec",
+    "machine_description",
+    "public_url",
+    "run_point",
+    "run_sweep",
+]
 
 UNREACHABLE = frozenset({"connection", "connect_timeout"})
 
@@ -61,6 +75,7 @@ class ServeSpec:
     ignore_eos: bool = True
     slo: Slo = field(default_factory=Slo)
     headers: tuple[tuple[str, str], ...] = ()  # an API key, extra headers: sent, never stored
+    server_gpu: str | None = None  # the server's GPU as the user named it (a label: no server tells it)
 
     def __post_init__(self) -> None:
         if bool(self.rates) == bool(self.concurrencies):
@@ -128,6 +143,46 @@ class PointResult:
         return s["sent"] > 0 and s["succeeded"] == 0 and set(s["failures"]) <= UNREACHABLE
 
 
+class Sender(Protocol):
+    """Sends one point's requests and hands each finished record to ``on_record``; what it
+    knows of its own delays stays readable after an interruption."""
+
+    async def send(self, cfg: BenchConfig, prompts: list[Prompt], on_record: Callable[[RequestRecord], None]) -> None:
+        """Send every prompt; every sent request reaches ``on_record`` exactly once."""
+
+    def loop_lags_s(self) -> list[float]:
+        """How late the sending event loop(s) ran their timers."""
+
+    def report(self) -> dict[str, Any]:
+        """What the sender adds to the run's summary (e.g. its workers); empty for one process."""
+
+    def incomplete(self) -> bool:
+        """True when part of the load could not be sent or reported (a worker died)."""
+
+
+class LocalSender:
+    """The load from this process, on its own event loop."""
+
+    def __init__(self) -> None:
+        self._lag = LoopLag()
+
+    async def send(self, cfg: BenchConfig, prompts: list[Prompt], on_record: Callable[[RequestRecord], None]) -> None:
+        self._lag.start()
+        try:
+            await run_load(cfg, prompts, on_record)
+        finally:
+            self._lag.stop()
+
+    def loop_lags_s(self) -> list[float]:
+        return self._lag.lags_s()
+
+    def report(self) -> dict[str, Any]:
+        return {}
+
+    def incomplete(self) -> bool:
+        return False
+
+
 def public_url(url: str) -> str:
     """The URL as stored and printed: no user name, password, query or fragment."""
     parts = urlsplit(url)
@@ -157,21 +212,39 @@ async def _prompts(spec: ServeSpec, transport: PooledTransport, n: int) -> tuple
 
 
 async def run_sweep(
-    spec: ServeSpec, store: ResultsStore, progress: Callable[[int, RequestRecord], None] | None = None
+    spec: ServeSpec,
+    store: ResultsStore,
+    progress: Callable[[int, RequestRecord], None] | None = None,
+    sender: Callable[[], Sender] = LocalSender,
 ) -> list[PointResult]:
-    """Run every point of the sweep; records are stored as they complete."""
+    """Run every point of the sweep; records are stored as they complete. ``sender`` makes
+    the sender of each point."""
     store.require_writable()
     results: list[PointResult] = []
     for arrivals in spec.points():
-        results.append(await _run_point(spec, store, arrivals, progress))
+        results.append(await run_point(spec, store, arrivals, progress, Point(sender())))
         if results[-1].unreachable:
             break  # the next points would fail the same way
     return results
 
 
-async def _run_point(
-    spec: ServeSpec, store: ResultsStore, arrivals: Arrivals, progress: Callable[[int, RequestRecord], None] | None
+@dataclass(frozen=True, slots=True)
+class Point:
+    """How one point is sent and where it is filed: its sender, and the sweep it belongs to."""
+
+    sender: Sender = field(default_factory=LocalSender)
+    sweep_id: int | None = None
+
+
+async def run_point(
+    spec: ServeSpec,
+    store: ResultsStore,
+    arrivals: Arrivals,
+    progress: Callable[[int, RequestRecord], None] | None = None,
+    point: Point | None = None,
 ) -> PointResult:
+    """One point at ``arrivals``: warm-up, then a run stored as it goes."""
+    point = point or Point()
     cfg = spec.config(arrivals)
     helper = cfg.transport()
     try:
@@ -187,10 +260,12 @@ async def _run_point(
                 headers=cfg.headers,
             )
             await run_load(warm, prompts[: spec.warmup], lambda _: None)
-        run_id = store.start_run(
-            "serve", spec.stored(arrivals, exact), machine_description(), public_url(spec.url), spec.model
-        )
-        return await _measure(spec, store, (run_id, cfg, helper), prompts[spec.warmup :], progress)
+        server = await probe_server(helper, cfg.root, spec.timeouts) | {"gpu": spec.server_gpu}
+        machine = machine_description() | {"server": server}
+        run_id = store.start_run("serve", spec.stored(arrivals, exact), machine, public_url(spec.url), spec.model)
+        if point.sweep_id is not None:
+            store.add_to_sweep(run_id, point.sweep_id)
+        return await _measure(spec, store, (run_id, cfg, helper, point.sender), prompts[spec.warmup :], progress)
     finally:
         await helper.aclose()
 
@@ -198,11 +273,11 @@ async def _run_point(
 async def _measure(
     spec: ServeSpec,
     store: ResultsStore,
-    run: tuple[int, BenchConfig, PooledTransport],
+    run: tuple[int, BenchConfig, PooledTransport, Sender],
     prompts: list[Prompt],
     progress: Callable[[int, RequestRecord], None] | None,
 ) -> PointResult:
-    run_id, cfg, helper = run
+    run_id, cfg, helper, sender = run
     writer = RecordWriter(store.path, run_id, store.lock_wait_s)
     records: list[RequestRecord] = []
 
@@ -215,24 +290,24 @@ async def _measure(
     scraper = Scraper(helper, cfg.root, writer.add_telemetry, spec.timeouts)
     stop = asyncio.Event()
     scraping = asyncio.create_task(scraper.run(stop))
-    lag = LoopLag()
-    lag.start()
     status = "interrupted"
     gc.collect()
     gc.freeze()  # a collection during the run walks only what the run made, not every loaded module
     try:
-        await run_load(cfg, prompts, on_record)
+        await sender.send(cfg, prompts, on_record)
         status = final_status(records)
+        if sender.incomplete():  # a worker died: what it had not reported was never measured
+            status = "partial" if any(r.ok for r in records) else "failed"
     finally:
         gc.unfreeze()
-        lag.stop()
         stop.set()
         scraping.cancel()  # a scrape in flight is dropped, not waited for
         with contextlib.suppress(asyncio.CancelledError):
             await scraping
         storage = writer.close()
         summary = summarize_records(records, spec.slo)
-        summary |= {"client": client_lags(lag.lags_s(), records), "telemetry": scraper.summary()}
+        summary |= {"client": client_lags(sender.loop_lags_s(), records), "telemetry": scraper.summary()}
+        summary |= sender.report()
         summary["warning"] = distortion_warning(summary)
         summary["storage"] = {"written": storage.written, "spilled": storage.spilled, "lost": storage.lost}
         spill = store.finish_run(run_id, status, summary)

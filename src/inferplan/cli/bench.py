@@ -11,11 +11,22 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from inferplan.bench.deadline import Timeouts
+from inferplan.bench.distributed import ray_senders
 from inferplan.bench.loop import loop_name, run
 from inferplan.bench.record import RequestRecord
 from inferplan.bench.selfcheck import run_self_check
-from inferplan.bench.serve import PointResult, ServeSpec, public_url, run_sweep
+from inferplan.bench.serve import LocalSender, PointResult, ServeSpec, public_url, run_sweep
 from inferplan.bench.store import ResultsStore
+from inferplan.cli.bench_load import (
+    RayOpt,
+    ServerGpuOpt,
+    WorkersOpt,
+    load_workers,
+    server_gpu_id,
+    store_self_check,
+    warn_after,
+    warn_before,
+)
 from inferplan.cli.bench_selfcheck import print_self_check, self_check_payload
 from inferplan.cli.common import emit_json, handles_errors, print_error
 from inferplan.errors import BenchmarkError, InputError
@@ -119,12 +130,14 @@ def _report_storage(results: list[PointResult], store: ResultsStore) -> None:
 
 def exit_code(results: list[PointResult]) -> int:
     """0 when every request succeeded, 8 when none did (or the server could not be reached),
-    :data:`EXIT_SOME_FAILED` when some failed."""
+    :data:`EXIT_SOME_FAILED` when some failed (or a Ray worker died: what it had not reported
+    was never measured)."""
     sent = sum(r.summary["sent"] for r in results)
     ok = sum(r.summary["succeeded"] for r in results)
     if ok == 0:
         return BenchmarkError.exit_code
-    return 0 if ok == sent else EXIT_SOME_FAILED
+    lost_worker = any(w["status"] != "finished" for r in results for w in r.summary.get("workers") or [])
+    return 0 if ok == sent and not lost_worker else EXIT_SOME_FAILED
 
 
 def _verdict(results: list[PointResult], url: str) -> None:
@@ -134,6 +147,13 @@ def _verdict(results: list[PointResult], url: str) -> None:
     first = next((r.summary["first_failure"] for r in results if r.summary.get("first_failure")), None)
     if code == EXIT_SOME_FAILED:
         failed = sum(r.summary["failed"] for r in results)
+        lost = [w for r in results for w in r.summary.get("workers") or [] if w["status"] != "finished"]
+        for w in lost:
+            err.print(
+                f"[yellow]warning:[/yellow] Ray worker {w['worker']} on {escape(w['host'])} {w['status']} after "
+                f"reporting {w['reported']} of its {w['assigned']} requests (kept): {escape(str(w['error']))}",
+                highlight=False,
+            )
         err.print(f"[yellow]warning:[/yellow] {failed} request(s) failed (exit code {code})", highlight=False)
     elif results and results[-1].unreachable:
         print_error(f"the server at {url} could not be reached ({first}); is it running, and is --url right?")
@@ -177,11 +197,14 @@ def bench_serve(
     ttft: Annotated[str | None, typer.Option(help="Goodput target, e.g. 500ms.")] = None,
     tpot: Annotated[str | None, typer.Option(help="Goodput target, e.g. 50ms.")] = None,
     ignore_eos: Annotated[bool, typer.Option(help="Ask for exactly --osl tokens (vLLM/SGLang field).")] = True,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    gpu: ServerGpuOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Benchmark an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, transformers serve).
-    Exit code 0: every request succeeded; 9: some failed; 8: none did."""
+    Exit code 0: every request succeeded; 9: some failed (or a Ray worker died); 8: none did."""
     concs = tuple(int(c) for c in _floats(concurrency, "concurrency"))
     spec = ServeSpec(
         url=url,
@@ -205,11 +228,14 @@ def bench_serve(
             parse_duration_s(tpot, default_unit="ms") if tpot else None,
         ),
         headers=_headers(api_key, header),
+        server_gpu=server_gpu_id(gpu),
     )
     spec.config(spec.points()[0])  # the URL and endpoint are checked before the database is opened
+    n_workers = load_workers(ray, workers)
     store = ResultsStore(db, writable=True, check=True)  # refused here, before any request is sent
     if store.recovered:
         err.print(f"wrote {store.recovered} spilled record(s) from an earlier run into {escape(str(store.path))}")
+    capacity = warn_before(spec, store, n_workers)
     progress = Progress(
         TextColumn("run {task.fields[run]}"),
         BarColumn(),
@@ -230,8 +256,8 @@ def bench_serve(
         progress.update(tasks[run_id], advance=1, failed=failed[run_id])
 
     try:
-        with progress:
-            results = run(run_sweep(spec, store, on_progress))
+        with progress, ray_senders(ray, n_workers) as senders:
+            results = run(run_sweep(spec, store, on_progress, senders or LocalSender))
     except KeyboardInterrupt:
         err.print(
             "interrupted: every request measured so far, and those in flight (as cancelled), is in the "
@@ -241,6 +267,7 @@ def bench_serve(
     finally:
         store.close()
     _report_storage(results, store)
+    warn_after(results, n_workers, capacity)
     if as_json:
         emit_json(
             BenchServePayload(
@@ -280,18 +307,25 @@ def bench_self_check(
     ] = None,
     tokens: Annotated[int, typer.Option(min=2, max=4096)] = 16,
     token_delay: Annotated[str, typer.Option(help="Server's gap between tokens.")] = "50ms",
+    db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure what the client itself adds to TTFT, ITL, TPOT and E2E, against a local server
-    that stamps its own send times."""
+    that stamps its own send times, and what one client process sustains (stored: bench serve
+    warns against it)."""
     points = []
     delay_s = parse_duration_s(token_delay, default_unit="ms")
-    for c in (int(x) for x in _floats(concurrency, "concurrency")):
-        if c > 4096:
-            raise InputError("--concurrency values must be at most 4096")
-        n = num_requests or max(50, 8 * c)
-        points.append(run_self_check(c, n, tokens, delay_s))
-    payload = self_check_payload(points, delay_s, loop_name())
+    store = ResultsStore(db, writable=True)
+    try:
+        for c in (int(x) for x in _floats(concurrency, "concurrency")):
+            if c > 4096:
+                raise InputError("--concurrency values must be at most 4096")
+            n = num_requests or max(50, 8 * c)
+            points.append(run_self_check(c, n, tokens, delay_s))
+        sustained = store_self_check(store, points, delay_s)
+    finally:
+        store.close()
+    payload = self_check_payload(points, delay_s, loop_name(), sustained)
     if as_json:
         emit_json(payload)
         return
