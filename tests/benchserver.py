@@ -10,19 +10,19 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
-from inferplan.bench.localserver import Behaviour, LocalServer
+from inferplan.bench.localserver import Batching, Behaviour, LocalServer
 
 
 @contextlib.contextmanager
 def threaded_server(
-    plan: Callable[[int], Behaviour], metrics: str = "ok", tokenize: str = "none"
+    plan: Callable[[int], Behaviour], metrics: str = "ok", tokenize: str = "none", batching: Batching | None = None
 ) -> Iterator[LocalServer]:
     ready = threading.Event()
     state: dict[str, object] = {}
 
     def main() -> None:
         async def run() -> None:
-            server = LocalServer(plan, metrics, tokenize)
+            server = LocalServer(plan, metrics, tokenize, batching)
             await server.start()
             stop = asyncio.Event()
             state["server"], state["stop"] = server, stop

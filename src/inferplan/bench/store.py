@@ -35,8 +35,8 @@ from inferplan.bench.database import (
     open_database,
     refusal,
 )
+from inferplan.bench.imported import Imported
 from inferplan.bench.record import RequestRecord
-from inferplan.bench.vllm_result import read_vllm_result
 from inferplan.bench.writer import (
     FINISH_RUN,
     INSERT_REQUEST,
@@ -371,14 +371,13 @@ class ResultsStore:
             for row in rows:
                 writer.writerow(row | {"itl_s": json.dumps(row["itl_s"])})
 
-    def import_vllm_result(self, path: Path) -> int:
-        """A ``vllm bench serve --save-result`` JSON file becomes a run (kind 'vllm-bench')."""
-        result = read_vllm_result(path)
+    def add_imported(self, run: Imported) -> int:
+        """A run read from another client's result file (kind vllm-bench, guidellm or aiperf)."""
         self.require_writable()
-        run_id = self.start_run("vllm-bench", result.config, {"source": str(path)}, model=result.model)
-        rows = [request_row(run_id, rec) for rec in result.records]
+        run_id = self.start_run(run.kind, run.config, run.machine, model=run.model)
+        rows = [request_row(run_id, rec) for rec in run.records]
         self._write(lambda: self.db.executemany(INSERT_REQUEST, rows))
-        self.finish_run(run_id, "imported", result.summary)
+        self.finish_run(run_id, "imported", _finite(run.summary))
         return run_id
 
 

@@ -88,7 +88,7 @@ def print_summary(s: dict[str, Any], title: str) -> None:
         err.print(f"[yellow]warning:[/yellow] {escape(s['warning'])}")
 
 
-def _headers(api_key: str | None, header: list[str] | None) -> tuple[tuple[str, str], ...]:
+def request_headers(api_key: str | None, header: list[str] | None) -> tuple[tuple[str, str], ...]:
     """``--header 'Name: value'`` items and the API key as a bearer token."""
     pairs: list[tuple[str, str]] = []
     for item in header or []:
@@ -103,14 +103,14 @@ def _headers(api_key: str | None, header: list[str] | None) -> tuple[tuple[str, 
     return tuple(pairs)
 
 
-def _timeouts(timeout: str, connect: str, first_byte: str | None, idle: str | None) -> Timeouts:
+def request_timeouts(timeout: str, connect: str, first_byte: str | None, idle: str | None) -> Timeouts:
     def seconds(text: str | None) -> float | None:
         return parse_duration_s(text) if text else None
 
     return Timeouts(parse_duration_s(timeout), seconds(connect), seconds(first_byte), seconds(idle))
 
 
-def _report_storage(results: list[PointResult], store: ResultsStore) -> None:
+def report_storage(results: list[PointResult], store: ResultsStore) -> None:
     for r in results:
         lost = r.storage.lost if r.storage else 0
         if r.spill_file is not None:
@@ -140,7 +140,7 @@ def exit_code(results: list[PointResult]) -> int:
     return 0 if ok == sent and not lost_worker else EXIT_SOME_FAILED
 
 
-def _verdict(results: list[PointResult], url: str) -> None:
+def verdict(results: list[PointResult], url: str) -> None:
     code = exit_code(results)
     if code == 0:
         return
@@ -154,7 +154,8 @@ def _verdict(results: list[PointResult], url: str) -> None:
                 f"reporting {w['reported']} of its {w['assigned']} requests (kept): {escape(str(w['error']))}",
                 highlight=False,
             )
-        err.print(f"[yellow]warning:[/yellow] {failed} request(s) failed (exit code {code})", highlight=False)
+        if failed:
+            err.print(f"[yellow]warning:[/yellow] {failed} request(s) failed (exit code {code})", highlight=False)
     elif results and results[-1].unreachable:
         print_error(f"the server at {url} could not be reached ({first}); is it running, and is --url right?")
     else:
@@ -219,7 +220,7 @@ def bench_serve(
         warmup=warmup,
         seed=seed,
         endpoint=endpoint,
-        timeouts=_timeouts(timeout, connect_timeout, first_byte_timeout, idle_timeout),
+        timeouts=request_timeouts(timeout, connect_timeout, first_byte_timeout, idle_timeout),
         burstiness=burstiness,
         max_concurrency=max_concurrency,
         ignore_eos=ignore_eos,
@@ -227,7 +228,7 @@ def bench_serve(
             parse_duration_s(ttft, default_unit="ms") if ttft else None,
             parse_duration_s(tpot, default_unit="ms") if tpot else None,
         ),
-        headers=_headers(api_key, header),
+        headers=request_headers(api_key, header),
         server_gpu=server_gpu_id(gpu),
     )
     spec.config(spec.points()[0])  # the URL and endpoint are checked before the database is opened
@@ -266,7 +267,7 @@ def bench_serve(
         raise typer.Exit(130) from None
     finally:
         store.close()
-    _report_storage(results, store)
+    report_storage(results, store)
     warn_after(results, n_workers, capacity)
     if as_json:
         emit_json(
@@ -295,7 +296,7 @@ def bench_serve(
             extra = ", server metrics recorded" if r.telemetry else ""
             print_summary(r.summary, f"run {r.run_id} ({r.status}): {load}{extra}")
         out.print(f"Stored in {store.path}.", highlight=False)
-    _verdict(results, public_url(url))
+    verdict(results, public_url(url))
 
 
 @bench_app.command("self-check")
@@ -332,7 +333,20 @@ def bench_self_check(
     print_self_check(payload)
 
 
-__all__ = ["EXIT_SOME_FAILED", "DbOpt", "JsonOpt", "bench_app", "err", "exit_code", "out", "print_summary"]
+__all__ = [
+    "EXIT_SOME_FAILED",
+    "DbOpt",
+    "JsonOpt",
+    "bench_app",
+    "err",
+    "exit_code",
+    "out",
+    "print_summary",
+    "report_storage",
+    "request_headers",
+    "request_timeouts",
+    "verdict",
+]
 
 
 @bench_app.command("gpu")

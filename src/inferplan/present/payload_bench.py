@@ -187,6 +187,8 @@ class RunRow(Strict):
     model: str | None
     url: str | None
     num_requests: int
+    sweep_id: int | None = None
+    """The sweep (bench sweep) this run is a point of."""
 
 
 class RunsPayload(Payload):
