@@ -170,3 +170,36 @@ def _kill_worker_after(ray: Any, db: Path, stored: int) -> None:
     names = [n for n in ray.util.list_named_actors() if n.startswith(prefix) and n.endswith("-w1")]
     newest = max(names, key=lambda n: int(n.removeprefix(prefix).split("-")[0]))
     ray.kill(ray.get_actor(newest))
+
+
+@pytest.mark.slow
+def test_an_interrupted_distributed_run_keeps_what_was_in_flight(local_ray: Any, tmp_path: Path) -> None:
+    """Ctrl-C (the run's task cancelled): the workers cancel their requests in flight and hand
+    them over; they are stored as cancelled and the run as interrupted."""
+    import asyncio
+
+    from inferplan.bench.distributed import RaySender
+    from inferplan.bench.serve import Point, ServeSpec, run_point
+
+    store = ResultsStore(tmp_path / "r.db")
+    sender = RaySender(2)
+    with process_server(0.05) as (url, _):
+        spec = ServeSpec(url, "m", concurrencies=(4,), isl=4, osl=40, num_requests=40)
+
+        async def interrupt() -> None:
+            task = asyncio.create_task(run_point(spec, store, spec.points()[0], None, Point(sender)))
+            while not store.runs() or store.run(store.runs()[-1].id).num_requests < 2:
+                await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(asyncio.wait_for(interrupt(), 120))
+        sender.close()
+    info = store.runs()[-1]
+    records = store.records(info.id)
+    cancelled = [r for r in records if r.cancelled]
+    assert info.status == "interrupted" and cancelled and len(records) < 40
+    assert all(r.ok or r.cancelled for r in records)
+    assert {w["status"] for w in (info.summary or {})["workers"]} == {"stopped"}
+    store.close()

@@ -59,7 +59,8 @@ def test_sweep_from_one_at_a_time_to_saturation(batching_url: str, tmp_path: Pat
     store = ResultsStore(db)
     info = store.sweep(int(sweep["sweep_id"]))  # type: ignore[call-overload]
     assert sorted(info.run_ids) == sorted(p["run_id"] for p in points)
-    assert info.status == "complete" and info.summary is not None and info.summary["knee_run_id"] == sweep["knee_run_id"]
+    assert info.status == "complete" and info.summary is not None
+    assert info.summary["knee_run_id"] == sweep["knee_run_id"]
     for run_id in info.run_ids:
         run = store.run(run_id)
         s = run.summary or {}

@@ -143,9 +143,11 @@ def _who(run: RunInfo) -> dict[str, Any]:
     server = _dict(run.machine.get("server"))
     c = run.config
     load = _load(c)
+    dataset = c.get("dataset")
     settings = {
-        "isl": c.get("isl"),
+        "isl": None if dataset else c.get("isl"),  # a dataset's prompts have their own lengths
         "osl": c.get("osl"),
+        "dataset": str(dataset).replace("\\", "/").rsplit("/", 1)[-1] if isinstance(dataset, str) else None,
         "load": load,
         "endpoint": c.get("endpoint"),
         "client": run.machine.get("client") or run.kind,
@@ -165,6 +167,7 @@ def run_label(run: RunInfo) -> str:
     s = w["settings"]
     engine = " ".join(str(x) for x in (w["engine"], w["version"]) if x)
     tokens = f"{s['isl']}/{s['osl']} tokens" if s.get("isl") and s.get("osl") else None
+    tokens = f"prompts from {s['dataset']}" if s.get("dataset") else tokens
     parts = [engine, w["model"], w["gpu"], tokens, s.get("load"), s.get("client")]
     return ", ".join(str(p) for p in parts if p) or f"run {run.id}"
 

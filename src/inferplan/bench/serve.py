@@ -76,6 +76,7 @@ class ServeSpec:
     slo: Slo = field(default_factory=Slo)
     headers: tuple[tuple[str, str], ...] = ()  # an API key, extra headers: sent, never stored
     server_gpu: str | None = None  # the server's GPU as the user named it (a label: no server tells it)
+    telemetry: bool = True  # scrape the server's /metrics during the run
 
     def __post_init__(self) -> None:
         if bool(self.rates) == bool(self.concurrencies):
@@ -123,6 +124,7 @@ class ServeSpec:
             "duration_s": self.duration_s,
             "timeouts": asdict(self.timeouts),
             "headers": sorted({name.lower() for name, _ in self.headers}),
+            "telemetry": self.telemetry,
         }
 
 
@@ -288,6 +290,8 @@ async def _measure(
             progress(run_id, rec)
 
     scraper = Scraper(helper, cfg.root, writer.add_telemetry, spec.timeouts)
+    if not spec.telemetry:
+        scraper.available, scraper.error = False, "not scraped (--no-telemetry)"
     stop = asyncio.Event()
     scraping = asyncio.create_task(scraper.run(stop))
     status = "interrupted"

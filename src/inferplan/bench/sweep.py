@@ -36,7 +36,9 @@ __all__ = [
     "KNEE_SHARE",
     "SweepPoint",
     "SweepSpec",
+    "SweepView",
     "knee",
+    "load_sweep",
     "meets_targets",
     "run_saturation_sweep",
     "sweep_points",
@@ -140,6 +142,29 @@ def sweep_points(store: ResultsStore, sweep_id: int) -> list[SweepPoint]:
     """The sweep's points from its stored runs, by the load offered."""
     points = [_point(store.run(run_id)) for run_id in store.sweep(sweep_id).run_ids]
     return sorted(points, key=lambda p: (p.load_per_s, p.run_id))
+
+
+@dataclass(frozen=True, slots=True)
+class SweepView:
+    """A stored sweep as the report draws it: its points, its knee and its workload."""
+
+    id: int
+    points: list[SweepPoint]
+    knee_run_id: int | None
+    isl: int
+    osl: int
+    targets: dict[str, Any]
+    model: str | None
+
+
+def load_sweep(store: ResultsStore, sweep_id: int) -> SweepView:
+    info = store.sweep(sweep_id)
+    points = sweep_points(store, sweep_id)
+    k = knee(points)
+    c = info.config
+    isl, osl = (int(c[key]) if isinstance(c.get(key), int) and c[key] > 0 else 1 for key in ("isl", "osl"))
+    targets = c["targets"] if isinstance(c.get("targets"), dict) else {}
+    return SweepView(sweep_id, points, k.run_id if k else None, isl, osl, targets, info.model)
 
 
 def knee(points: list[SweepPoint]) -> SweepPoint | None:

@@ -198,6 +198,9 @@ def bench_serve(
     ttft: Annotated[str | None, typer.Option(help="Goodput target, e.g. 500ms.")] = None,
     tpot: Annotated[str | None, typer.Option(help="Goodput target, e.g. 50ms.")] = None,
     ignore_eos: Annotated[bool, typer.Option(help="Ask for exactly --osl tokens (vLLM/SGLang field).")] = True,
+    telemetry: Annotated[
+        bool, typer.Option(help="Scrape the server's /metrics every second (costs the server a little CPU).")
+    ] = True,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
     gpu: ServerGpuOpt = None,
@@ -230,6 +233,7 @@ def bench_serve(
         ),
         headers=request_headers(api_key, header),
         server_gpu=server_gpu_id(gpu),
+        telemetry=telemetry,
     )
     spec.config(spec.points()[0])  # the URL and endpoint are checked before the database is opened
     n_workers = load_workers(ray, workers)
