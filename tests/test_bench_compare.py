@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from inferplan.bench.compare import compare, parse_ref
+from inferplan.bench.compare import parse_ref, run_figures
 from inferplan.bench.import_formats import detect_format, import_result_file, read_result_file
 from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
@@ -154,8 +154,7 @@ def _simulated(store: ResultsStore, rate: float) -> int:
     machine = json.dumps({"server": {"engine": "vllm"}})
     store.db.execute("UPDATE runs SET config = ?, machine = ? WHERE id = ?", (config, machine, run_id))
     store.db.commit()
-    summary = compare(store, [str(run_id)]).columns[0].figures
-    store.finish_run(run_id, "complete", {"request_throughput_per_s": summary["request_throughput_per_s"]})
+    store.finish_run(run_id, "complete", run_figures(store, store.run(run_id)))  # as bench serve stores it
     return run_id
 
 

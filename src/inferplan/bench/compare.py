@@ -18,6 +18,7 @@ from typing import Any
 
 from inferplan.bench.store import ResultsStore, RunInfo
 from inferplan.bench.summary import summarize_records
+from inferplan.bench.sweep import knee, sweep_points
 from inferplan.errors import InputError
 from inferplan.perf.metrics import Slo
 
@@ -178,9 +179,9 @@ def _run_of(store: ResultsStore, kind: str, number: int) -> tuple[RunInfo, str]:
     sweep = store.sweep(number)
     if not sweep.run_ids:
         raise InputError(f"sweep {number} has no runs yet")
-    knee = (sweep.summary or {}).get("knee_run_id")
-    run_id = knee if knee in sweep.run_ids else sweep.run_ids[-1]
-    return store.run(run_id), f"sweep {number} {'knee' if knee == run_id else 'last point'}: "
+    point = knee(sweep_points(store, number))  # from its runs: also a sweep still running or interrupted
+    run_id = point.run_id if point else sweep.run_ids[-1]
+    return store.run(run_id), f"sweep {number} {'knee' if point else 'last point'}: "
 
 
 def compare(store: ResultsStore, refs: list[str]) -> Comparison:

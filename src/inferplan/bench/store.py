@@ -226,7 +226,9 @@ class ResultsStore:
     # -- reading ---------------------------------------------------------------------------
     def sweep(self, sweep_id: int) -> SweepInfo:
         def read() -> tuple[Any, list[Any]]:
-            row = self.db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() if self._sweeps else None
+            if not self._sweeps:  # a version-1 file: no sweeps
+                return None, []
+            row = self.db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
             runs = self.db.execute("SELECT id FROM runs WHERE sweep_id = ? ORDER BY id", (sweep_id,)).fetchall()
             return row, runs if row else []
 
