@@ -16,8 +16,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def make_tiny_model(folder: Path, layers: int = 2) -> Path:
-    """Save the model and tokenizer in ``folder`` (seconds on a CPU)."""
+def make_tiny_model(folder: Path, layers: int = 2, widths: tuple[int, int, int, int] = (256, 512, 4, 2)) -> Path:
+    """Save the model and tokenizer in ``folder`` (seconds on a CPU); ``widths``: hidden size,
+    MLP width, attention heads and KV heads."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -32,13 +33,14 @@ def make_tiny_model(folder: Path, layers: int = 2) -> Path:
     )
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
+    hidden, width, heads, kv_heads = widths
     config = LlamaConfig(
         vocab_size=len(vocab),
-        hidden_size=256,
-        intermediate_size=512,
+        hidden_size=hidden,
+        intermediate_size=width,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=1024,
         bos_token_id=1,
         eos_token_id=2,

@@ -26,6 +26,7 @@ from inferplan.cli.perf import predict, validate
 from inferplan.cli.planning import cost, plan, report
 from inferplan.cli.runs import runs_app
 from inferplan.cli.sizing import fit, gpus, models
+from inferplan.cli.sweep import bench_sweep
 
 __all__ = ["app", "main"]
 
@@ -132,6 +133,7 @@ app.command("report")(report)
 app.command()(cost)
 app.command()(deploy)
 app.command()(ui)
+bench_app.command("sweep")(bench_sweep)
 app.add_typer(bench_app, name="bench")
 app.add_typer(runs_app, name="runs")
 app.command("calibrate")(calibrate_cmd)

@@ -11,7 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from inferplan.bench.compare import Comparison, compare
 from inferplan.bench.runs import compare_runs, load_stored_runs, parse_runs_on, runs_deployment
+from inferplan.bench.store import ResultsStore
+from inferplan.bench.sweep import SweepView, load_sweep
 from inferplan.cli.common import JsonOpt, csv_list, duration_ms, emit_json, err, handles_errors, out, parse_settings
 from inferplan.cli.serving_options import (
     KvLinkOpt,
@@ -23,11 +26,30 @@ from inferplan.cli.serving_options import (
     SpecTokensOpt,
 )
 from inferplan.cli.sizing import GpuOpt, ModelArg
+from inferplan.cli.workload_options import (
+    DatasetOpt,
+    KvOffloadOpt,
+    LoraAdaptersOpt,
+    LoraRankOpt,
+    LoraTargetsOpt,
+    MaxCpuLorasOpt,
+    MaxLoraRankOpt,
+    MaxLorasOpt,
+    MultiTurnOpt,
+    PrefixCachingOpt,
+    SharedPrefixOpt,
+    ThinkTimeOpt,
+    TokensPerWordOpt,
+    parse_shared_prefix,
+    think_time_s,
+)
+from inferplan.perf.datasets import TOKENS_PER_WORD
 from inferplan.plan.question import PlanQuestion, question_from
 from inferplan.plan.service import answer
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_plan import cost_command_payload, plan_payload
 from inferplan.present.report_html import check_output_path, write_report
+from inferplan.present.report_measured import Measured
 from inferplan.present.text_plan import plan_markdown, print_cost, print_plan
 from inferplan.specs.prices import read_price_file
 from inferplan.units import parse_budget_usd_per_hour, parse_duration_s
@@ -45,6 +67,15 @@ ENV_EXAMPLE = "jitter_loss=0.2"
 
 def _prices(path: Path | None) -> dict[str, Any]:
     return {"prices_yaml": read_price_file(path), "prices_origin": str(path)} if path is not None else {}
+
+
+def _workload(shared_prefix: tuple[int, int], **values: Any) -> dict[str, Any]:
+    """The question's ``workload`` part (issue 13) from the CLI options."""
+    count, tokens = shared_prefix
+    return {k: v for k, v in values.items() if v is not None} | {
+        "shared_prefixes": count,
+        "shared_prefix_tokens": tokens,
+    }
 
 
 def _question(**values: Any) -> PlanQuestion:
@@ -93,7 +124,15 @@ def plan(
         str | None,
         typer.Option(help="Where those runs were measured: gpu=ID,tp=N,pp=N,dtype=X (default: the recommendation)."),
     ] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Results database holding --runs.")] = None,
+    sweep: Annotated[
+        int | None, typer.Option(help="A sweep (bench sweep) to draw with the predicted curve of --runs-on.")
+    ] = None,
+    compare_runs_: Annotated[
+        str | None, typer.Option("--compare", help="Runs or sweeps to draw side by side: 3,7,s2.")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Results database holding --runs, --sweep and --compare.")
+    ] = None,
     spec: SpecOpt = None,
     spec_tokens: SpecTokensOpt = None,
     spec_acceptance: SpecAcceptanceOpt = None,
@@ -104,12 +143,29 @@ def plan(
     ] = False,
     kv_link: KvLinkOpt = "ib-ndr",
     kv_overlap: KvOverlapOpt = None,
+    dataset: DatasetOpt = None,
+    tokens_per_word: TokensPerWordOpt = TOKENS_PER_WORD,
+    multi_turn: MultiTurnOpt = 1,
+    think_time: ThinkTimeOpt = None,
+    shared_prefix: SharedPrefixOpt = None,
+    prefix_caching: PrefixCachingOpt = True,
+    lora_adapters: LoraAdaptersOpt = 0,
+    lora_rank: LoraRankOpt = 16,
+    lora_targets: LoraTargetsOpt = "all",
+    max_loras: MaxLorasOpt = None,
+    max_lora_rank: MaxLoraRankOpt = None,
+    max_cpu_loras: MaxCpuLorasOpt = None,
+    kv_offload_gb: KvOffloadOpt = None,
+    offload: Annotated[
+        bool, typer.Option("--offload", help="Also consider fewer GPUs with some weights in host memory.")
+    ] = False,
 ) -> None:
     """Find the cheapest deployment that meets the targets, and explain it."""
     if output is not None:
         check_output_path(output)
     runs_where = parse_runs_on(runs_on)
     stored_runs = load_stored_runs(csv_list(runs), db) if runs else []
+    measured_sweep, compared = read_measured(db, sweep, csv_list(compare_runs_))
     question = _question(
         model=model,
         isl=isl,
@@ -143,6 +199,22 @@ def plan(
         disaggregation=disagg,
         kv_link=kv_link,
         kv_overlap=kv_overlap,
+        workload=_workload(
+            dataset=str(dataset) if dataset else None,
+            tokens_per_word=tokens_per_word,
+            turns=multi_turn,
+            think_time_s=think_time_s(think_time),
+            shared_prefix=parse_shared_prefix(shared_prefix),
+            prefix_caching=prefix_caching,
+            lora_adapters=lora_adapters,
+            lora_rank=lora_rank,
+            lora_targets=lora_targets,
+            max_loras=max_loras,
+            max_lora_rank=max_lora_rank,
+            max_cpu_loras=max_cpu_loras,
+            kv_offload_gb=kv_offload_gb,
+            cpu_offload=offload,
+        ),
         **_prices(prices),
     )
     result = answer(question, files=True)
@@ -154,9 +226,26 @@ def plan(
     else:
         print_plan(out, payload)
     if output is not None:
-        comparisons = compare_runs(stored_runs, runs_deployment(runs_where, result)) if stored_runs else None
-        path = write_report(output, result, payload, comparisons)
+        where = runs_deployment(runs_where, result)
+        measured = Measured(
+            compare_runs(stored_runs, where) if stored_runs else None,
+            measured_sweep,
+            where if measured_sweep else None,
+            compared,
+        )
+        path = write_report(output, result, payload, measured)
         (err if as_json or markdown else out).print(f"Wrote the report to {path}.", markup=False, highlight=False)
+
+
+def read_measured(db: Path | None, sweep: int | None, refs: list[str]) -> tuple[SweepView | None, Comparison | None]:
+    """The sweep and the runs to compare, read (and every reference checked) before any planning."""
+    if sweep is None and not refs:
+        return None, None
+    store = ResultsStore(db, writable=False)
+    try:
+        return (load_sweep(store, sweep) if sweep is not None else None), (compare(store, refs) if refs else None)
+    finally:
+        store.close()
 
 
 def report(**kwargs: Any) -> None:

@@ -16,6 +16,17 @@ from inferplan.cli.serving_options import (
     SpecTokensOpt,
     speculation_from,
 )
+from inferplan.cli.workload_options import (
+    CpuOffloadOpt,
+    KvOffloadOpt,
+    LoraAdaptersOpt,
+    LoraRankOpt,
+    LoraTargetsOpt,
+    MaxCpuLorasOpt,
+    MaxLoraRankOpt,
+    MaxLorasOpt,
+    feature_words,
+)
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.limits import (
     MAX_BATCHED_TOKENS,
@@ -25,6 +36,8 @@ from inferplan.limits import (
     MAX_NUM_SEQS,
     check_range,
 )
+from inferplan.perf.offload_fit import offload_answer
+from inferplan.perf.replica import build_replica
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_sizing import (
     GpusPayload,
@@ -34,12 +47,14 @@ from inferplan.present.payload_sizing import (
     gpu_row,
     model_row,
 )
+from inferplan.present.payload_workload import fit_offload_payload, lora_payload, offload_payload
 from inferplan.present.text import table
 from inferplan.present.text_sizing import print_fit
 from inferplan.sizing.capacity import min_gpus, plan_memory
 from inferplan.specs.deployment import Choices, resolve_deployment, resolve_parallelism
 from inferplan.specs.engine_defaults import engine_for
 from inferplan.specs.engines import get_engine
+from inferplan.specs.features import resolve_features
 from inferplan.specs.hardware import gpu_catalog, resolve_gpu
 from inferplan.specs.model_catalog import catalog_models, load_model
 from inferplan.units import GIB, parse_bytes
@@ -82,9 +97,18 @@ def fit(
     spec_acceptance: SpecAcceptanceOpt = None,
     spec_model: SpecModelOpt = None,
     spec_draft_tp: SpecDraftTpOpt = None,
+    lora_adapters: LoraAdaptersOpt = 0,
+    lora_rank: LoraRankOpt = 16,
+    lora_targets: LoraTargetsOpt = "all",
+    max_loras: MaxLorasOpt = None,
+    max_lora_rank: MaxLoraRankOpt = None,
+    max_cpu_loras: MaxCpuLorasOpt = None,
+    cpu_offload_gb: CpuOffloadOpt = None,
+    kv_offload_gb: KvOffloadOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
+    """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once? When it does
+    not: the smallest split that fits, and what offloading weights to host memory would cost per token."""
     check_range("--context", context, 1, MAX_INPUT_TOKENS)
     check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
     if entry_point not in ("serve", "offline"):
@@ -121,14 +145,17 @@ def fit(
     target = load_model(model)
     dep = resolve_deployment(target, par_choice, eng)
     dep = dep.with_speculation(speculation_from(target, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp))
+    lora = (lora_adapters, lora_rank, lora_targets, max_loras, max_lora_rank, max_cpu_loras)
+    dep = dep.with_features(resolve_features(feature_words(True, lora, (cpu_offload_gb, kv_offload_gb))))
     plan = plan_memory(dep)
-    suggestion = None
+    suggestion, answer = None, None
     if plan.sequence_bytes(context) * concurrency > plan.kv_cache_bytes or not plan.fits:
         try:
             sp = min_gpus(dep, context, concurrency).deployment.parallelism
             suggestion = Suggestion(tp=sp.tp, pp=sp.pp, num_gpus=sp.num_gpus)
         except DoesNotFitError as exc:
             suggestion = Suggestion(error=str(exc))
+        answer = offload_answer(dep, context, concurrency)  # issue 13: what offloading would cost
     defaults = (
         f"{found.engine} {found.version} ({found.entry_point}) on {gpu_spec.id}: max_num_batched_tokens "
         f"{found.max_num_batched_tokens}, max_num_seqs {found.max_num_seqs}, "
@@ -137,7 +164,14 @@ def fit(
         if found
         else None
     )
-    payload = fit_payload(plan, context, concurrency, suggestion, defaults)
+    replica = build_replica(dep)
+    payload = fit_payload(plan, context, concurrency, suggestion, defaults).model_copy(
+        update={
+            "lora": lora_payload(replica, batch=concurrency),
+            "offload": offload_payload(dep, plan, replica.stream_s),
+            "offload_answer": fit_offload_payload(answer),
+        }
+    )
     if as_json:
         emit_json(payload)
     else:

@@ -132,9 +132,10 @@ def gated_ttft(rate: float, d: float, p1: float, p2: float) -> tuple[float, floa
 
 
 class SteadyState:
-    """Analytic steady state of one replica serving requests of ``isl`` / ``osl`` tokens."""
+    """Analytic steady state of one replica serving requests of ``isl`` / ``osl`` tokens, of whose
+    prompts ``cached_tokens`` are found in the prefix cache (issue 13: prefill computes the rest)."""
 
-    def __init__(self, replica: Replica, isl: int, osl: int) -> None:
+    def __init__(self, replica: Replica, isl: int, osl: int, cached_tokens: int = 0) -> None:
         cost, sched = replica.cost, replica.scheduler
         self.replica = replica
         ctx = isl + osl // 2
@@ -144,9 +145,11 @@ class SteadyState:
         if points[-1] < self.max_batch:
             points.append(int(self.max_batch))
         self.b_points = np.array(points, dtype=float)
-        budget = sched.max_num_batched_tokens if sched.chunked_prefill else max(isl, 1)
-        self.chunks = max(math.ceil(isl / max(budget, 1)), 1)
-        chunk = math.ceil(isl / self.chunks)
+        cached = min(max(cached_tokens, 0), isl - 1)  # issue 13: prefill computes the uncached rest
+        fresh = isl - cached
+        budget = sched.max_num_batched_tokens if sched.chunked_prefill else max(fresh, 1)
+        self.chunks = max(math.ceil(fresh / max(budget, 1)), 1)
+        chunk = math.ceil(fresh / self.chunks)
         step = replica.step_time_s
         # a decode step at batch b (speculation: verification of k + 1 tokens each and the drafter;
         # a sequence then emits ``tokens_per_step`` tokens a step)
@@ -156,7 +159,9 @@ class SteadyState:
         one = np.array([step(step_shape([(chunk, isl - chunk)], [ctx] * b)) for b in points])
         two = np.array([step(step_shape([(chunk, isl - chunk)] * 2, [ctx] * b)) for b in points])
         self.p_points, self.p2_points = one - plain, two - one
-        self.prefill_latency = sum(step(step_shape([(chunk, i * chunk)], [])) for i in range(self.chunks))
+        self.prefill_latency = sum(
+            step(step_shape([(min(chunk, fresh - i * chunk), cached + i * chunk)], [])) for i in range(self.chunks)
+        )
         overhead = replica.environment.step_time_s(replica.overhead_s, replica.overhead_s)
         # GPU time a prompt takes alone (a prefill-only pool): its chunks without the step overheads
         self.prefill_work = max(self.prefill_latency - self.chunks * overhead, 1e-9)

@@ -15,6 +15,7 @@ from inferplan.specs.deployment import Deployment
 from inferplan.specs.engine_defaults import engine_for
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.environment import EnvironmentProfile
+from inferplan.specs.features import NO_FEATURES, ServingFeatures
 from inferplan.specs.hardware import GpuSpec, gpus_per_server, mig_slice
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.parallelism import Parallelism
@@ -30,7 +31,8 @@ _SIZES = (1, 2, 4, 8)
 class SearchSpace:
     """What may vary: GPU types, weight precisions, KV dtypes ('auto' allowed), and
     optionally a fixed TP or PP; how many servers a pipeline may span; the speculative decoding
-    every candidate runs (None: none)."""
+    every candidate runs (None: none); issue 13: the serving features every candidate runs with, and
+    whether splits too small for the weights may offload some to host memory."""
 
     gpus: tuple[GpuSpec, ...]
     precisions: tuple[Precision, ...]
@@ -39,6 +41,8 @@ class SearchSpace:
     pp: int | None = None
     max_nodes: int = 4
     speculation: Speculation | None = None
+    features: ServingFeatures = NO_FEATURES
+    offload: bool = False
 
 
 def _pool(space: SearchSpace, env: EnvironmentProfile) -> list[GpuSpec]:
@@ -84,9 +88,9 @@ def candidates(
                 kvs = dict.fromkeys(resolve_kv_dtype(k, precision).name for k in space.kv_dtypes)
                 own = engine_for(engine, gpu, par.tp)[0]
                 out += [
-                    Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, own, env).with_speculation(
-                        space.speculation
-                    )
+                    Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, own, env)
+                    .with_speculation(space.speculation)
+                    .with_features(space.features)
                     for kv in kvs
                 ]
     return out
