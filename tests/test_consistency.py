@@ -4,6 +4,7 @@ come from one plan path and must hold identical numbers."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,22 @@ def test_web_takes_prices_cost_assumptions_and_profiles(tmp_path: Path, monkeypa
     assert refused.status_code == 422 and "profile name" in refused.json()["error"]
     bad_prices = client.post("/api/plan", json={**base, "prices_yaml": "- {id: x"})
     assert bad_prices.status_code == 422 and "the pasted prices" not in bad_prices.json()["error"]
+
+
+def test_headline_says_why_the_fleet_exceeds_the_load() -> None:
+    """At 100 req/s whole 8-GPU instances hold more replicas than the load needs: the headline's
+    count differs from the cost table's only with the reason said in the same sentence."""
+    res = CliRunner().invoke(
+        app, ["plan", "llama-3.1-70b", "--isl", "2000", "--osl", "300", "--rate", "100", "--ttft", "200ms", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.stdout)
+    rec = plan["recommendation"]
+    needed = math.ceil(100 / rec["max_rate_per_replica"] - 1e-9)
+    first = plan["headline"][0]
+    assert first.startswith(f"Recommendation: {rec['replicas']} x ")
+    if rec["replicas"] > needed:
+        assert f"{needed:.0f} serve the load" in first
+        assert plan["cost"]["mean_fleet"]["bare_metal_replicas"] == needed
+    else:
+        assert "serve the load" not in first

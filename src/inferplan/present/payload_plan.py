@@ -3,6 +3,7 @@ headline sentences every output prints word for word (CLI, Markdown, report, web
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -186,7 +187,7 @@ def headline(p: Plan) -> list[str]:
         first += f", on {cards_needed(dep.gpu, 1, e.replicas)} x {dep.gpu.card_id}"
     elif par.tp > 1 or par.pp > 1:
         first += f" (TP {par.tp}, PP {par.pp} per replica)"
-    lines = [first + "."]
+    lines = [first + _spare_clause(p) + "."]
     if e.rental is not None:
         mtok = e.usd_per_mtok(tokens)
         lines.append(
@@ -223,6 +224,21 @@ def _band(kind: str) -> str:
     """' (typically within 18%, 9 in 10 within 40%, on public measurements of this kind)'."""
     band = error_band(kind)
     return f" ({band.text()})" if band else ""
+
+
+def _spare_clause(p: Plan) -> str:
+    """Why the fleet holds more replicas than the load needs, when whole rented instances do it."""
+    e, rate = p.chosen, p.demand.rate_per_s
+    if rate is None or e.rental is None or e.max_rate_per_replica <= 0:
+        return ""
+    needed = max(math.ceil(rate / e.max_rate_per_replica - 1e-9), 1)
+    if e.replicas <= needed or e.rental.replicas_held != e.replicas:
+        return ""
+    spare = e.replicas - needed
+    return (
+        f"; {needed} serve the load and {spare} more {'fills' if spare == 1 else 'fill'} the whole instances rented "
+        "at no extra cost (the cost table sizes each option for the load itself)"
+    )
 
 
 def _units(gpu: GpuSpec, count: int) -> str:
