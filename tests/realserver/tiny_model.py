@@ -16,8 +16,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def make_tiny_model(folder: Path, layers: int = 2) -> Path:
-    """Save the model and tokenizer in ``folder`` (seconds on a CPU)."""
+def make_tiny_model(folder: Path, layers: int = 2, hidden: int = 256, heads: int = 4) -> Path:
+    """Save the model and tokenizer in ``folder`` (seconds on a CPU); ``hidden`` / ``heads``
+    stays 64 (vLLM's CPU attention needs a head size of 64 or more), the MLP is twice as wide."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -34,11 +35,11 @@ def make_tiny_model(folder: Path, layers: int = 2) -> Path:
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(vocab),
-        hidden_size=256,
-        intermediate_size=512,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=max(heads // 2, 1),
         max_position_embeddings=1024,
         bos_token_id=1,
         eos_token_id=2,

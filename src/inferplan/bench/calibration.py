@@ -55,6 +55,7 @@ BOUNDS = {
     "weight_only_bandwidth": (0.3, 1.0),
     "step_overhead_s": (1e-6, 0.1),
     "layer_overhead_s": (1e-8, 1e-3),
+    "sequence_overhead_s": (1e-7, 0.01),
 }
 
 
@@ -107,9 +108,11 @@ class Observation:
     ttft_mean_s: float
     tpot_mean_s: float
     output_tokens_per_s: float
+    concurrency: int | None = None  # a closed loop of this many streams (None: replay the arrivals)
+    statistic: str = "mean"  # of TTFT and TPOT: 'mean', or 'p50' (robust to a few disturbed requests)
 
 
-def observation_from_records(label: str, records: list[RequestRecord]) -> Observation:
+def observation_from_records(label: str, records: list[RequestRecord], statistic: str = "mean") -> Observation:
     ok = [r for r in records if r.ok]
     if len(ok) < 2:
         raise InputError(f"run {label} has fewer than two successful requests; nothing to calibrate on")
@@ -120,13 +123,17 @@ def observation_from_records(label: str, records: list[RequestRecord]) -> Observ
         np.array([max(r.input_tokens, 1) for r in ok]),
         np.array([max(r.output_tokens, 1) for r in ok]),
     )
-    return Observation(label, reqs, s["ttft_s"]["mean"], s["tpot_s"]["mean"], s["output_token_throughput_per_s"])
+    ttft, tpot = s["ttft_s"][statistic], s["tpot_s"][statistic]
+    return Observation(label, reqs, ttft, tpot, s["output_token_throughput_per_s"], statistic=statistic)
 
 
 def replay_observation(obs: Observation, dep: Deployment) -> tuple[float, float, float]:
-    """Replay the run's exact requests on one replica of ``dep``: (TTFT mean s, TPOT mean s,
-    output tok/s)."""
-    m = serving_metrics(simulate(build_replica(dep), obs.requests))
+    """Replay the run's exact requests on one replica of ``dep``: (TTFT, TPOT in s, the
+    observation's statistic; output tok/s). A closed loop is replayed as one (each completion releases the next
+    request), so that a slower prediction does not queue requests the real loop never sent."""
+    m = serving_metrics(simulate(build_replica(dep), obs.requests, concurrency=obs.concurrency))
+    if obs.statistic == "p50":
+        return m.ttft_s.p50, m.tpot_s.p50, m.output_token_throughput_per_s
     return m.ttft_s.mean, m.tpot_s.mean, m.output_token_throughput_per_s
 
 

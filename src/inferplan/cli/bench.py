@@ -309,16 +309,35 @@ def bench_gpu(
     world_size: Annotated[
         int | None, typer.Option(help="Processes for the all-reduce test (default: GPUs, or 2).")
     ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=4096, help="CPU threads for torch (default: torch's own choice).")
+    ] = None,
+    save_device: Annotated[
+        Path | None,
+        typer.Option(help="Write the measured device (GEMM, memory) to FILE: use it as --gpu measured:FILE."),
+    ] = None,
+    device_only: Annotated[bool, typer.Option(help="GEMM and memory bandwidth only (skip disk, all-reduce).")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """GEMM FLOP/s per dtype, memory, host-to-device, all-reduce and disk bandwidth (needs torch)."""
-    from inferplan.bench.gpu import run_gpu_benchmarks
+    """GEMM FLOP/s per dtype, memory, host-to-device, all-reduce and disk bandwidth (needs torch);
+    on a CPU, --save-device describes the machine for fit/predict/plan/calibrate."""
+    from inferplan.bench.gpu import run_gpu_benchmarks, set_threads
     from inferplan.bench.serve import machine_description
 
     if disk_file is not None and not disk_file.is_file():
         raise InputError(f"--disk-file {disk_file} is not a file")
-    device, results = run_gpu_benchmarks(quick, disk_file, world_size, None if as_json else err.print)
+    if threads:
+        set_threads(threads)
+    device, results = run_gpu_benchmarks(
+        quick, disk_file, world_size, None if as_json else err.print, device_only=device_only
+    )
+    saved = None
+    if save_device is not None:
+        from inferplan.bench.device_file import device_entry
+        from inferplan.bench.device_file import save_device as write_device
+
+        saved = write_device(save_device, device_entry(device, results))
     store = ResultsStore(db)
     try:
         run_id = store.start_run("gpu", {"quick": quick, "world_size": world_size}, machine_description() | device)
@@ -346,3 +365,5 @@ def bench_gpu(
             rows,
         )
     )
+    if saved is not None:
+        out.print(f"device saved to {saved}: use --gpu measured:{saved}", markup=False, highlight=False)

@@ -140,7 +140,8 @@ class StepCostModel:
         achievable = measured / peak if measured else k.default_matmul_fraction
         self.gemm_max_eff = achievable * k.gemm_efficiency
         self.gemm_peak = peak
-        self.attn_flops_per_s = g.flops_for("bf16") * k.attention_efficiency
+        # attention runs in the activations' dtype: FP32 when the model does (vLLM-CPU), else BF16
+        self.attn_flops_per_s = g.flops_for("fp32" if native == "fp32" else "bf16") * k.attention_efficiency
         self.m_half = k.gemm_m_half
         q_bytes = dep.precision.bytes_per_param
         d = m.hidden_size
@@ -176,6 +177,7 @@ class StepCostModel:
         self.pp_link: LinkSpec = dep.pp_link
         self.layer_overhead = dep.engine.layer_overhead_s
         self.step_overhead = dep.engine.step_overhead_s
+        self.sequence_overhead = dep.engine.sequence_overhead_s
 
     # -- operators ------------------------------------------------------------------------
     def _gemm(
@@ -280,7 +282,7 @@ class StepCostModel:
                 "engine_overhead",
                 0.0,
                 0.0,
-                self.step_overhead + n * self.layer_overhead,
+                self.step_overhead + n * self.layer_overhead + shape.num_sampled * self.sequence_overhead,
                 "overhead",
             )
         )
@@ -292,6 +294,7 @@ class StepCostModel:
         n = self.layers_per_stage * self.pp
         _, _, head = self._gemm(float(shape.num_sampled), self.lm_head_params, 2.0)
         total = n * (layer + self.layer_overhead) + head + self.step_overhead
+        total += shape.num_sampled * self.sequence_overhead
         if self.pp > 1:
             msg = shape.num_tokens * self.hidden * ACTIVATION_BYTES
             total += (self.pp - 1) * (self.pp_link.latency_s + msg / self.pp_link.bw_bytes_per_s)

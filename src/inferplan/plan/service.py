@@ -16,6 +16,7 @@ from inferplan.plan.planner import Plan, make_plan
 from inferplan.plan.question import PlanQuestion
 from inferplan.specs.calibration_profile import apply_profile, load_profile
 from inferplan.specs.cost_assumptions import with_edits
+from inferplan.specs.deployment import engine_for
 from inferplan.specs.engines import get_engine
 from inferplan.specs.environment import get_environment
 from inferplan.specs.hardware import get_gpu, gpu_catalog
@@ -59,6 +60,8 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
     profile = load_profile(q.calibration, allow_paths=files) if q.calibration else None
     pool = [get_gpu(g) for g in q.gpus] or list(gpu_catalog().values())
     engine = get_engine(q.engine)
+    if all(g.is_cpu for g in pool):  # vLLM on CPUs is vLLM-CPU (its KV cache, its limits)
+        engine = engine_for(engine, pool[0])
     gpus = [apply_profile(engine, g, profile)[1] for g in pool]
     engine = apply_profile(engine, pool[0], profile)[0]
     user = parse_price_text(q.prices_yaml, q.prices_origin) if q.prices_yaml is not None else PriceBook()

@@ -5,7 +5,9 @@ Two engine memory modes:
 
 * vLLM / SGLang style: ``KV = visible x gpu_memory_utilization - weights - activations -
   logits - non_torch``;
-* TensorRT-LLM: ``KV = kv_free_fraction x (visible - weights - activations - non_torch)``.
+* TensorRT-LLM: ``KV = kv_free_fraction x (visible - weights - activations - non_torch)``;
+* vLLM-CPU: ``KV = VLLM_CPU_KVCACHE_SPACE GiB`` when the engine sets it (no KV when weights,
+  activations and runtime do not fit beside it in the socket's memory), else the vLLM rule.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from inferplan.specs.deployment import Deployment
 from inferplan.specs.hardware import GpuSpec, gpus_per_server
 from inferplan.specs.model import ModelSpec, count_params
 from inferplan.specs.parallelism import Parallelism
+from inferplan.units import GIB
 
 __all__ = [
     "MemoryPlan",
     "check_divisibility",
+    "explicit_kv_bytes",
     "max_context_tokens",
     "min_gpus",
     "plan_memory",
@@ -47,6 +51,13 @@ def usable_bytes(gpu: GpuSpec, utilization: float) -> float:
     """Memory one engine may use on ``gpu``: visible memory x gpu_memory_utilization.
     The one home of the usable memory fraction (it is the engine's setting)."""
     return gpu.visible_memory_bytes * utilization
+
+
+def explicit_kv_bytes(space_gib: int, room_bytes: float) -> float:
+    """vLLM-CPU's KV cache with VLLM_CPU_KVCACHE_SPACE set: exactly ``space_gib`` GiB, or none
+    (vLLM refuses to start) when that exceeds the memory left beside weights and runtime."""
+    wanted = space_gib * GIB
+    return wanted if wanted <= room_bytes else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +150,8 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         budget = visible
         kv_bytes = max(visible - weights - activation - non_torch, 0.0) * engine.kv_free_fraction
         logits = 0.0
+    elif engine.memory_mode == "vllm-cpu" and engine.kv_cache_space_gib is not None:
+        kv_bytes = explicit_kv_bytes(engine.kv_cache_space_gib, budget - weights - activation - logits - non_torch)
     else:
         kv_bytes = budget - weights - activation - logits - non_torch
     layout = kv_layout(model, dep.kv_dtype, par, engine.block_size)

@@ -20,7 +20,7 @@ from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import KvDtype, Precision, resolve_kv_dtype, resolve_precision
 from inferplan.specs.speculation import Speculation
 
-__all__ = ["Choices", "Deployment", "resolve_deployment", "resolve_parallelism"]
+__all__ = ["Choices", "Deployment", "engine_for", "resolve_deployment", "resolve_parallelism"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +162,14 @@ def resolve_deployment(
         precision,
         resolve_kv_dtype(choices.kv_dtype, precision),
         resolve_parallelism(gpu, choices),
-        engine or get_engine("vllm"),
+        engine_for(engine or get_engine("vllm"), gpu),
         environment,
     )
+
+
+def engine_for(engine: EngineProfile, gpu: GpuSpec) -> EngineProfile:
+    """The engine as it runs on ``gpu``: vLLM on a CPU is vLLM's CPU backend ('vllm-cpu'),
+    whose KV cache and batching limits differ. The one home of this rule."""
+    if gpu.is_cpu and engine.name == "vllm":
+        return get_engine("vllm-cpu")
+    return engine

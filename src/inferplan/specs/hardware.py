@@ -8,6 +8,7 @@ bandwidth by its memory slices (the GB label over the whole card's).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
@@ -111,6 +112,11 @@ class GpuSpec:
     mig_profile: str | None = None  # set on a MIG slice, e.g. '3g.40gb'
     base_id: str = ""  # the whole card's id for a MIG slice
     card_share: float = 1.0  # share of the card a slice occupies: max(compute share, memory share)
+
+    @property
+    def is_cpu(self) -> bool:
+        """A CPU socket (specs/cpus.py): KV cache in host memory, no tensor cores."""
+        return self.form_factor == "cpu"
 
     @property
     def card_id(self) -> str:
@@ -242,15 +248,25 @@ _ALIASES = {
 
 def get_gpu(name: str) -> GpuSpec:
     """A catalog GPU by id or alias, e.g. 'h100-sxm', 'H100', 'a100-80gb'; 'h100-sxm:3g.40gb'
-    names a MIG slice."""
+    names a MIG slice. CPUs resolve too ('AMD EPYC 9654', 'measured:FILE'; specs/cpus.py)."""
+    from inferplan.specs.cpus import MEASURED_PREFIX, cpu_catalog, find_cpu  # cpus.py builds on GpuSpec
+
+    if name.startswith(MEASURED_PREFIX):
+        return _found(find_cpu(name), name, ())
     base, _, profile = name.partition(":")
     key = re.sub(r"[\s_]+", "-", base.strip().lower())
     key = _ALIASES.get(key, key)
     catalog = gpu_catalog()
     if key not in catalog:
-        raise UnknownGpuError(name, catalog)
+        return _found(find_cpu(name), name, cpu_catalog())
     gpu = catalog[key]
     return mig_slice(gpu, profile) if profile else gpu
+
+
+def _found(cpu: GpuSpec | None, name: str, cpus: Iterable[str]) -> GpuSpec:
+    if cpu is None:
+        raise UnknownGpuError(name, [*gpu_catalog(), *cpus])
+    return cpu
 
 
 def get_link(link_id: str) -> LinkSpec:
@@ -298,6 +314,8 @@ def mig_slice(gpu: GpuSpec, profile: str) -> GpuSpec:
 def gpus_per_server(gpu: GpuSpec) -> int:
     """GPUs of this kind in one server: the GPU's NVLink/XGMI domain up to 8, else 8 PCIe cards.
     The one rule for how far tensor parallelism reaches before pipeline stages cross servers."""
+    if gpu.is_cpu:
+        return gpu.max_scale_up_gpus  # sockets: one vLLM-CPU rank per NUMA node
     if gpu.mig_profile:
         return 1  # a MIG slice is alone: slices of one card share no fast link
     if gpu.scale_up:

@@ -63,6 +63,7 @@ PRECISIONS: dict[str, Precision] = {
     for p in (
         Precision("bf16", 16, "bf16", description="BF16 weights and activations"),
         Precision("fp16", 16, "fp16", description="FP16 weights and activations"),
+        Precision("fp32", 32, "fp32", description="FP32 weights and activations (CPUs without native BF16)"),
         Precision(
             "fp8",
             8,
@@ -131,7 +132,7 @@ _ALIASES = {
     "gptq": "int4",
     "w4a16": "int4",
     "w8a16": "int8",
-    "float32": "bf16",
+    "float32": "fp32",
 }
 
 
@@ -145,6 +146,7 @@ KV_DTYPES: dict[str, KvDtype] = {
     "bf16": KvDtype("bf16", 2.0),
     "fp16": KvDtype("fp16", 2.0),
     "fp8": KvDtype("fp8", 1.0),
+    "fp32": KvDtype("fp32", 4.0),
 }
 
 
@@ -158,16 +160,17 @@ def get_precision(name: str) -> Precision:
 
 def get_kv_dtype(name: str) -> KvDtype:
     """Look up a KV-cache dtype (bf16, fp16, fp8; 'auto' is resolved by the caller)."""
-    key = {"fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bfloat16": "bf16", "float16": "fp16"}.get(name.lower(), name.lower())
+    aliases = {"fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+    key = aliases.get(name.lower(), name.lower())
     if key not in KV_DTYPES:
-        raise InputError(f"unknown KV-cache dtype '{name}'; choose one of bf16, fp16, fp8")
+        raise InputError(f"unknown KV-cache dtype '{name}'; choose one of bf16, fp16, fp8, fp32")
     return KV_DTYPES[key]
 
 
 def default_kv_dtype(precision: Precision) -> KvDtype:
-    """What 'auto' means for the KV cache: 16-bit, FP16 with FP16 weights, else BF16
-    (vLLM's and SGLang's default, FP8 weights included). The one home of this rule."""
-    return KV_DTYPES["fp16" if precision.name == "fp16" else "bf16"]
+    """What 'auto' means for the KV cache: the model dtype for FP16 and FP32 (vLLM-CPU in FP32),
+    else BF16 (vLLM's and SGLang's default, FP8 weights included). The one home of this rule."""
+    return KV_DTYPES[precision.name if precision.name in ("fp16", "fp32") else "bf16"]
 
 
 def resolve_precision(model: ModelSpec, name: str | None) -> Precision:
