@@ -17,7 +17,7 @@ from inferplan.specs.deployment import Deployment
 
 __all__ = ["auto_cmd"]
 
-_LABELS = {"ttft_s": "TTFT mean", "tpot_s": "TPOT mean", "output_tok_s": "output tok/s"}
+_LABELS = {"ttft_s": "TTFT p50", "tpot_s": "TPOT p50", "output_tok_s": "output tok/s"}
 
 
 def auto_cmd(url: str, served_model: str, dep: Deployment, name: str, db: Path | None, as_json: bool) -> None:

@@ -175,9 +175,12 @@ class StepCostModel:
         self.pp = par.pp
         self.tp_link: LinkSpec = dep.tp_link
         self.pp_link: LinkSpec = dep.pp_link
-        self.layer_overhead = dep.engine.layer_overhead_s
-        self.step_overhead = dep.engine.step_overhead_s
-        self.sequence_overhead = dep.engine.sequence_overhead_s
+        e = dep.engine
+        self.layer_overhead, self.step_overhead, self.sequence_overhead = (
+            e.layer_overhead_s,
+            e.step_overhead_s,
+            e.sequence_overhead_s,
+        )
 
     # -- operators ------------------------------------------------------------------------
     def _gemm(

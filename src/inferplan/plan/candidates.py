@@ -83,5 +83,6 @@ def candidates(
                         model, gpu, precision, resolve_kv_dtype(kv, precision), par, engine, env
                     ).with_speculation(space.speculation)
                     for kv in kvs
+                    if gpu.holds_kv(kv)
                 ]
     return out

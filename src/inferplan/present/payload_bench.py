@@ -217,7 +217,7 @@ class PredictionRowPayload(Payload):
     """One metric of one measured run, predicted before and after calibration."""
 
     run: str = Field(description="The load point: concurrency or request rate, prompt/output tokens.")
-    metric: str = Field(description="ttft_s, tpot_s (means, seconds) or output_tok_s (output tokens per second).")
+    metric: str = Field(description="ttft_s, tpot_s (medians, seconds) or output_tok_s (output tokens per second).")
     measured: float = Field(description="What the server did.")
     uncalibrated: float = Field(description="The prediction with the catalog's parameters.")
     calibrated: float = Field(description="The prediction with the fitted parameters.")

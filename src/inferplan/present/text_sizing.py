@@ -14,8 +14,9 @@ __all__ = ["print_fit"]
 
 def print_fit(out: Console, p: dict[str, Any]) -> None:
     g, v, par = p["per_gpu"], p["verdict"], p["parallelism"]
+    cpu = p["engine"]["name"] == "vllm-cpu"
     rows = [
-        ["GPU memory visible to CUDA", gib(g["visible_bytes"])],
+        ["socket memory (assumed population)" if cpu else "GPU memory visible to CUDA", gib(g["visible_bytes"])],
         [
             f"x gpu_memory_utilization {p['engine']['gpu_memory_utilization']}",
             gib(g["budget_bytes"]),
@@ -26,7 +27,10 @@ def print_fit(out: Console, p: dict[str, Any]) -> None:
             gib(g["activation_peak_bytes"]),
         ],
         [f"logits buffer ({p['engine']['max_num_seqs']} seqs, fp32)", gib(g["logits_bytes"])],
-        ["CUDA context + communication buffers", gib(g["non_torch_bytes"])],
+        [
+            "runtime (Python, torch, oneDNN)" if cpu else "CUDA context + communication buffers",
+            gib(g["non_torch_bytes"]),
+        ],
         [f"KV cache ({p['kv_dtype']})", gib(g["kv_cache_bytes"])],
     ]
     title = f"{p['model']} on {par['num_gpus']} x {p['gpu']} (TP {par['tp']}, PP {par['pp']}): memory per GPU"

@@ -156,11 +156,14 @@ def resolve_deployment(
     elif gpu.mig_profile:
         environment = with_mig(environment, gpu.mig_profile)
     precision = resolve_precision(model, choices.dtype)
+    kv = resolve_kv_dtype(choices.kv_dtype, precision)
+    if not gpu.holds_kv(kv.name):
+        raise InputError(f"{gpu.id} has no AVX-512 or AMX: vLLM-CPU keeps no FP8 KV cache there; use --kv-dtype auto")
     return Deployment(
         model,
         gpu,
         precision,
-        resolve_kv_dtype(choices.kv_dtype, precision),
+        kv,
         resolve_parallelism(gpu, choices),
         engine_for(engine or get_engine("vllm"), gpu),
         environment,

@@ -123,6 +123,11 @@ class GpuSpec:
         """The id of the physical card (a MIG slice's parent)."""
         return self.base_id or self.id
 
+    def holds_kv(self, kv_dtype: str) -> bool:
+        """Whether the engine keeps a KV cache of ``kv_dtype`` here: vLLM-CPU's FP8 KV needs
+        AVX-512 or AMX, which the CPU catalog marks by an INT8 (VNNI/AMX) rate."""
+        return not (self.is_cpu and kv_dtype == "fp8" and "int8" not in self.peak_flops)
+
     def supports(self, dtype: str) -> bool:
         """Whether the tensor cores run ``dtype`` natively (e.g. FP8 on Hopper, not Ampere)."""
         return dtype in self.peak_flops
