@@ -35,6 +35,7 @@ __all__ = [
     "fit_parameters",
     "observation_from_records",
     "replay_observation",
+    "residual_pct",
 ]
 
 
@@ -147,6 +148,24 @@ def _error(observations: list[Observation], predictor: Callable[[Observation], t
     return statistics.mean(errs) if errs else math.inf
 
 
+#: The kinds of figure a calibration's residuals are kept for (the error bands' kinds).
+RESIDUAL_KINDS = ("ttft", "tpot", "throughput")
+
+
+def residual_pct(observations: list[Observation], dep: Deployment) -> dict[str, list[float]]:
+    """|predicted - measured| / measured in percent, per kind of figure, of every run replayed on
+    ``dep``: what the error bands of a calibrated deployment are drawn from."""
+    out: dict[str, list[float]] = {k: [] for k in RESIDUAL_KINDS}
+    for obs in observations:
+        pred = replay_observation(obs, dep)
+        for kind, p, m in zip(
+            RESIDUAL_KINDS, pred, (obs.ttft_mean_s, obs.tpot_mean_s, obs.output_tokens_per_s), strict=True
+        ):
+            if m > 0 and math.isfinite(p):
+                out[kind].append(round(abs(p - m) / m * 100.0, 2))
+    return out
+
+
 DEFAULT_FIELDS = ("step_overhead_s", "mem_efficiency", "gemm_efficiency", "layer_overhead_s")
 
 
@@ -175,6 +194,7 @@ def calibrate(
     start = {k: float(getattr(engine.kernels, k) if k in KERNEL_FIELDS else getattr(engine, k)) for k in fields}
     before = objective(start)
     fitted, after = fit_parameters(objective, start, {k: BOUNDS[k] for k in fields}, log=log)
+    residuals = residual_pct(observations, replace(one, engine=engine_with(engine, fitted)))
     return CalibrationProfile(
         name=name,
         engine=engine.name,
@@ -184,5 +204,6 @@ def calibrate(
         fitted_on=[o.label for o in observations],
         error_before=before,
         error_after=after,
+        residual_pct=residuals,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )

@@ -71,7 +71,7 @@ def candidates(
     out = []
     for gpu in _pool(space, env):
         usable = usable_bytes(gpu, engine.gpu_memory_utilization)
-        for precision in space.precisions:
+        for precision in (p for p in space.precisions if gpu.runs_weights(p.name)):
             last_tp = 0
             for par in _splits(model, gpu, space):
                 if par.tp == last_tp or weight_bytes_per_gpu(model, precision, par) > usable:

@@ -50,6 +50,8 @@ class CalibrationProfile:
     fitted_on: list[str] = field(default_factory=list)
     error_before: float | None = None
     error_after: float | None = None
+    # |predicted - measured| / measured, percent, per kind (ttft, tpot, throughput), on the runs fitted
+    residual_pct: dict[str, list[float]] = field(default_factory=dict)
     created_at: str = ""
 
 

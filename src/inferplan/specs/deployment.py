@@ -157,6 +157,8 @@ def resolve_deployment(
         environment = with_mig(environment, gpu.mig_profile)
     precision = resolve_precision(model, choices.dtype)
     kv = resolve_kv_dtype(choices.kv_dtype, precision)
+    if not gpu.runs_weights(precision.name):
+        raise InputError(f"{gpu.id} is a CPU: vLLM-CPU runs no {precision.name} weights; use --dtype bf16 or fp32")
     if not gpu.holds_kv(kv.name):
         raise InputError(f"{gpu.id} has no AVX-512 or AMX: vLLM-CPU keeps no FP8 KV cache there; use --kv-dtype auto")
     return Deployment(

@@ -123,6 +123,11 @@ class GpuSpec:
         """The id of the physical card (a MIG slice's parent)."""
         return self.base_id or self.id
 
+    def runs_weights(self, precision: str) -> bool:
+        """Whether the engine runs weights of ``precision`` here: FP8 and FP4 weights are GPU
+        tensor-core formats, which vLLM's CPU backend does not run."""
+        return not (self.is_cpu and precision in ("fp8", "mxfp4", "nvfp4"))
+
     def holds_kv(self, kv_dtype: str) -> bool:
         """Whether the engine keeps a KV cache of ``kv_dtype`` here: vLLM-CPU's FP8 KV needs
         AVX-512 or AMX, which the CPU catalog marks by an INT8 (VNNI/AMX) rate."""
