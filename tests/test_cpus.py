@@ -143,3 +143,12 @@ def test_calibrate_auto_measures_fits_and_plan_uses_it(tmp_path: Path, monkeypat
     assert CliRunner().invoke(app, [*plan, "--calibration", "local"]).exit_code == 0
     bad = CliRunner().invoke(app, ["calibrate", "--name", "x", "--model", "llama-3.2-1b", "--gpu", "epyc-9654"])
     assert bad.exit_code != 0 and "--auto URL" in bad.output
+
+
+def test_the_web_never_reads_a_measured_device_file() -> None:
+    from inferplan.plan.question import PlanQuestion
+    from inferplan.plan.service import answer
+
+    question = PlanQuestion(model="llama-3.2-1b", isl=256, osl=64, rate_per_s=1.0, gpus=["measured:/etc/passwd"])
+    with pytest.raises(InputError, match="CLI only"):
+        answer(question, files=False)

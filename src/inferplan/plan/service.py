@@ -8,6 +8,7 @@ saved profile names only).
 
 from __future__ import annotations
 
+from inferplan.errors import InputError
 from inferplan.plan.candidates import SearchSpace
 from inferplan.plan.context import PlanSetup
 from inferplan.plan.cost import CostAssumptions, Costing
@@ -16,6 +17,7 @@ from inferplan.plan.planner import Plan, make_plan
 from inferplan.plan.question import PlanQuestion
 from inferplan.specs.calibration_profile import apply_profile, load_profile
 from inferplan.specs.cost_assumptions import with_edits
+from inferplan.specs.cpus import MEASURED_PREFIX
 from inferplan.specs.deployment import engine_for
 from inferplan.specs.engines import get_engine
 from inferplan.specs.environment import get_environment
@@ -58,6 +60,8 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
     applied to the engine and the GPUs, the price file added to the price catalog."""
     model = _model(q, files)
     profile = load_profile(q.calibration, allow_paths=files) if q.calibration else None
+    if not files and any(g.startswith(MEASURED_PREFIX) for g in q.gpus):
+        raise InputError("a measured device is a file: name catalog GPUs or CPUs here (files are read by the CLI only)")
     pool = [get_gpu(g) for g in q.gpus] or list(gpu_catalog().values())
     engine = get_engine(q.engine)
     if all(g.is_cpu for g in pool):  # vLLM on CPUs is vLLM-CPU (its KV cache, its limits)
