@@ -112,6 +112,10 @@ def test_fit_and_plan_on_catalog_cpus() -> None:
     fit = CliRunner().invoke(app, ["fit", "llama-3.1-8b", "--gpu", "Xeon Platinum 8480+", "--json"])
     assert fit.exit_code == 0, fit.output
     assert json.loads(fit.stdout)["engine"]["name"] == "vllm-cpu"
+    space = CliRunner().invoke(app, ["fit", "llama-3.1-8b", "--gpu", "epyc-9654", "--kv-cache-space", "64", "--json"])
+    assert json.loads(space.stdout)["per_gpu"]["kv_cache_bytes"] == 64 * GIB
+    gpu = CliRunner().invoke(app, ["fit", "llama-3.1-8b", "--gpu", "h100", "--kv-cache-space", "64"])
+    assert gpu.exit_code != 0 and "vLLM-CPU" in gpu.output
     args = ["plan", "llama-3.1-8b", "--isl", "1000", "--osl", "200", "--rate", "1", "--tpot", "100ms"]
     plan = CliRunner().invoke(app, [*args, "--gpus", "epyc-9654,epyc-7763", "--json"])
     assert plan.exit_code == 0, plan.output

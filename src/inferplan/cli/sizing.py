@@ -16,7 +16,7 @@ from inferplan.cli.serving_options import (
     SpecTokensOpt,
     speculation_from,
 )
-from inferplan.errors import DoesNotFitError
+from inferplan.errors import DoesNotFitError, InputError
 from inferplan.limits import (
     MAX_BATCHED_TOKENS,
     MAX_CONCURRENCY,
@@ -37,9 +37,9 @@ from inferplan.present.payload_sizing import (
 from inferplan.present.text import table
 from inferplan.present.text_sizing import print_fit
 from inferplan.sizing.capacity import min_gpus, plan_memory
-from inferplan.specs.deployment import Choices, resolve_deployment
+from inferplan.specs.deployment import Choices, engine_for, resolve_deployment
 from inferplan.specs.engines import get_engine
-from inferplan.specs.hardware import gpu_catalog
+from inferplan.specs.hardware import get_gpu, gpu_catalog
 from inferplan.specs.model_catalog import catalog_models, load_model
 from inferplan.units import GIB, parse_bytes
 
@@ -72,6 +72,10 @@ def fit(
     max_num_seqs: Annotated[int | None, typer.Option(help="Sequences per step (logits buffer).")] = None,
     block_size: Annotated[int | None, typer.Option(help="Tokens per KV block.")] = None,
     non_torch: Annotated[str | None, typer.Option(help="Override CUDA context + NCCL memory, e.g. 1.5GiB.")] = None,
+    kv_cache_space: Annotated[
+        int | None,
+        typer.Option(min=1, max=100_000, help="vLLM-CPU: VLLM_CPU_KVCACHE_SPACE in GiB (else its auto rule)."),
+    ] = None,
     spec: SpecOpt = None,
     spec_tokens: SpecTokensOpt = None,
     spec_acceptance: SpecAcceptanceOpt = None,
@@ -92,7 +96,9 @@ def fit(
     non_torch_bytes = parse_bytes(non_torch, default_unit="gib") if non_torch is not None else None
     if non_torch_bytes is not None:
         check_range("--non-torch (bytes)", non_torch_bytes, 0, MAX_MEMORY_BYTES)
-    base = get_engine(engine)
+    base = engine_for(get_engine(engine), get_gpu(gpu))  # vLLM on a CPU is vLLM-CPU, overrides kept
+    if kv_cache_space is not None and base.memory_mode != "vllm-cpu":
+        raise InputError("--kv-cache-space is vLLM-CPU's setting: give a CPU as --gpu (or --engine vllm-cpu)")
     eng = replace(
         base,
         gpu_memory_utilization=_given(gpu_memory_utilization, base.gpu_memory_utilization),
@@ -100,6 +106,7 @@ def fit(
         max_num_seqs=_given(max_num_seqs, base.max_num_seqs),
         block_size=_given(block_size, base.block_size),
         non_torch_bytes=_given(non_torch_bytes, base.non_torch_bytes),
+        kv_cache_space_gib=_given(kv_cache_space, base.kv_cache_space_gib),
     )
     target = load_model(model)
     dep = resolve_deployment(target, Choices(gpu, dtype, kv_dtype, count, tp, pp), eng)
