@@ -43,7 +43,7 @@ from inferplan.specs.deployment import Choices, resolve_deployment
 from inferplan.specs.hf_config import spec_from_config
 
 UNITS = {"ttft_s": ("TTFT ms", 1e3), "tpot_s": ("TPOT ms", 1e3), "output_tok_s": ("tok/s", 1.0)}
-MODEL = {"layers": 4, "hidden": 512, "heads": 8}  # 9.5M parameters, 38 MB in FP32
+MODEL = {"layers": 4, "widths": (512, 1024, 8, 4)}  # 9.5M parameters, 38 MB in FP32
 #: FP32 (BF16 is ~70x slower without AVX512_BF16/AMX); no prefix cache (the model has none).
 SERVER_ARGS = ("--dtype", "float32", "--no-enable-prefix-caching")
 

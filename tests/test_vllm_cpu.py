@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -17,11 +18,14 @@ from typer.testing import CliRunner
 from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
 from inferplan.deploy.launch import LAUNCHED
+from inferplan.perf.sessions import TrafficShape
 from inferplan.sizing.memory import kv_layout
 from inferplan.specs.hf_config import spec_from_config
 from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import get_kv_dtype
+from tests.realserver.predicted_cache import predicted_cache
 from tests.realserver.servers import vllm_cpu
+from tests.realserver.tiny_lora import make_tiny_lora
 from tests.realserver.tiny_model import make_tiny_model
 
 pytestmark = pytest.mark.integration
@@ -167,3 +171,37 @@ def test_deploy_generates_arguments_vllm_accepts_and_launches(tmp_path: Path, mo
         for proc in LAUNCHED:
             if proc.pid == pid:
                 proc.wait(timeout=60)  # reap it: no child left running when the tests end
+
+
+def _serve_json(url: str, db: Path, *extra: str) -> dict[str, Any]:
+    args = ["bench", "serve", "--url", url, "--model", "tiny", "--concurrency", "2", "--timeout", "60s"]
+    result = CliRunner().invoke(app, [*args, "--db", str(db), "--json", *extra])
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)["points"][0]["summary"]
+    return summary
+
+
+def test_prefix_cache_hits_and_lora_adapters_against_vllm(tmp_path: Path) -> None:
+    """Issue 13: vLLM's own prefix-cache counters for multi-turn traffic against the simulator's
+    hit rate for the same traffic, no hits with a cache salt per request, and requests spread over
+    two tiny LoRA adapters (random weights made here)."""
+    model_dir = make_tiny_model(tmp_path / "model")
+    sql = make_tiny_lora(tmp_path / "sql", model_dir, seed=1)
+    chat = make_tiny_lora(tmp_path / "chat", model_dir, seed=2)
+    extra = ("--enable-prefix-caching", "--block-size", "32", "--enable-lora", "--max-loras", "2")
+    extra += ("--max-lora-rank", "8", "--lora-modules", f"sql={sql}", f"chat={chat}")
+    shape = ["--multi-turn", "4", "--shared-prefix", "2x128", "--isl", "48", "--osl", "16", "--num-requests", "16"]
+    db = tmp_path / "r.db"
+    assert PYTHON is not None
+    with vllm_cpu(PYTHON, model_dir, tmp_path / "vllm.log", 1, extra) as (url, _):
+        isolated = _serve_json(url, db, *shape, "--isolate-cache", "--seed", "11")
+        cached = _serve_json(url, db, *shape, "--seed", "11")
+        lora = ["--lora-adapters", "sql,chat", "--isl", "16", "--osl", "8", "--num-requests", "6"]
+        adapters = _serve_json(url, db, *lora)
+    assert isolated["succeeded"] == cached["succeeded"] == 16 and adapters["succeeded"] == 6
+    assert isolated["prefix_cache"]["hit_rate"] == 0.0
+    measured = cached["prefix_cache"]
+    assert measured["queried_tokens"] == pytest.approx(16 * (128 + 48 + 1.5 * 64), rel=0.05)  # turns' mean prompt
+    traffic = TrafficShape(turns=4, shared_prefixes=2, shared_prefix_tokens=128)
+    hit_rate = predicted_cache(model_dir / "config.json", traffic, (48, 16), (2, 16, 11), 32)["hit_rate"]
+    assert measured["hit_rate"] == pytest.approx(hit_rate, abs=0.05), (measured, hit_rate)

@@ -46,7 +46,7 @@ BOUND = 0.35  # a shared 2-core machine: other jobs slow the server while it is 
 
 def test_calibration_lowers_the_error_on_unseen_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INFERPLAN_HOME", str(tmp_path / "home"))
-    model_dir = make_tiny_model(tmp_path / "model", layers=4, hidden=512, heads=8)
+    model_dir = make_tiny_model(tmp_path / "model", layers=4, widths=(512, 1024, 8, 4))
     set_threads(1)  # vLLM-CPU gives its one rank one thread on a 2-core machine
     device = save_device(tmp_path / "cpu.yaml", device_entry(*run_gpu_benchmarks(device_only=True)))
     db = tmp_path / "runs.db"

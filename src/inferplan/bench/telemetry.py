@@ -39,6 +39,13 @@ WATCHED = {
     "vllm:spec_decode_num_drafts_total": "spec_drafts",
     "vllm:spec_decode_num_draft_tokens_total": "spec_draft_tokens",
     "vllm:spec_decode_num_accepted_tokens_total": "spec_accepted_tokens",
+    # issue 13: prefix-cache counters (cumulative; bench/cache_counters.py)
+    "vllm:prefix_cache_queries_total": "prefix_queries",
+    "vllm:prefix_cache_hits_total": "prefix_hits",
+    "vllm:external_prefix_cache_queries_total": "prefix_external_queries",
+    "vllm:external_prefix_cache_hits_total": "prefix_external_hits",
+    "sglang:prompt_tokens_total": "prefix_queries",
+    "sglang:cached_tokens_total": "prefix_hits",
 }
 _PREFIXES = tuple(WATCHED)
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfINFNa]+)")

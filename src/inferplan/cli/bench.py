@@ -17,8 +17,16 @@ from inferplan.bench.selfcheck import run_self_check
 from inferplan.bench.serve import PointResult, ServeSpec, public_url, run_sweep
 from inferplan.bench.store import ResultsStore
 from inferplan.cli.bench_selfcheck import print_self_check, self_check_payload
-from inferplan.cli.common import emit_json, handles_errors, print_error
+from inferplan.cli.common import csv_list, emit_json, handles_errors, print_error
+from inferplan.cli.workload_options import (
+    MultiTurnOpt,
+    SharedPrefixOpt,
+    ThinkTimeOpt,
+    TokensPerWordOpt,
+    shape_from,
+)
 from inferplan.errors import BenchmarkError, InputError
+from inferplan.perf.datasets import TOKENS_PER_WORD
 from inferplan.perf.metrics import Slo
 from inferplan.present.payload_bench import (
     BenchGpuPayload,
@@ -68,6 +76,13 @@ def print_summary(s: dict[str, Any], title: str) -> None:
         + ("" if s["output_tokens_from_usage"] else "; output tokens counted from chunks (no usage)"),
         highlight=False,
     )
+    cache = s.get("prefix_cache")
+    if cache and cache.get("hit_rate") is not None:
+        out.print(
+            f"server prefix cache: {cache['hit_rate'] * 100:.1f}% hit rate ({cache['hit_tokens']:,.0f} of "
+            f"{cache['queried_tokens']:,.0f} prompt tokens)",
+            highlight=False,
+        )
     if s.get("first_failure"):
         err.print(f"first failure: {escape(s['first_failure'][:200])}", highlight=False)
     scrape = s.get("telemetry") or {}
@@ -151,7 +166,20 @@ def bench_serve(
     concurrency: Annotated[str | None, typer.Option(help="Concurrent streams, or a sweep: 1,8,32.")] = None,
     isl: Annotated[int, typer.Option(min=1, max=1_000_000)] = 512,
     osl: Annotated[int, typer.Option(min=1, max=1_000_000)] = 128,
-    dataset: Annotated[Path | None, typer.Option(help="JSON lines with 'prompt' (and 'max_tokens').")] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="ShareGPT JSON/JSONL, JSON lines with prompt and max_tokens or output, or a CSV of lengths."),
+    ] = None,
+    tokens_per_word: TokensPerWordOpt = TOKENS_PER_WORD,
+    multi_turn: MultiTurnOpt = 1,
+    think_time: ThinkTimeOpt = None,
+    shared_prefix: SharedPrefixOpt = None,
+    lora_adapters: Annotated[
+        str | None, typer.Option(help="Adapter names the server serves; each session asks for one: sql,chat.")
+    ] = None,
+    isolate_cache: Annotated[
+        bool, typer.Option(help="A unique cache_salt per request (vLLM): no request reuses another's KV.")
+    ] = False,
     num_requests: Annotated[int, typer.Option(min=1, max=1_000_000)] = 200,
     duration: Annotated[str | None, typer.Option(help="Stop sending after this long, e.g. 60s.")] = None,
     warmup: Annotated[int, typer.Option(min=0, max=10_000)] = 0,
@@ -205,6 +233,10 @@ def bench_serve(
             parse_duration_s(tpot, default_unit="ms") if tpot else None,
         ),
         headers=_headers(api_key, header),
+        traffic=shape_from(multi_turn, think_time, shared_prefix, 0),
+        adapters=tuple(csv_list(lora_adapters)),
+        isolate_cache=isolate_cache,
+        tokens_per_word=tokens_per_word,
     )
     spec.config(spec.points()[0])  # the URL and endpoint are checked before the database is opened
     store = ResultsStore(db, writable=True, check=True)  # refused here, before any request is sent

@@ -26,15 +26,29 @@ from inferplan.cli.serving_options import (
     speculation_from,
 )
 from inferplan.cli.sizing import GpuOpt
+from inferplan.cli.workload_options import (
+    CpuOffloadOpt,
+    KvOffloadOpt,
+    LoraAdaptersOpt,
+    LoraRankOpt,
+    LoraTargetsOpt,
+    MaxCpuLorasOpt,
+    MaxLoraRankOpt,
+    MaxLorasOpt,
+    PrefixCachingOpt,
+    feature_words,
+)
 from inferplan.deploy.disagg_kube import render_disagg
 from inferplan.deploy.disaggregated import disagg_settings
 from inferplan.deploy.engine_args import ServeTarget, engine_command, settings_for
 from inferplan.deploy.launch import launch_engine
 from inferplan.deploy.manifests import FORMATS, render
+from inferplan.deploy.workload_args import check_lora_modules
 from inferplan.errors import InputError
 from inferplan.limits import MAX_CONCURRENCY, MAX_CONTEXT_TOKENS, MAX_PORT, MAX_WAIT_S, check_range
 from inferplan.specs.deployment import Choices, resolve_deployment
 from inferplan.specs.engines import get_engine
+from inferplan.specs.features import resolve_features
 from inferplan.specs.model_catalog import catalog_models, load_model
 from inferplan.units import parse_duration_s
 
@@ -83,6 +97,18 @@ def deploy(
     prefill_tp: PrefillTpOpt = None,
     kv_link: KvLinkOpt = "ib-ndr",
     kv_connector: KvConnectorOpt = None,
+    prefix_caching: PrefixCachingOpt = True,
+    lora_adapters: LoraAdaptersOpt = 0,
+    lora_rank: LoraRankOpt = 16,
+    lora_targets: LoraTargetsOpt = "all",
+    max_loras: MaxLorasOpt = None,
+    max_lora_rank: MaxLoraRankOpt = None,
+    max_cpu_loras: MaxCpuLorasOpt = None,
+    lora_module: Annotated[
+        list[str] | None, typer.Option(help="An adapter the engine loads at start, NAME=PATH (repeatable).")
+    ] = None,
+    cpu_offload_gb: CpuOffloadOpt = None,
+    kv_offload_gb: KvOffloadOpt = None,
 ) -> None:
     """Launch command or manifests for vLLM / SGLang, memory settings matching the plan; with
     --prefill-replicas / --decode-replicas, disaggregated pools and their router (shell or k8s)."""
@@ -103,8 +129,11 @@ def deploy(
     dep = dep.with_speculation(
         speculation_from(target_model, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp)
     )
+    modules = check_lora_modules(tuple(lora_module or ()))
+    lora = (lora_adapters or len(modules), lora_rank, lora_targets, max_loras, max_lora_rank, max_cpu_loras)
+    dep = dep.with_features(resolve_features(feature_words(prefix_caching, lora, (cpu_offload_gb, kv_offload_gb))))
     entry = catalog_models().get(target_model.name)
-    target = ServeTarget(model_id or (entry.hf_id if entry else model), context, concurrency, port)
+    target = ServeTarget(model_id or (entry.hf_id if entry else model), context, concurrency, port, modules)
     pools = disaggregated_from(
         dep, (prefill_replicas, decode_replicas), (prefill_gpu, prefill_tp), kv_link, kv_connector=kv_connector
     )

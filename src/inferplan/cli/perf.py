@@ -25,6 +25,29 @@ from inferplan.cli.serving_options import (
     speculation_from,
 )
 from inferplan.cli.sizing import GpuOpt, ModelArg
+from inferplan.cli.workload_options import (
+    CpuOffloadOpt,
+    DatasetOpt,
+    IslValuesOpt,
+    KvOffloadOpt,
+    LoraAdaptersOpt,
+    LoraRankOpt,
+    LoraTargetsOpt,
+    MaxCpuLorasOpt,
+    MaxLoraRankOpt,
+    MaxLorasOpt,
+    MultiTurnOpt,
+    OslValuesOpt,
+    PrefixCachingOpt,
+    SharedPrefixOpt,
+    ThinkTimeOpt,
+    TokensPerWordOpt,
+    feature_words,
+    length_dists,
+    sample_from,
+    shape_from,
+)
+from inferplan.errors import InputError
 from inferplan.limits import (
     MAX_E2E_S,
     MAX_INPUT_TOKENS,
@@ -36,6 +59,7 @@ from inferplan.limits import (
     MAX_TTFT_S,
     check_range,
 )
+from inferplan.perf.datasets import TOKENS_PER_WORD
 from inferplan.perf.metrics import Slo
 from inferplan.perf.predict import predict as run_prediction
 from inferplan.perf.predict import predict_disaggregated
@@ -48,6 +72,7 @@ from inferplan.specs.calibration_profile import calibrated, load_profile
 from inferplan.specs.deployment import Choices, resolve_deployment
 from inferplan.specs.engines import get_engine
 from inferplan.specs.environment import get_environment
+from inferplan.specs.features import resolve_features
 from inferplan.specs.model_catalog import load_model
 from inferplan.units import parse_duration_s
 
@@ -84,8 +109,24 @@ def predict(
     offline: Annotated[int | None, typer.Option(help="Offline: N requests queued at t=0.")] = None,
     num_requests: Annotated[int, typer.Option(help="Requests to simulate.")] = 1000,
     burstiness: Annotated[float, typer.Option(help="Coefficient of variation of gaps (1 = Poisson).")] = 1.0,
-    length_dist: Annotated[str, typer.Option(help="fixed, uniform or lognormal.")] = "fixed",
+    length_dist: Annotated[str, typer.Option(help="fixed, uniform, lognormal (or --isl-values: empirical).")] = "fixed",
     length_cv: Annotated[float, typer.Option(help="Spread of lengths (fraction).")] = 0.0,
+    isl_values: IslValuesOpt = None,
+    osl_values: OslValuesOpt = None,
+    dataset: DatasetOpt = None,
+    tokens_per_word: TokensPerWordOpt = TOKENS_PER_WORD,
+    multi_turn: MultiTurnOpt = 1,
+    think_time: ThinkTimeOpt = None,
+    shared_prefix: SharedPrefixOpt = None,
+    prefix_caching: PrefixCachingOpt = True,
+    lora_adapters: LoraAdaptersOpt = 0,
+    lora_rank: LoraRankOpt = 16,
+    lora_targets: LoraTargetsOpt = "all",
+    max_loras: MaxLorasOpt = None,
+    max_lora_rank: MaxLoraRankOpt = None,
+    max_cpu_loras: MaxCpuLorasOpt = None,
+    cpu_offload_gb: CpuOffloadOpt = None,
+    kv_offload_gb: KvOffloadOpt = None,
     count: Annotated[int | None, typer.Option(help="Total GPUs.")] = None,
     tp: Annotated[int | None, typer.Option()] = None,
     pp: Annotated[int | None, typer.Option()] = None,
@@ -130,13 +171,16 @@ def predict(
         offline = len(requests)
     load = Load(rate, concurrency, offline, burstiness)
     n = offline if offline is not None else num_requests
-    wl = Workload(
-        LengthDist(isl, length_dist, int(isl * length_cv), length_cv),
-        LengthDist(osl, length_dist, int(osl * length_cv), length_cv),
-        load.arrivals(),
-        n,
-        seed,
-    )
+    shape = shape_from(multi_turn, think_time, shared_prefix, lora_adapters)
+    sample = sample_from(dataset, tokens_per_word)
+    if requests is not None and (shape or sample):
+        raise InputError(
+            "--trace gives every request itself; drop --dataset, --multi-turn, --shared-prefix, --lora-adapters"
+        )
+    inp, out_len = length_dists(isl, osl, length_dist, length_cv, (isl_values, osl_values))
+    if sample is not None:
+        inp, out_len = LengthDist(round(sample.input_tokens.mean())), LengthDist(round(sample.output_tokens.mean()))
+    wl = Workload(inp, out_len, load.arrivals(), n, seed, sample, shape)
     environment = get_environment(env, parse_settings(env_set or [], "--env-set", ENV_EXAMPLE))
     choices = Choices(gpu, dtype, kv_dtype, count, tp, pp, dp)
     spec_model_ = load_model(model)
@@ -145,6 +189,8 @@ def predict(
     dep = dep.with_speculation(
         speculation_from(spec_model_, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp)
     )
+    lora = (lora_adapters, lora_rank, lora_targets, max_loras, max_lora_rank, max_cpu_loras)
+    dep = dep.with_features(resolve_features(feature_words(prefix_caching, lora, (cpu_offload_gb, kv_offload_gb))))
     pools = disaggregated_from(
         dep, (prefill_replicas, decode_replicas), (prefill_gpu, prefill_tp), kv_link, kv_overlap, kv_connector
     )

@@ -23,6 +23,24 @@ from inferplan.cli.serving_options import (
     SpecTokensOpt,
 )
 from inferplan.cli.sizing import GpuOpt, ModelArg
+from inferplan.cli.workload_options import (
+    DatasetOpt,
+    KvOffloadOpt,
+    LoraAdaptersOpt,
+    LoraRankOpt,
+    LoraTargetsOpt,
+    MaxCpuLorasOpt,
+    MaxLoraRankOpt,
+    MaxLorasOpt,
+    MultiTurnOpt,
+    PrefixCachingOpt,
+    SharedPrefixOpt,
+    ThinkTimeOpt,
+    TokensPerWordOpt,
+    parse_shared_prefix,
+    think_time_s,
+)
+from inferplan.perf.datasets import TOKENS_PER_WORD
 from inferplan.plan.question import PlanQuestion, question_from
 from inferplan.plan.service import answer
 from inferplan.present.payload import to_json_dict
@@ -45,6 +63,15 @@ ENV_EXAMPLE = "jitter_loss=0.2"
 
 def _prices(path: Path | None) -> dict[str, Any]:
     return {"prices_yaml": read_price_file(path), "prices_origin": str(path)} if path is not None else {}
+
+
+def _workload(shared_prefix: tuple[int, int], **values: Any) -> dict[str, Any]:
+    """The question's ``workload`` part (issue 13) from the CLI options."""
+    count, tokens = shared_prefix
+    return {k: v for k, v in values.items() if v is not None} | {
+        "shared_prefixes": count,
+        "shared_prefix_tokens": tokens,
+    }
 
 
 def _question(**values: Any) -> PlanQuestion:
@@ -101,6 +128,22 @@ def plan(
     ] = False,
     kv_link: KvLinkOpt = "ib-ndr",
     kv_overlap: KvOverlapOpt = None,
+    dataset: DatasetOpt = None,
+    tokens_per_word: TokensPerWordOpt = TOKENS_PER_WORD,
+    multi_turn: MultiTurnOpt = 1,
+    think_time: ThinkTimeOpt = None,
+    shared_prefix: SharedPrefixOpt = None,
+    prefix_caching: PrefixCachingOpt = True,
+    lora_adapters: LoraAdaptersOpt = 0,
+    lora_rank: LoraRankOpt = 16,
+    lora_targets: LoraTargetsOpt = "all",
+    max_loras: MaxLorasOpt = None,
+    max_lora_rank: MaxLoraRankOpt = None,
+    max_cpu_loras: MaxCpuLorasOpt = None,
+    kv_offload_gb: KvOffloadOpt = None,
+    offload: Annotated[
+        bool, typer.Option("--offload", help="Also consider fewer GPUs with some weights in host memory.")
+    ] = False,
 ) -> None:
     """Find the cheapest deployment that meets the targets, and explain it."""
     if output is not None:
@@ -139,6 +182,22 @@ def plan(
         disaggregation=disagg,
         kv_link=kv_link,
         kv_overlap=kv_overlap,
+        workload=_workload(
+            dataset=str(dataset) if dataset else None,
+            tokens_per_word=tokens_per_word,
+            turns=multi_turn,
+            think_time_s=think_time_s(think_time),
+            shared_prefix=parse_shared_prefix(shared_prefix),
+            prefix_caching=prefix_caching,
+            lora_adapters=lora_adapters,
+            lora_rank=lora_rank,
+            lora_targets=lora_targets,
+            max_loras=max_loras,
+            max_lora_rank=max_lora_rank,
+            max_cpu_loras=max_cpu_loras,
+            kv_offload_gb=kv_offload_gb,
+            cpu_offload=offload,
+        ),
         **_prices(prices),
     )
     result = answer(question, files=True)

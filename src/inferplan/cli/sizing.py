@@ -16,6 +16,17 @@ from inferplan.cli.serving_options import (
     SpecTokensOpt,
     speculation_from,
 )
+from inferplan.cli.workload_options import (
+    CpuOffloadOpt,
+    KvOffloadOpt,
+    LoraAdaptersOpt,
+    LoraRankOpt,
+    LoraTargetsOpt,
+    MaxCpuLorasOpt,
+    MaxLoraRankOpt,
+    MaxLorasOpt,
+    feature_words,
+)
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.limits import (
     MAX_BATCHED_TOKENS,
@@ -25,6 +36,8 @@ from inferplan.limits import (
     MAX_NUM_SEQS,
     check_range,
 )
+from inferplan.perf.offload_fit import offload_answer
+from inferplan.perf.replica import build_replica
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_sizing import (
     GpusPayload,
@@ -34,11 +47,13 @@ from inferplan.present.payload_sizing import (
     gpu_row,
     model_row,
 )
+from inferplan.present.payload_workload import fit_offload_payload, lora_payload, offload_payload
 from inferplan.present.text import table
 from inferplan.present.text_sizing import print_fit
 from inferplan.sizing.capacity import min_gpus, plan_memory
 from inferplan.specs.deployment import Choices, engine_for, resolve_deployment
 from inferplan.specs.engines import get_engine
+from inferplan.specs.features import resolve_features
 from inferplan.specs.hardware import get_gpu, gpu_catalog
 from inferplan.specs.model_catalog import catalog_models, load_model
 from inferplan.units import GIB, parse_bytes
@@ -81,9 +96,18 @@ def fit(
     spec_acceptance: SpecAcceptanceOpt = None,
     spec_model: SpecModelOpt = None,
     spec_draft_tp: SpecDraftTpOpt = None,
+    lora_adapters: LoraAdaptersOpt = 0,
+    lora_rank: LoraRankOpt = 16,
+    lora_targets: LoraTargetsOpt = "all",
+    max_loras: MaxLorasOpt = None,
+    max_lora_rank: MaxLoraRankOpt = None,
+    max_cpu_loras: MaxCpuLorasOpt = None,
+    cpu_offload_gb: CpuOffloadOpt = None,
+    kv_offload_gb: KvOffloadOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once?"""
+    """Does MODEL fit on the GPUs, and how many sequences of CONTEXT tokens can run at once? When it does
+    not: the smallest split that fits, and what offloading weights to host memory would cost per token."""
     check_range("--context", context, 1, MAX_INPUT_TOKENS)
     check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
     for option, value, low, high in (
@@ -111,15 +135,25 @@ def fit(
     target = load_model(model)
     dep = resolve_deployment(target, Choices(gpu, dtype, kv_dtype, count, tp, pp), eng)
     dep = dep.with_speculation(speculation_from(target, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp))
+    lora = (lora_adapters, lora_rank, lora_targets, max_loras, max_lora_rank, max_cpu_loras)
+    dep = dep.with_features(resolve_features(feature_words(True, lora, (cpu_offload_gb, kv_offload_gb))))
     plan = plan_memory(dep)
-    suggestion = None
+    suggestion, answer = None, None
     if plan.sequence_bytes(context) * concurrency > plan.kv_cache_bytes or not plan.fits:
         try:
             sp = min_gpus(dep, context, concurrency).deployment.parallelism
             suggestion = Suggestion(tp=sp.tp, pp=sp.pp, num_gpus=sp.num_gpus)
         except DoesNotFitError as exc:
             suggestion = Suggestion(error=str(exc))
-    payload = fit_payload(plan, context, concurrency, suggestion)
+        answer = offload_answer(dep, context, concurrency)  # issue 13: what offloading would cost
+    replica = build_replica(dep)
+    payload = fit_payload(plan, context, concurrency, suggestion).model_copy(
+        update={
+            "lora": lora_payload(replica, batch=concurrency),
+            "offload": offload_payload(dep, plan, replica.stream_s),
+            "offload_answer": fit_offload_payload(answer),
+        }
+    )
     if as_json:
         emit_json(payload)
     else:

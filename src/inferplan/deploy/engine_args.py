@@ -10,9 +10,11 @@ format writes them from there, as flags or as keyword arguments.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from inferplan.deploy.speculative_args import sglang_speculative_settings, vllm_speculative_config
+from inferplan.deploy.workload_args import Setting, sglang_feature_settings, vllm_feature_settings
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.sizing.capacity import plan_memory
 from inferplan.sizing.memory import weight_bytes
@@ -56,6 +58,7 @@ class ServeTarget:
     context_tokens: int = 8192
     concurrency: int = 64
     port: int = 8000
+    lora_modules: tuple[str, ...] = ()  # issue 13: NAME=PATH adapters the engine loads at start
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 100_000 or not 16 <= self.context_tokens <= 10_000_000:
@@ -198,13 +201,13 @@ def _quantization(spec: DeploySpec) -> str | None:
     )
 
 
-def vllm_settings(spec: DeploySpec) -> dict[str, int | float | str]:
+def vllm_settings(spec: DeploySpec) -> dict[str, Setting]:
     """The vLLM engine arguments that carry the plan, by their ``EngineArgs`` field names (the
     command-line flag is the name with dashes): parallelism, context, memory fraction, sequences,
     batched tokens, KV-cache dtype, weight dtype and online quantisation. Every format (command
     line, KServe's ``VLLM_ADDITIONAL_ARGS``, llm-d's args, Ray Serve's ``engine_kwargs``) reads
     them from here."""
-    settings: dict[str, int | float | str] = {
+    settings: dict[str, Setting] = {
         "tensor_parallel_size": spec.tp,
         "pipeline_parallel_size": spec.pp,
         "max_model_len": spec.max_model_len,
@@ -220,12 +223,13 @@ def vllm_settings(spec: DeploySpec) -> dict[str, int | float | str]:
         settings
         | ({"quantization": quant} if quant else {})
         | ({"speculative_config": speculative} if speculative else {})
+        | vllm_feature_settings(spec.deployment, spec.target.lora_modules)  # issue 13
     )
 
 
-def sglang_settings(spec: DeploySpec) -> dict[str, int | float | str]:
+def sglang_settings(spec: DeploySpec) -> dict[str, Setting]:
     """SGLang's server arguments that carry the plan, by their ``ServerArgs`` field names."""
-    settings: dict[str, int | float | str] = {
+    settings: dict[str, Setting] = {
         "tp_size": spec.tp,
         "pp_size": spec.pp,
         "context_length": spec.max_model_len,
@@ -236,7 +240,12 @@ def sglang_settings(spec: DeploySpec) -> dict[str, int | float | str]:
         "dtype": _dtype(spec.deployment.precision),
     }
     quant = _quantization(spec)
-    return settings | ({"quantization": quant} if quant else {}) | sglang_speculative_settings(spec.deployment)
+    return (
+        settings
+        | ({"quantization": quant} if quant else {})
+        | sglang_speculative_settings(spec.deployment)
+        | sglang_feature_settings(spec.deployment, spec.target.lora_modules)  # issue 13
+    )
 
 
 def require_vllm(spec: DeploySpec, fmt: str) -> None:
@@ -264,13 +273,23 @@ def engine_env(spec: DeploySpec) -> dict[str, str]:
     return env
 
 
-def as_flags(settings: dict[str, int | float | str]) -> list[str]:
-    """``{"max_model_len": 8192}`` -> ``["--max-model-len", "8192"]``."""
-    return [part for name, value in settings.items() for part in ("--" + name.replace("_", "-"), str(value))]
+def as_flags(settings: Mapping[str, Setting]) -> list[str]:
+    """``{"max_model_len": 8192}`` -> ``["--max-model-len", "8192"]``; a switch is ``--name`` (True) or
+    ``--no-name`` (False), a list its flag and every value."""
+    flags: list[str] = []
+    for name, value in settings.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            flags += [flag, *value]
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def engine_command(
-    spec: DeploySpec, python: str | None = None, extra: dict[str, int | float | str] | None = None
+    spec: DeploySpec, python: str | None = None, extra: Mapping[str, Setting] | None = None
 ) -> list[str]:
     """The engine's launch command (``python -m ...`` when ``python`` is given); ``extra``: more
     settings by their argument names (a disaggregated pool's role)."""
@@ -281,6 +300,6 @@ def engine_command(
             if python
             else ["vllm", "serve", spec.model_id]
         )
-        return [*head, *listen, *as_flags(vllm_settings(spec) | (extra or {}))]
+        return [*head, *listen, *as_flags({**vllm_settings(spec), **(extra or {})})]
     head = [python or "python3", "-m", "sglang.launch_server", "--model-path", spec.model_id]
-    return [*head, *listen, *as_flags(sglang_settings(spec) | (extra or {}))]
+    return [*head, *listen, *as_flags({**sglang_settings(spec), **(extra or {})})]

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from inferplan.deploy.engine_args import JSON_SETTINGS, DeploySpec, engine_env, require_vllm, vllm_settings
+from inferplan.errors import InputError
 from inferplan.specs.hardware import GpuSpec
 
 __all__ = ["RAY_ACCELERATORS", "ray_accelerator", "ray_serve_config", "ray_serve_text"]
@@ -51,10 +52,16 @@ def ray_accelerator(gpu: GpuSpec) -> str | None:
 
 
 def _llm_config(spec: DeploySpec) -> dict[str, Any]:
+    settings = vllm_settings(spec)
+    if "lora_modules" in settings:  # a server flag, not an engine argument
+        raise InputError(
+            "--format ray-serve loads adapters through Ray Serve LLM's lora_config (a folder of adapters); "
+            "drop --lora-module, or use --format shell, compose, k8s, kserve or llm-d"
+        )
     config: dict[str, Any] = {
         "model_loading_config": {"model_id": spec.served_name, "model_source": spec.model_id},
         # keyword arguments take JSON settings (--speculative-config) as objects
-        "engine_kwargs": {k: json.loads(str(v)) if k in JSON_SETTINGS else v for k, v in vllm_settings(spec).items()},
+        "engine_kwargs": {k: json.loads(str(v)) if k in JSON_SETTINGS else v for k, v in settings.items()},
         "placement_group_config": {
             "bundle_per_worker": {"GPU": 1, "CPU": 1},
             "strategy": "PACK" if spec.nodes_per_replica > 1 else "STRICT_PACK",

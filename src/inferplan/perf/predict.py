@@ -14,6 +14,7 @@ from inferplan.perf.disaggregation import DisaggSim, Transfer, prefill_alone_s, 
 from inferplan.perf.metrics import ServingMetrics, Slo, serving_metrics
 from inferplan.perf.replica import Replica, build_replica
 from inferplan.perf.roofline import OpTime, step_shape
+from inferplan.perf.sim_result import FeatureStats
 from inferplan.perf.simulator import simulate
 from inferplan.perf.speculative import Crossover, crossover_batch, decode_shape
 from inferplan.perf.workload import Requests, Workload, make_requests
@@ -49,6 +50,7 @@ class Prediction:
     disagg: Disaggregated | None = None
     disagg_sim: DisaggSim | None = None
     transfer: Transfer | None = None  # the KV transfer at the mean input length
+    features: FeatureStats | None = None  # issue 13: prefix-cache hits, adapter loads
 
     @property
     def deployment(self) -> Deployment:
@@ -62,13 +64,27 @@ def step_breakdowns(replica: Replica, isl: int, osl: int, batch: int) -> tuple[S
     chunk = min(isl, replica.scheduler.max_num_batched_tokens)
     ctx = isl + osl // 2
     cost = replica.cost
-    prefill = StepBreakdown("prefill", chunk, 0, cost.breakdown(step_shape([(chunk, 0)], [])))
+    prefill_ops = cost.breakdown(step_shape([(chunk, 0)], [])) + _feature_ops(replica, chunk, 1)
+    prefill = StepBreakdown("prefill", chunk, 0, prefill_ops)
     contexts = np.full(batch, float(ctx))
     ops = cost.breakdown(decode_shape(contexts, replica.scheduler.window, replica.draft_tokens))
     if replica.speculation:
         s = replica.speculation
         ops.append(OpTime(f"drafter_{s.method}", 0.0, 0.0, replica.drafter_time_s(contexts), "drafter", s.k))
+    ops += _feature_ops(replica, batch * (1 + replica.draft_tokens), batch)
     return prefill, StepBreakdown("decode", batch, ctx, ops)
+
+
+def _feature_ops(replica: Replica, tokens: int, sequences: int) -> list[OpTime]:
+    """Issue 13's rows: the adapters' kernels and the offloaded weights read over the host link."""
+    ops = []
+    if replica.lora is not None:
+        t = replica.lora.step_time_s(tokens, replica.lora.expected_adapters(sequences))
+        ops.append(OpTime("lora_adapters", 0.0, 0.0, t, "lora"))
+    if replica.stream_s:
+        offloaded = replica.memory.offloaded_weights_bytes * replica.cost.pp
+        ops.append(OpTime("offloaded_weights_host_read", 0.0, offloaded, replica.stream_s, "host link"))
+    return ops
 
 
 def predict(
@@ -89,7 +105,7 @@ def predict(
     isl, osl = int(workload.input_tokens.mean), int(workload.output_tokens.mean)
     prefill, decode = step_breakdowns(replica, isl, osl, batch)
     cross = crossover_batch(replica, isl + osl // 2) if replica.speculation else None
-    return Prediction(replica, metrics, prefill, decode, cross)
+    return Prediction(replica, metrics, prefill, decode, cross, features=sim.features)
 
 
 def predict_disaggregated(

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from inferplan.perf.lora import LoraCost
+from inferplan.perf.offload import weight_stream_s
 from inferplan.perf.roofline import StepCostModel, StepShape
 from inferplan.perf.speculative import SpeculativeCost, decode_shape
 from inferplan.sizing.capacity import MemoryPlan, plan_memory
@@ -67,6 +69,8 @@ class Replica:
     memory: MemoryPlan
     scheduler: SchedulerConfig
     speculation: SpeculativeCost | None = None  # issue 14: the drafter and E tokens per step
+    lora: LoraCost | None = None  # issue 13: adapters' extra GEMMs and loads
+    stream_s: float = 0.0  # issue 13: offloaded weights read over the host link, every step
 
     @property
     def environment(self) -> EnvironmentProfile:
@@ -79,10 +83,15 @@ class Replica:
         c = self.cost
         return c.step_overhead + c.layers_per_stage * c.pp * c.layer_overhead
 
-    def step_time_s(self, shape: StepShape, drafter_s: float = 0.0) -> float:
+    def step_time_s(self, shape: StepShape, drafter_s: float = 0.0, adapters: float | None = None) -> float:
         """One step's latency in this deployment's environment (``drafter_s``: the speculative
-        drafter's GPU time inside the step)."""
-        return self.environment.step_time_s(self.cost.time_s(shape) + drafter_s, self.overhead_s)
+        drafter's GPU time inside the step; issue 13: LoRA's extra kernels for ``adapters`` distinct
+        adapters, by default as many as the step's sequences draw, and offloaded weights' reads)."""
+        extra = self.stream_s
+        if self.lora is not None:
+            used = self.lora.expected_adapters(shape.num_sampled) if adapters is None else adapters
+            extra += self.lora.step_time_s(shape.num_tokens, used)
+        return self.environment.step_time_s(self.cost.time_s(shape) + drafter_s + extra, self.overhead_s)
 
     @property
     def tokens_per_step(self) -> float:
@@ -135,4 +144,6 @@ def build_replica(dep: Deployment) -> Replica:
         reserve_full=engine.reserve_full_kv,
     )
     speculation = SpeculativeCost(dep) if dep.speculation else None
-    return Replica(dep, StepCostModel(dep), memory, sched, speculation)
+    cost = StepCostModel(dep)
+    lora = LoraCost(dep, cost) if dep.features.lora else None
+    return Replica(dep, cost, memory, sched, speculation, lora, weight_stream_s(dep, memory.offloaded_weights_bytes))

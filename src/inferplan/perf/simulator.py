@@ -5,46 +5,30 @@ Each iteration: every decoding sequence gets one token; the rest of the token bu
 to prefill chunks (running ones first, then new arrivals in FCFS order, while sequences and
 KV blocks last); the step is priced by :class:`~inferplan.perf.StepCostModel`.
 Speculation (perf/speculative.py): decoding sequences verify k + 1 tokens, the drafter's time is
-added, each is credited E tokens per step. ``Requests.cached_tokens`` arrive with their KV.
+added, each is credited E tokens per step. ``Requests.cached_tokens`` arrive with their KV. Issue 13
+(perf/sim_features.py): the prefix cache sets the tokens a request finds cached, LoRA adapters limit
+which requests may run together and add to each step; a conversation's next turn arrives a think
+time after its previous one finished.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
 from inferplan.errors import InputError
+from inferplan.perf.decode_runs import decode_run_length
 from inferplan.perf.replica import Replica, SchedulerConfig
 from inferplan.perf.roofline import StepShape
+from inferplan.perf.sim_features import SimFeatures, computed_tokens
+from inferplan.perf.sim_result import SimResult, merge_results
 from inferplan.perf.speculative import decode_part
 from inferplan.perf.workload import Requests
 
 __all__ = ["SimResult", "simulate"]
-
-
-@dataclass(frozen=True, slots=True)
-class SimResult:
-    """Per-request times (seconds; NaN when unfinished) and per-step records."""
-
-    arrival_s: np.ndarray
-    first_token_s: np.ndarray
-    finish_s: np.ndarray
-    input_tokens: np.ndarray
-    output_tokens: np.ndarray
-    step_s: np.ndarray
-    step_decode_tokens: np.ndarray
-    step_num_seqs: np.ndarray
-    step_kv_fraction: np.ndarray
-    num_preemptions: int
-    step_repeat: np.ndarray | None = None  # how many identical steps each record stands for
-    step_output_tokens: np.ndarray | None = None  # tokens emitted during each record (all its repeats)
-
-    @property
-    def repeats(self) -> np.ndarray:
-        return self.step_repeat if self.step_repeat is not None else np.ones(len(self.step_s))
 
 
 class _Sim:
@@ -57,12 +41,19 @@ class _Sim:
         self.inp, self.out = req.input_tokens.astype(np.int64), req.output_tokens.astype(np.int64)
         self.first, self.finish = np.full(n, np.nan), np.full(n, np.nan)
         self.concurrency = concurrency
+        links = req.links  # issue 13: a turn arrives when its predecessor finished, plus think time
+        self.successor = links.successors() if links is not None else None
+        self.think = links.think_s if links is not None else None
+        self.starts = [i for i in range(n) if links is None or links.follows[i] < 0]  # users' queue
+        if links is not None:
+            self.arrival[links.follows >= 0] = np.inf
         if concurrency is not None:
             self.arrival[:] = np.inf
-            self.arrival[: min(concurrency, n)] = 0.0
-        self.order = [int(i) for i in np.argsort(self.arrival, kind="stable")]
-        self.released = min(concurrency, n) if concurrency is not None else n
-        self.next_arrival = 0
+            self.arrival[self.starts[:concurrency]] = 0.0
+        self.released = min(concurrency, len(self.starts)) if concurrency is not None else n
+        self.pending = [(float(t), i) for i, t in enumerate(self.arrival) if np.isfinite(t)]
+        heapq.heapify(self.pending)
+        self.fx = SimFeatures(replica, cfg, req) if SimFeatures.wanted(replica, req) else None
         self.waiting: deque[int] = deque()
         self.generated = np.zeros(n, dtype=np.int64)
         self.target = self.inp.copy()  # tokens to prefill: the prompt, plus outputs after preemption
@@ -87,25 +78,35 @@ class _Sim:
     def record(self, dt: float, decode: int, seqs: int, repeat: int, emitted: int) -> None:
         self.steps.append((dt, decode, seqs, self.used / self.cfg.kv_blocks, repeat, emitted))
 
+    def arrive(self, rid: int, at: float) -> None:
+        self.arrival[rid] = at
+        heapq.heappush(self.pending, (at, rid))
+
     def finished(self, rid: int) -> None:
         self.finish[rid] = self.now
         del self.admitted_at[rid]
         self.done += 1
-        if self.concurrency is not None and self.released < self.n:
-            self.arrival[self.order[self.released]] = self.now  # closed loop: the next user arrives
+        if self.fx is not None:
+            self.fx.let_go(rid, computed_tokens(int(self.inp[rid]), int(self.generated[rid])), done=True)
+        nxt = int(self.successor[rid]) if self.successor is not None else -1
+        if nxt >= 0 and self.think is not None:
+            self.arrive(nxt, self.now + float(self.think[nxt]))  # the conversation's next turn
+        elif self.concurrency is not None and self.released < len(self.starts):
+            self.arrive(self.starts[self.released], self.now)  # closed loop: the next user arrives
             self.released += 1
+
+    def next_arrival_s(self) -> float:
+        return self.pending[0][0] if self.pending else math.inf
 
     def admit_arrivals(self) -> bool:
         """Queue arrived requests; jump the clock when idle. False when nothing is left."""
-        order, arrival = self.order, self.arrival
-        while self.next_arrival < len(order) and arrival[order[self.next_arrival]] <= self.now:
-            self.waiting.append(order[self.next_arrival])
-            self.next_arrival += 1
+        while self.pending and self.pending[0][0] <= self.now:
+            self.waiting.append(heapq.heappop(self.pending)[1])
         if self.prefilling or self.dec_ids.size or self.waiting:
             return True
-        if self.next_arrival >= len(order) or not np.isfinite(arrival[order[self.next_arrival]]):
+        if not self.pending:
             return False
-        self.now = float(arrival[order[self.next_arrival]])
+        self.now = self.pending[0][0]
         return self.admit_arrivals()
 
     def kv_in_use(self) -> None:
@@ -113,6 +114,9 @@ class _Sim:
         cfg, ids = self.cfg, self.dec_ids
         self.used = cfg.blocks_total(self.dec_ctx + 1)
         self.used += sum(cfg.blocks_for(p) for p in self.prefilling.values())
+        if self.fx is not None:  # shared cached blocks are held once; the rest of the pool keeps the cache
+            self.used -= self.fx.duplicates()
+            self.fx.trim(cfg.kv_blocks - self.used)
         if cfg.reserve_full:
             self.reserved = cfg.blocks_total(self.inp[ids] + self.out[ids])
             self.reserved += sum(cfg.blocks_for(self.inp[r] + self.out[r]) for r in self.prefilling)
@@ -132,6 +136,8 @@ class _Sim:
                     np.delete(self.dec_ctx, pos),
                 )
             del self.admitted_at[victim]
+            if self.fx is not None:
+                self.fx.let_go(victim, computed_tokens(int(self.inp[victim]), int(self.generated[victim])), done=False)
             self.target[victim] = self.inp[victim] + self.generated[victim]
             self.cached[victim] = 0  # its KV is gone: recomputed here
             self.waiting.appendleft(victim)
@@ -152,12 +158,24 @@ class _Sim:
             budget -= chunk
         running = len(self.prefilling) + int(self.dec_ids.size)
         while self.waiting and budget > 0 and running < cfg.max_num_seqs:
-            rid = self.waiting[0]
-            start, chunk = self.admission(rid, budget)
-            if (not cfg.chunked_prefill and chunk > budget and chunks) or not self.can_admit(rid, start + chunk):
+            pick = self.fx.pick(self.waiting) if self.fx is not None else 0
+            if pick is None:
                 break
-            self.waiting.popleft()
-            self.used += cfg.blocks_for(start + chunk)
+            rid = self.waiting[pick]
+            if self.fx is not None and not self.look_up(rid, pick):
+                continue
+            start, chunk = self.admission(rid, budget)
+            shared = self.fx.shared_blocks(rid, start) if self.fx is not None else 0
+            if (not cfg.chunked_prefill and chunk > budget and chunks) or not self.can_admit(
+                rid, start + chunk, shared
+            ):
+                break
+            del self.waiting[pick]
+            self.used += cfg.blocks_for(start + chunk) - shared
+            if self.fx is not None:
+                self.fx.count(rid, int(self.inp[rid]), start)
+                self.fx.hold(rid, start + chunk)
+                self.fx.adapter_on(rid)
             self.prefilling[rid] = start
             self.admitted_at[rid] = self.admit_counter
             self.admit_counter += 1
@@ -166,15 +184,31 @@ class _Sim:
             running += 1
         return chunks
 
-    def admission(self, rid: int, budget: int) -> tuple[int, int]:
-        """(tokens whose KV came with the request, first chunk): the last prompt token is computed here."""
-        start = int(min(self.cached[rid], self.target[rid] - 1))
+    def look_up(self, rid: int, pick: int) -> bool:
+        """Issue 13: the tokens ``rid`` finds in the prefix cache; False when it must first wait for
+        blocks copied back from host memory (it queues again once they are)."""
+        assert self.fx is not None
+        hit, wait_s = self.fx.lookup(rid, int(self.target[rid]))
+        self.cached[rid] = hit
+        if wait_s > 0:
+            del self.waiting[pick]
+            heapq.heappush(self.pending, (self.now + wait_s, rid))
+            return False
+        return True
+
+    def admission(self, rid: int, budget: int, peek: bool = False) -> tuple[int, int]:
+        """(tokens whose KV came with the request or is cached, first chunk): the last prompt token is
+        computed here. ``peek``: as the prefix cache stands now, nothing looked up."""
+        cached = (
+            max(self.cached[rid], self.fx.peek(rid, int(self.target[rid]))) if peek and self.fx else self.cached[rid]
+        )
+        start = int(min(cached, self.target[rid] - 1))
         need = int(self.target[rid]) - start
         return start, (min(need, budget) if self.cfg.chunked_prefill else need)
 
-    def can_admit(self, rid: int, chunk: int) -> bool:
+    def can_admit(self, rid: int, chunk: int, shared: int = 0) -> bool:
         cfg = self.cfg
-        if self.used + cfg.blocks_for(chunk) > cfg.kv_blocks:
+        if self.used + cfg.blocks_for(chunk) - shared > cfg.kv_blocks:
             return False
         if not cfg.reserve_full:
             return True
@@ -227,6 +261,8 @@ class _Sim:
             if p + c < self.target[rid]:
                 continue
             del self.prefilling[rid]
+            if self.fx is not None:
+                self.fx.hold(rid, int(self.target[rid]))
             if self.generated[rid] == 0:
                 self.first[rid] = self.now
             if self.generated[rid] < self.out[rid]:
@@ -243,13 +279,15 @@ class _Sim:
         return sampled
 
     def decode_time_s(self, contexts: np.ndarray) -> float:  # speculation: verify and draft
-        return self.eng.step_time_s(_decode_shape(contexts, self.window, self.k), self.eng.drafter_time_s(contexts))
+        shape = StepShape(*decode_part(contexts, self.window, self.k))
+        adapters = self.fx.adapters() if self.fx is not None else None
+        return self.eng.step_time_s(shape, self.eng.drafter_time_s(contexts), adapters)
 
     def fast_forward(self) -> bool:
         """Run several pure-decode steps at once when nothing else can change meanwhile."""
         if self.prefilling or not self.dec_ids.size:
             return False
-        run = _decode_run_length(self)
+        run = decode_run_length(self)
         if run < 2:
             return False
         dt = self.decode_time_s(self.dec_ctx + (run - 1) * self.per_step / 2.0)
@@ -264,7 +302,10 @@ class _Sim:
         if self.fast_forward():
             return
         chunks = self.schedule_prefills()
-        dt = self.eng.step_time_s(self.shape(chunks), self.eng.drafter_time_s(self.dec_ctx))
+        fx = self.fx
+        adapters = fx.adapters() if fx is not None else None
+        dt = self.eng.step_time_s(self.shape(chunks), self.eng.drafter_time_s(self.dec_ctx), adapters)
+        dt += fx.step_extra_s() if fx is not None else 0.0  # adapters loaded for this step
         self.now += dt
         n = int(self.dec_ids.size)
         emitted = self.advance_decode(1) + self.advance_prefills(chunks)
@@ -286,6 +327,7 @@ class _Sim:
             self.preemptions,
             rep,
             emitted,
+            self.fx.stats() if self.fx is not None else None,
         )
 
 
@@ -301,64 +343,6 @@ def _simulate_engine(
             break
         sim.iterate()
     return sim.result()
-
-
-def _decode_run_length(sim: _Sim) -> int:
-    """How many pure-decode steps can run before anything else can change: a sequence
-    finishes, a waiting request becomes admissible, or the KV cache could run short.
-    Decode step time is linear in context (weights fixed, KV reads grow), so the run is
-    priced exactly at its midpoint context."""
-    cfg, ids = sim.cfg, sim.dec_ids
-    left = sim.out[ids] - sim.generated[ids]  # steps until the first finishes: floor(credit + s E) >= left
-    owed = left if sim.per_step == 1.0 else np.ceil((left - sim.credit[ids]) / sim.per_step - 1e-9)
-    steps = max(int(owed.min()), 1)
-    n = int(ids.size)
-    if not cfg.reserve_full:
-        steps = _steps_until_kv_full(cfg, sim.dec_ctx, steps, sim.used, sim.per_step)
-    full = n >= cfg.max_num_seqs
-    if sim.waiting and not full:
-        head = sim.waiting[0]
-        start, chunk = sim.admission(head, cfg.max_num_batched_tokens - n)
-        fits = chunk > 0 and sim.used + cfg.blocks_for(start + chunk) <= cfg.kv_blocks
-        if cfg.reserve_full:
-            fits = fits and sim.reserved + cfg.blocks_for(sim.inp[head] + sim.out[head]) <= cfg.kv_blocks
-        if fits:
-            return 0
-    if not sim.waiting and not full and sim.next_arrival < len(sim.order):
-        gap = float(sim.arrival[sim.order[sim.next_arrival]]) - sim.now
-        if not np.isfinite(gap):
-            return steps
-        dt = sim.decode_time_s(sim.dec_ctx + steps * sim.per_step) if steps else 0.0
-        steps = min(steps, int(gap // dt)) if dt > 0 else steps
-    return steps
-
-
-def _steps_until_kv_full(
-    cfg: SchedulerConfig, dec_ctx: np.ndarray, limit: int, used_now: float, per_step: float = 1.0
-) -> int:
-    """Largest k <= limit such that every decoding sequence still has KV for step k (each step
-    adds up to ``ceil(per_step)`` tokens: speculation credits E tokens per step)."""
-
-    def fits(k: int) -> bool:
-        return cfg.blocks_total(dec_ctx + math.ceil(k * per_step)) <= cfg.kv_blocks
-
-    # cheap sufficient test first: each sequence gains at most ceil(k / block) + 1 blocks
-    if used_now + dec_ctx.size * (math.ceil(limit * per_step) // cfg.block_size + 1) <= cfg.kv_blocks:
-        return limit
-    if fits(limit):
-        return limit
-    low, high = 0, limit
-    while low < high:
-        mid = (low + high + 1) // 2
-        if fits(mid):
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
-def _decode_shape(contexts: np.ndarray, window: int | None, k: int = 0) -> StepShape:
-    return StepShape(*decode_part(contexts, window, k))
 
 
 def simulate(
@@ -382,37 +366,10 @@ def simulate(
         return _simulate_engine(replica, cfg, req, concurrency, max_steps)
     parts, index = [], []
     for r in range(engines):
-        sub = req.every(r, engines)
+        sub, where = req.share(r, engines)
         if len(sub) == 0:
             continue
         share = None if concurrency is None else max(math.ceil(concurrency / engines), 1)
         parts.append(_simulate_engine(replica, cfg, sub, share, max(max_steps // engines, 1)))
-        index.append(np.arange(len(req))[r::engines])
-    return _merge(parts, np.concatenate(index))
-
-
-def _merge(parts: list[SimResult], index: np.ndarray) -> SimResult:
-    """One result from the engines' parts: per-request arrays back in the requests' order
-    (``index``: each part's requests, concatenated), per-step records one after another."""
-    cat = np.concatenate
-
-    def ordered(arrays: list[np.ndarray]) -> np.ndarray:
-        merged = cat(arrays)
-        out = np.empty_like(merged)
-        out[index] = merged
-        return out
-
-    return SimResult(
-        ordered([p.arrival_s for p in parts]),
-        ordered([p.first_token_s for p in parts]),
-        ordered([p.finish_s for p in parts]),
-        ordered([p.input_tokens for p in parts]),
-        ordered([p.output_tokens for p in parts]),
-        cat([p.step_s for p in parts]),
-        cat([p.step_decode_tokens for p in parts]),
-        cat([p.step_num_seqs for p in parts]),
-        cat([p.step_kv_fraction for p in parts]),
-        sum(p.num_preemptions for p in parts),
-        cat([p.repeats for p in parts]),
-        cat([p.step_output_tokens for p in parts if p.step_output_tokens is not None]),
-    )
+        index.append(where)
+    return merge_results(parts, np.concatenate(index))

@@ -41,9 +41,10 @@ class Operating:
 
 
 class SteadyState:
-    """Analytic steady state of one replica serving requests of ``isl`` / ``osl`` tokens."""
+    """Analytic steady state of one replica serving requests of ``isl`` / ``osl`` tokens, of whose
+    prompts ``cached_tokens`` are found in the prefix cache (issue 13: prefill computes the rest)."""
 
-    def __init__(self, replica: Replica, isl: int, osl: int) -> None:
+    def __init__(self, replica: Replica, isl: int, osl: int, cached_tokens: int = 0) -> None:
         cost, sched = replica.cost, replica.scheduler
         self.replica = replica
         ctx = isl + osl // 2
@@ -57,7 +58,7 @@ class SteadyState:
         per_token = replica.tokens_per_step
         self.t_points = np.array([replica.decode_step_time_s(np.full(b, float(ctx))) / per_token for b in points])
         budget = sched.max_num_batched_tokens
-        chunks, left = [], isl
+        chunks, left = [], isl - min(max(cached_tokens, 0), isl - 1)
         while left > 0:
             chunks.append((min(left, budget), isl - left))
             left -= budget

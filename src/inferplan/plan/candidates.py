@@ -13,6 +13,7 @@ from inferplan.sizing.memory import weight_bytes_per_gpu
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.environment import EnvironmentProfile
+from inferplan.specs.features import NO_FEATURES, ServingFeatures
 from inferplan.specs.hardware import GpuSpec, gpus_per_server, mig_slice
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.parallelism import Parallelism
@@ -28,7 +29,8 @@ _SIZES = (1, 2, 4, 8)
 class SearchSpace:
     """What may vary: GPU types, weight precisions, KV dtypes ('auto' allowed), and
     optionally a fixed TP or PP; how many servers a pipeline may span; the speculative decoding
-    every candidate runs (None: none)."""
+    every candidate runs (None: none); issue 13: the serving features every candidate runs with, and
+    whether splits too small for the weights may offload some to host memory."""
 
     gpus: tuple[GpuSpec, ...]
     precisions: tuple[Precision, ...]
@@ -37,6 +39,8 @@ class SearchSpace:
     pp: int | None = None
     max_nodes: int = 4
     speculation: Speculation | None = None
+    features: ServingFeatures = NO_FEATURES
+    offload: bool = False
 
 
 def _pool(space: SearchSpace, env: EnvironmentProfile) -> list[GpuSpec]:
@@ -79,9 +83,9 @@ def candidates(
                 last_tp = par.tp
                 kvs = dict.fromkeys(resolve_kv_dtype(k, precision).name for k in space.kv_dtypes)
                 out += [
-                    Deployment(
-                        model, gpu, precision, resolve_kv_dtype(kv, precision), par, engine, env
-                    ).with_speculation(space.speculation)
+                    Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, engine, env)
+                    .with_speculation(space.speculation)
+                    .with_features(space.features)
                     for kv in kvs
                     if gpu.holds_kv(kv)
                 ]

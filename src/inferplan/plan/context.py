@@ -11,6 +11,7 @@ from inferplan.errors import DoesNotFitError
 from inferplan.plan.candidates import SearchSpace, candidates
 from inferplan.plan.cost import Costing
 from inferplan.plan.disagg_search import PoolSetup
+from inferplan.plan.offload_plan import offload_variants
 from inferplan.plan.question import Demand, Targets
 from inferplan.plan.search import Evaluated, evaluate, rank
 from inferplan.sizing.capacity import MemoryPlan, min_gpus
@@ -66,7 +67,11 @@ class PlanContext:
 
     def candidates(self, space: SearchSpace) -> list[Deployment]:
         s = self.setup
-        return candidates(s.model, space, s.engine, s.env)
+        found = candidates(s.model, space, s.engine, s.env)
+        # issue 13 (--offload): smaller splits that hold the weights only with some in host memory
+        if not space.offload:
+            return found
+        return found + offload_variants(s.model, space, s.engine, s.env, s.demand.context_tokens)
 
     def search(self, space: SearchSpace) -> list[Evaluated]:
         s = self.setup

@@ -22,6 +22,7 @@ from inferplan.plan.question import Demand
 from inferplan.plan.search import RANKINGS, Evaluated, pareto_front
 from inferplan.plan.speculation import SpeculationSummary, speculation_step, summarize_speculation
 from inferplan.plan.verify import Verification, verify
+from inferplan.plan.workload_plan import workload_steps
 from inferplan.specs.environment import BARE_METAL, EnvironmentProfile, get_environment, with_mig
 from inferplan.specs.hardware import gpu_catalog
 from inferplan.specs.rentals import cheapest_rental
@@ -65,8 +66,11 @@ def make_plan(setup: PlanSetup) -> Plan:
     model, demand = setup.model, setup.demand
     if demand.context_tokens > model.max_position_embeddings:
         # engines refuse a max model length beyond the config's (vLLM: max_model_len)
+        what = f"{demand.isl:,} input + {demand.osl:,} output = {demand.context_tokens:,} tokens"
+        if demand.traffic.shape is not None:  # issue 13: a session's last turn is the longest request
+            what = f"{demand.context_tokens:,} tokens (the longest request's prompt and output)"
         raise InputError(
-            f"{demand.isl:,} input + {demand.osl:,} output = {demand.context_tokens:,} tokens exceeds {model.name}'s "
+            f"{what} exceeds {model.name}'s "
             f"context of {model.max_position_embeddings:,} tokens (max_position_embeddings); shorten the requests or "
             "choose a longer-context model"
         )
@@ -89,6 +93,7 @@ def make_plan(setup: PlanSetup) -> Plan:
         raise InfeasibleError(_nearest_miss(ctx, ranked))
     spec = summarize_speculation(ctx, chosen)
     extra = ([speculation_step(spec)] if spec else []) + ([disagg_step(split)] if split else [])
+    extra += workload_steps(ctx, chosen, checked, ranked)  # issue 13
     extra = [replace(s, title=f"{5 + i}. {s.title}") for i, s in enumerate(extra)]
     cost, cloud_replicas = _cost(ctx, chosen, checked)
     return Plan(

@@ -28,6 +28,7 @@ from inferplan.limits import (
     MAX_TPOT_S,
     MAX_TTFT_S,
 )
+from inferplan.plan.workload_question import NO_TRAFFIC, WORKLOAD_OPTION_NAMES, Traffic, WorkloadQuestion
 
 __all__ = ["OPTION_NAMES", "Demand", "PlanQuestion", "Targets", "question_from", "validation_message"]
 
@@ -98,12 +99,14 @@ class Targets:
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """The workload: mean lengths and a request rate or a number of concurrent users."""
+    """The workload: mean lengths and a request rate or a number of concurrent users; ``traffic``
+    (issue 13): sessions, shared prompts, a dataset's lengths (isl and osl are then per turn)."""
 
     isl: int
     osl: int
     rate_per_s: float | None = None
     concurrency: int | None = None
+    traffic: Traffic = NO_TRAFFIC
 
     def __post_init__(self) -> None:
         if (self.rate_per_s is None) == (self.concurrency is None):
@@ -117,7 +120,13 @@ class Demand:
 
     @property
     def context_tokens(self) -> int:
-        return self.isl + self.osl
+        """The longest context a request reaches (a session's last turn)."""
+        return self.traffic.context_tokens(self.isl, self.osl)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The mean prompt (with a session's conversation so far and a shared prompt)."""
+        return self.traffic.prompt_tokens(self.isl, self.osl)
 
     @property
     def output_tokens_per_s(self) -> float | None:
@@ -184,6 +193,10 @@ class PlanQuestion(BaseModel):
     kv_overlap: Literal["none", "chunk", "layer"] | None = Field(
         None, description="How the KV transfer overlaps the prefill (none: the engine's own)."
     )
+    workload: WorkloadQuestion = Field(
+        default_factory=lambda: WorkloadQuestion.model_validate({}),
+        description="Issue 13: sessions, shared prompts, a dataset, prefix caching, LoRA adapters, offload.",
+    )
 
     @model_validator(mode="after")
     def _one_model_one_load(self) -> PlanQuestion:
@@ -194,9 +207,11 @@ class PlanQuestion(BaseModel):
         return self
 
     def demand(self) -> Demand:
-        """The load: 1 request/s when neither a rate nor a concurrency is given."""
+        """The load: 1 request/s when neither a rate nor a concurrency is given (a dataset's lengths
+        are read by the plan path, plan/service.py)."""
         rate = self.rate_per_s if self.rate_per_s is not None or self.concurrency is not None else 1.0
-        return Demand(self.isl, self.osl, rate, self.concurrency)
+        traffic = Traffic(self.workload.shape())
+        return Demand(self.isl, self.osl, rate, self.concurrency, traffic)
 
     def speculation_words(self) -> dict[str, Any]:
         """The speculation options as :func:`~inferplan.specs.speculation.resolve_speculation` takes them."""
@@ -225,7 +240,7 @@ def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
         loc = [str(x) for x in e.get("loc", ()) if x != "body"]
         field = loc[0] if loc else ""
         where = ".".join(loc)
-        option = OPTION_NAMES.get(field)
+        option = OPTION_NAMES.get(field) or WORKLOAD_OPTION_NAMES.get(loc[-1] if loc else "")
         label = f"{where} ({option})" if option and where else where
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{label}: {msg}" if label else msg)

@@ -90,7 +90,9 @@ def steady_state(dep: Deployment, demand: Demand) -> SteadyState | None:
         return None
     if replica.scheduler.kv_tokens < demand.context_tokens:
         return None
-    return SteadyState(replica, demand.isl, demand.osl)
+    # issue 13: a session's prompt carries the conversation so far; the prefix cache holds part of it
+    cached = demand.traffic.cached_tokens(demand.isl, demand.osl, replica.scheduler.block_size)
+    return SteadyState(replica, demand.prompt_tokens, demand.osl, cached if dep.features.prefix_caching else 0)
 
 
 def steady_state_curve(dep: Deployment, demand: Demand, rates_per_replica: list[float]) -> list[Operating]:

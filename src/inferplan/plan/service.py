@@ -8,19 +8,24 @@ saved profile names only).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from inferplan.errors import InputError
+from inferplan.perf.datasets import read_dataset
 from inferplan.plan.candidates import SearchSpace
 from inferplan.plan.context import PlanSetup
 from inferplan.plan.cost import CostAssumptions, Costing
 from inferplan.plan.disagg_search import PoolSetup
 from inferplan.plan.planner import Plan, make_plan
-from inferplan.plan.question import PlanQuestion
+from inferplan.plan.question import Demand, PlanQuestion
+from inferplan.plan.workload_question import Traffic
 from inferplan.specs.calibration_profile import apply_profile, load_profile
 from inferplan.specs.cost_assumptions import with_edits
 from inferplan.specs.cpus import MEASURED_PREFIX
 from inferplan.specs.deployment import engine_for
 from inferplan.specs.engines import get_engine
 from inferplan.specs.environment import get_environment
+from inferplan.specs.features import resolve_features
 from inferplan.specs.hardware import get_gpu, gpu_catalog
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.model_catalog import load_catalog_model, load_model, model_from_config_text
@@ -55,6 +60,20 @@ def _model(q: PlanQuestion, files: bool) -> ModelSpec:
     return load_model(name) if files else load_catalog_model(name)
 
 
+def _demand(q: PlanQuestion, files: bool) -> Demand:
+    """The question's demand; with a dataset (a file: the command line only) its lengths' means are the
+    isl and osl, and the verification draws the dataset's joint lengths."""
+    demand, w = q.demand(), q.workload
+    if w.dataset is None:
+        return demand
+    if not files:
+        raise InputError("workload.dataset is a file on the server; give --dataset on the command line instead")
+    sample = read_dataset(Path(w.dataset), w.tokens_per_word).lengths()
+    isl, osl = round(sample.input_tokens.mean()), round(sample.output_tokens.mean())
+    traffic = Traffic(demand.traffic.shape, sample)
+    return Demand(max(isl, 1), max(osl, 1), demand.rate_per_s, demand.concurrency, traffic)
+
+
 def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
     """Every name of the question resolved against the catalogs, the calibration profile
     applied to the engine and the GPUs, the price file added to the price catalog."""
@@ -79,10 +98,12 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
         tp=q.tp,
         pp=q.pp,
         speculation=speculation,
+        features=resolve_features(q.workload.feature_words()),
+        offload=q.workload.cpu_offload,
     )
     return PlanSetup(
         model=model,
-        demand=q.demand(),
+        demand=_demand(q, files),
         targets=q.targets(),
         space=space,
         engine=engine,

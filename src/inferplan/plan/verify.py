@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from inferplan.perf.metrics import ServingMetrics, Slo, output_tokens_in_window, serving_metrics
 from inferplan.perf.replica import build_replica
+from inferplan.perf.sim_result import FeatureStats
 from inferplan.perf.simulator import SimResult, simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
 from inferplan.plan.question import Demand, Targets
@@ -49,6 +50,13 @@ class Verification:
     demand_tokens_per_s: float | None
     steady: bool
     note: str
+    features: FeatureStats | None = None  # issue 13: the prefix cache's hits, adapter loads
+
+    @property
+    def hit_rate(self) -> float | None:
+        """The simulated prefix-cache hit rate (None: no requests shared tokens)."""
+        cache = self.features.cache if self.features else None
+        return cache.hit_rate if cache else None
 
     @property
     def window_s(self) -> float:
@@ -58,13 +66,16 @@ class Verification:
 def plan_requests(demand: Demand, e2e_s: float) -> tuple[int, float]:
     """(requests to simulate, warm-up seconds) so that the window holds enough requests and
     end-to-end latencies, within the token budget."""
-    per_request_tokens = demand.isl + demand.osl
+    per_request_tokens = demand.prompt_tokens + demand.osl
     budget = max(int(VERIFY_TOKEN_BUDGET // per_request_tokens), 200)
     if demand.rate_per_s is None:
         assert demand.concurrency is not None
         n = min(max(MIN_MEASURED_REQUESTS, 20 * demand.concurrency), budget)
         return n, 0.0
     warmup = WARMUP_E2E * e2e_s
+    shape = demand.traffic.shape
+    if shape is not None and shape.sessions:  # until sessions of every age run: a whole session's life
+        warmup = max(warmup, shape.turns * (shape.think_time_s + e2e_s))
     span = warmup + max(WINDOW_E2E * e2e_s, MIN_MEASURED_REQUESTS / demand.rate_per_s)
     return min(max(math.ceil(span * demand.rate_per_s), 200), budget), warmup
 
@@ -113,7 +124,11 @@ def verify(e: Evaluated, demand: Demand, targets: Targets, seed: int = 1) -> Ver
         if closed
         else Arrivals("poisson", rate_per_s=demand.rate_per_s or 1.0)
     )
-    requests = make_requests(Workload(LengthDist(demand.isl), LengthDist(demand.osl), arrivals, n, seed=seed))
+    traffic = demand.traffic  # issue 13: a dataset's lengths, sessions, shared prompts, adapters
+    workload = Workload(
+        LengthDist(demand.isl), LengthDist(demand.osl), arrivals, n, seed, traffic.lengths, traffic.shape
+    )
+    requests = make_requests(workload)
     slo = Slo(targets.ttft_p90_s, targets.tpot_p90_s, targets.e2e_p90_s)
     replica = build_replica(e.deployment.with_replicas(1))
     replicas = max(e.replicas, 1)
@@ -137,4 +152,5 @@ def verify(e: Evaluated, demand: Demand, targets: Targets, seed: int = 1) -> Ver
         demand_tokens_per_s=demand.output_tokens_per_s,
         steady=steady,
         note=note,
+        features=sim.features,
     )

@@ -68,6 +68,17 @@ class StorageSummary(Strict):
     """Entries that could be written neither to the database nor to the spill file."""
 
 
+class PrefixCacheCounters(Strict):
+    """The server's prefix-cache counters over the run (read before its first request and after its
+    last): vLLM's vllm:prefix_cache_queries / _hits, SGLang's prompt_tokens / cached_tokens."""
+
+    queried_tokens: float
+    hit_tokens: float
+    hit_rate: float | None
+    external_hit_tokens: float | None = None
+    """Hits in a KV connector's tier (vLLM's host-memory offloading)."""
+
+
 class RunSummary(Strict):
     """What a run measured: every sent request counted once, as succeeded, failed or cancelled."""
 
@@ -98,6 +109,8 @@ class RunSummary(Strict):
     client: ClientLags | None = None
     telemetry: ScrapeSummary | None = None
     storage: StorageSummary | None = None
+    prefix_cache: PrefixCacheCounters | None = None
+    """Issue 13: the hit rate the server reported for this run (null: it exposes no such counters)."""
 
 
 class ServePoint(Strict):

@@ -15,6 +15,7 @@ from inferplan.present.payload_disagg import DisaggPredictPayload, disagg_predic
 from inferplan.present.payload_metrics import MetricsPayload, metrics_payload
 from inferplan.present.payload_sizing import ParallelismPayload
 from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
+from inferplan.present.payload_workload import WorkloadFeaturesPayload, workload_features_payload
 
 __all__ = ["PredictPayload", "ValidatePayload", "op_rows", "predict_payload", "validate_payload"]
 
@@ -71,6 +72,9 @@ class PredictPayload(Payload):
     """Speculative decoding (the decode pool's, when disaggregated), with its crossover batch."""
     disaggregation: DisaggPredictPayload | None = None
     """The prefill and decode pools and the KV transfer (then the top-level deployment is the decode pool)."""
+    workload_features: WorkloadFeaturesPayload | None = None
+    """Issue 13: lengths from data or a stated distribution, sessions and shared prompts with the prefix
+    cache's hits, LoRA adapters, CPU offload (null: none of them)."""
 
 
 def op_rows(ops: list[OpTime]) -> list[OperatorRow]:
@@ -127,6 +131,7 @@ def predict_payload(p: Prediction, wl: Workload) -> PredictPayload:
             if p.disagg and p.disagg_sim and p.transfer
             else None
         ),
+        workload_features=workload_features_payload(p.replica, wl, p.features, p.metrics.mean_batch_size),
     )
 
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from inferplan.present.payload import Payload, Strict
 from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
+from inferplan.present.payload_workload import FitOffloadPayload, LoraPayload, OffloadPayload
 from inferplan.sizing.capacity import MemoryPlan, max_context_tokens
 from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.model import ModelSpec, count_params
@@ -154,6 +155,12 @@ class FitPayload(Payload):
     """Caveats: multimodal models, checkpoint facts."""
     speculation: SpeculationPayload | None = None
     """Speculative decoding: its drafter's weights are in weights_bytes, its KV in kv_bytes_per_token."""
+    lora: LoraPayload | None = None
+    """Issue 13: LoRA adapter slots (in weights_bytes)."""
+    offload: OffloadPayload | None = None
+    """Issue 13: weights given to host memory (out of weights_bytes) and the host KV tier."""
+    offload_answer: FitOffloadPayload | None = None
+    """Issue 13: when it does not fit, the fewest GiB of weights per GPU to offload and what it costs per token."""
 
 
 def model_row(model: ModelSpec) -> ModelRow:

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from inferplan.present.text import ms, num, table
+from inferplan.present.text_workload import print_workload_features
 
 __all__ = ["print_prediction", "print_validation"]
 
@@ -53,6 +54,7 @@ def print_prediction(out: Console, d: dict[str, Any]) -> None:
             )
         )
     print_serving_architecture(out, d)
+    print_workload_features(out, d.get("workload_features"))
     a = d["assumptions"]
     if a["environment"] != "bare-metal":
         out.print(

@@ -8,8 +8,26 @@ from rich.console import Console
 from rich.markup import escape
 
 from inferplan.present.text import gib, table
+from inferplan.present.text_workload import workload_lines
 
 __all__ = ["print_fit"]
+
+
+def _feature_rows(p: dict[str, Any]) -> list[list[str]]:
+    """Issue 13: the parts of the weights row that LoRA slots and offloading explain."""
+    rows = []
+    if p.get("lora"):
+        rows.append(
+            [
+                f"  of which LoRA slots ({p['lora']['max_loras']} x rank {p['lora']['max_lora_rank']})",
+                gib(p["lora"]["slot_bytes_per_gpu"]),
+            ]
+        )
+    if p.get("offload") and p["offload"]["offloaded_weights_bytes_per_gpu"]:
+        rows.append(
+            ["  weights kept in host memory (not counted)", gib(p["offload"]["offloaded_weights_bytes_per_gpu"])]
+        )
+    return rows
 
 
 def print_fit(out: Console, p: dict[str, Any]) -> None:
@@ -22,6 +40,7 @@ def print_fit(out: Console, p: dict[str, Any]) -> None:
             gib(g["budget_bytes"]),
         ],
         [f"weights ({p['precision']})", gib(g["weights_bytes"])],
+        *_feature_rows(p),
         [
             f"activation peak ({p['engine']['max_num_batched_tokens']} batched tokens)",
             gib(g["activation_peak_bytes"]),
@@ -62,6 +81,10 @@ def print_fit(out: Console, p: dict[str, Any]) -> None:
             if s.get("error")
             else f"Smallest deployment that fits: {s['num_gpus']} GPUs (TP {s['tp']}, PP {s['pp']})."
         )
+    if p.get("offload_answer"):
+        out.print(escape(p["offload_answer"]["sentence"]), highlight=False)
+    for line in workload_lines({"traffic": None, "lora": p.get("lora"), "offload": p.get("offload")}):
+        out.print(escape(line), highlight=False)
     r = p["rule_of_thumb"]
     out.print(
         f"Rule of thumb (parameters x bytes x 1.2): {gib(r['total_bytes'])} GiB; exact weights "

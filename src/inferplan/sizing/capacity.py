@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from inferplan.errors import DoesNotFitError, InputError
 from inferplan.sizing.drafter import drafter_kv_bytes_per_token, drafter_weight_bytes_per_gpu
+from inferplan.sizing.features import feature_memory
 from inferplan.sizing.memory import (
     activation_peak_bytes,
     attention_scores_bytes_eager,
@@ -78,6 +79,8 @@ class MemoryPlan:
     rule_of_thumb_total_bytes: float
     drafter_weights_bytes: float = 0.0  # speculative decoding's drafter (included in weights_bytes)
     kv_scale: float = 1.0  # KV bytes per token with the drafter's KV / without (1: no drafter)
+    lora_bytes: float = 0.0  # issue 13: LoRA adapter slots (included in weights_bytes)
+    offloaded_weights_bytes: float = 0.0  # issue 13: weights in host memory (not in weights_bytes)
 
     @property
     def block_size(self) -> int:
@@ -141,6 +144,8 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     budget = usable_bytes(gpu, engine.gpu_memory_utilization)
     drafter = drafter_weight_bytes_per_gpu(dep)
     weights = weight_bytes_per_gpu(model, dep.precision, par) + drafter
+    extra = feature_memory(dep, weights)  # issue 13: LoRA slots in, offloaded weights out
+    weights += extra.lora_bytes - extra.offloaded_bytes
     activation = activation_peak_bytes(model, engine.max_num_batched_tokens, par.tp)
     # speculative decoding samples k + 1 positions of every sequence
     positions = 1 + (dep.speculation.num_tokens if dep.speculation else 0)
@@ -172,6 +177,8 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         rule_of_thumb_total_bytes=rule_of_thumb_bytes(count_params(model).total, dep.precision.bytes_per_param),
         drafter_weights_bytes=drafter,
         kv_scale=kv_scale,
+        lora_bytes=extra.lora_bytes,
+        offloaded_weights_bytes=extra.offloaded_bytes,
     )
 
 

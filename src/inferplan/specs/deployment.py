@@ -14,6 +14,7 @@ from inferplan.errors import InputError
 from inferplan.limits import MAX_PARALLEL, check_range
 from inferplan.specs.engines import EngineProfile, get_engine
 from inferplan.specs.environment import BARE_METAL, EnvironmentProfile, with_mig
+from inferplan.specs.features import NO_FEATURES, ServingFeatures
 from inferplan.specs.hardware import GpuSpec, LinkSpec, get_gpu, get_link, gpus_per_server, mig_slice, tp_link_for
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.parallelism import Parallelism
@@ -28,7 +29,8 @@ class Deployment:
     """What runs where. ``gpu`` is already the MIG slice when ``environment`` names one;
     ``tp_link_id`` / ``pp_link_id`` replace the GPU's own links (a PCIe-only server, a
     network between pipeline stages); None means the GPU's NVLink/XGMI domain, else PCIe.
-    ``speculation``: speculative decoding (None: none; see specs/speculation.py)."""
+    ``speculation``: speculative decoding (None: none; see specs/speculation.py); ``features``: prefix
+    caching, LoRA adapters and CPU offload (specs/features.py)."""
 
     model: ModelSpec
     gpu: GpuSpec
@@ -40,6 +42,7 @@ class Deployment:
     tp_link_id: str | None = None
     pp_link_id: str | None = None
     speculation: Speculation | None = None  # issue 14: speculative decoding
+    features: ServingFeatures = NO_FEATURES  # issue 13: prefix caching, LoRA adapters, CPU offload
 
     def __post_init__(self) -> None:
         profile = self.environment.mig_profile
@@ -76,6 +79,7 @@ class Deployment:
             + f" {self.precision.name}/{self.kv_dtype.name}-kv"
             + (f" over {self.tp_link_id}" if self.tp_link_id else "")
             + (f" +{self.speculation.label()}" if self.speculation else "")
+            + (f" ({self.features.label()})" if self.features.label() else "")
         )
 
     def key(self) -> tuple[object, ...]:
@@ -95,6 +99,7 @@ class Deployment:
             self.tp_link_id,
             self.pp_link_id,
             self.speculation.key() if self.speculation else None,
+            self.features.key(),
         )
 
     def with_replicas(self, dp: int) -> Deployment:
@@ -105,6 +110,9 @@ class Deployment:
 
     def with_speculation(self, speculation: Speculation | None) -> Deployment:
         return replace(self, speculation=speculation)
+
+    def with_features(self, features: ServingFeatures) -> Deployment:
+        return replace(self, features=features)
 
 
 @dataclass(frozen=True, slots=True)
