@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.realserver.servers import vllm_cpu
 from tests.realserver.tiny_model import make_tiny_model
 
+from inferplan.bench.import_formats import import_result_file
 from inferplan.bench.loop import run
 from inferplan.bench.serve import ServeSpec, run_sweep
 from inferplan.bench.store import ResultsStore
@@ -82,7 +83,7 @@ def main() -> int:
             )
             ours = run(run_sweep(spec, store))[0].summary
             theirs = json.loads((result_dir / "result.json").read_text())
-            imported = summarize_records(store.records(store.import_vllm_result(result_dir / "result.json")))
+            imported = summarize_records(store.records(import_result_file(store, result_dir / "result.json")[0]))
             print(f"concurrency {concurrency}: TTFT mean / p99 ms, TPOT mean ms, output tok/s")
             print(
                 f"  inferplan          {ours['ttft_s']['mean'] * 1e3:8.2f} / {ours['ttft_s']['p99'] * 1e3:8.2f}"

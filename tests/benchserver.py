@@ -10,19 +10,19 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
-from inferplan.bench.localserver import Behaviour, LocalServer
+from inferplan.bench.localserver import Batching, Behaviour, LocalServer
 
 
 @contextlib.contextmanager
 def threaded_server(
-    plan: Callable[[int], Behaviour], metrics: str = "ok", tokenize: str = "none"
+    plan: Callable[[int], Behaviour], metrics: str = "ok", tokenize: str = "none", batching: Batching | None = None
 ) -> Iterator[LocalServer]:
     ready = threading.Event()
     state: dict[str, object] = {}
 
     def main() -> None:
         async def run() -> None:
-            server = LocalServer(plan, metrics, tokenize)
+            server = LocalServer(plan, metrics, tokenize, batching)
             await server.start()
             stop = asyncio.Event()
             state["server"], state["stop"] = server, stop
@@ -47,10 +47,11 @@ def threaded_server(
 
 
 @contextlib.contextmanager
-def process_server(token_delay_s: float) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``python -m inferplan.bench.localserver`` in a child process; yields its URL."""
+def process_server(token_delay_s: float, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``python -m inferplan.bench.localserver`` in a child process (with more of its
+    ``options``, e.g. "--ttft-delay", "0.05"); yields its URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "inferplan.bench.localserver", "--token-delay", str(token_delay_s)],
+        [sys.executable, "-m", "inferplan.bench.localserver", "--token-delay", str(token_delay_s), *options],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inferplan.bench.client import RequestRecord
+from inferplan.bench.import_formats import import_result_file
 from inferplan.bench.localserver import Behaviour
 from inferplan.bench.store import ResultsStore
 from inferplan.bench.telemetry import parse_prometheus
@@ -116,15 +117,15 @@ def test_import_vllm_bench_result(tmp_path: Path) -> None:
         )
     )
     store = ResultsStore(tmp_path / "r.db")
-    run_id = store.import_vllm_result(path)
+    (run_id,) = import_result_file(store, path)
     recs = store.records(run_id)
     assert [r.output_tokens for r in recs] == [3, 2]
     assert recs[0].chunk_times_s == pytest.approx([0.05, 0.06, 0.072])
     assert store.run(run_id).kind == "vllm-bench"
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    with pytest.raises(ConfigError, match="not a 'vllm bench serve --save-result' file"):
-        store.import_vllm_result(bad)
+    with pytest.raises(ConfigError, match="not a result file of vllm bench serve"):
+        import_result_file(store, bad)
     store.close()
 
 

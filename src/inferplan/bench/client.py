@@ -29,7 +29,7 @@ from inferplan.bench.sse import DONE, MalformedStream, SseParser, parse_chunk
 from inferplan.errors import InputError
 from inferplan.perf.workload import Arrivals
 
-__all__ = ["BenchConfig", "Prompt", "RequestRecord", "run_load", "send_request", "server_root"]
+__all__ = ["BenchConfig", "Prompt", "RequestRecord", "run_load", "schedule", "send_request", "server_root"]
 
 ERROR_BODY_BYTES = 64 << 10
 
@@ -211,19 +211,31 @@ async def send_request(client: Transport, cfg: BenchConfig, rec: RequestRecord, 
     await _one(client, cfg, rec, prompt, t0)
 
 
+def schedule(cfg: BenchConfig, n: int) -> list[RequestRecord]:
+    """``n`` requests, numbered from 0, at the times ``cfg``'s arrivals give (0 for a fixed
+    concurrency, whose requests are stamped when a stream takes them)."""
+    arr = cfg.arrivals
+    times = arr.times(random.Random(cfg.seed), n) if arr.kind in ("poisson", "gamma") else [0.0] * n
+    return [RequestRecord(i, float(times[i])) for i in range(n)]
+
+
 async def run_load(
     cfg: BenchConfig,
     prompts: list[Prompt],
     on_record: Callable[[RequestRecord], None],
     transport: Transport | None = None,
+    records: list[RequestRecord] | None = None,
 ) -> list[RequestRecord]:
     """Send every prompt (bounded by ``cfg.duration_s``); each finished record goes to
-    ``on_record`` at once, so an interrupted run keeps everything already measured."""
+    ``on_record`` at once, so an interrupted run keeps everything already measured.
+    ``records``: the requests already scheduled, one per prompt in order (a worker's share of
+    a schedule split over several, :mod:`inferplan.bench.distributed`); default :func:`schedule`."""
     n = len(prompts)
     arr = cfg.arrivals
-    schedule = arr.times(random.Random(cfg.seed), n) if arr.kind in ("poisson", "gamma") else [0.0] * n
     slots = arr.concurrency if arr.kind == "concurrency" else (cfg.max_concurrency or n)
-    records = [RequestRecord(i, float(schedule[i])) for i in range(n)]
+    records = schedule(cfg, n) if records is None else records
+    if len(records) != n:
+        raise InputError(f"{len(records)} scheduled requests for {n} prompts")
     sem = asyncio.Semaphore(max(slots, 1))
     client = transport or cfg.transport()
     t0 = time.perf_counter()
@@ -232,35 +244,35 @@ async def run_load(
     def expired() -> bool:
         return deadline is not None and time.perf_counter() - t0 > deadline
 
-    async def send(rec: RequestRecord) -> None:
+    async def send(rec: RequestRecord, prompt: Prompt) -> None:
         try:
-            await _one(client, cfg, rec, prompts[rec.index], t0)
+            await _one(client, cfg, rec, prompt, t0)
         finally:
             on_record(rec)  # also when cancelled in flight
 
-    async def fire(rec: RequestRecord) -> None:
+    async def fire(rec: RequestRecord, prompt: Prompt) -> None:
         delay = rec.scheduled_s - (time.perf_counter() - t0)
         if delay > 0:
             await asyncio.sleep(delay)
         if expired():
             return
         async with sem:  # a capped open loop: time waiting for a slot counts in TTFT
-            await send(rec)
+            await send(rec, prompt)
 
-    queue = iter(records)
+    queue = zip(records, prompts, strict=True)
 
     async def worker() -> None:
-        for rec in queue:
+        for rec, prompt in queue:
             if expired():
                 return
             rec.scheduled_s = time.perf_counter() - t0
-            await send(rec)
+            await send(rec, prompt)
 
     try:
         if arr.kind == "concurrency":
             await asyncio.gather(*(worker() for _ in range(min(slots, n))))
         else:
-            await asyncio.gather(*(fire(r) for r in records))
+            await asyncio.gather(*(fire(r, p) for r, p in zip(records, prompts, strict=True)))
     finally:
         await client.aclose()
     return [r for r in records if not math.isnan(r.sent_s)]  # the ones actually sent

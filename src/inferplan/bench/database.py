@@ -20,15 +20,28 @@ from urllib.parse import quote
 from inferplan.bench.writer import BUSY_TIMEOUT_S, replay_spill, retrying, spill_path
 from inferplan.errors import ConfigError
 
-__all__ = ["LOCK_WAIT_S", "SCHEMA", "SCHEMA_VERSION", "Opened", "default_db_path", "open_database", "refusal"]
+__all__ = [
+    "LOCK_WAIT_S",
+    "MIGRATIONS",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "Opened",
+    "default_db_path",
+    "has_column",
+    "open_database",
+    "refusal",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOCK_WAIT_S = 60.0  # how long a write waits out another process's lock before giving up
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT,
+  status TEXT NOT NULL, url TEXT, model TEXT, config TEXT NOT NULL, summary TEXT);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, started_at TEXT NOT NULL,
   finished_at TEXT, status TEXT NOT NULL, url TEXT, model TEXT, config TEXT NOT NULL,
-  machine TEXT NOT NULL, summary TEXT);
+  machine TEXT NOT NULL, summary TEXT, sweep_id INTEGER REFERENCES sweeps(id));
 CREATE TABLE IF NOT EXISTS requests (
   run_id INTEGER NOT NULL REFERENCES runs(id), idx INTEGER NOT NULL, scheduled_s REAL,
   sent_s REAL, first_token_s REAL, end_s REAL, input_tokens INTEGER, output_tokens INTEGER,
@@ -40,6 +53,12 @@ CREATE TABLE IF NOT EXISTS measurements (
   run_id INTEGER NOT NULL REFERENCES runs(id), name TEXT NOT NULL, value REAL NOT NULL,
   unit TEXT NOT NULL, params TEXT NOT NULL);
 """
+#: what each schema version added to the one before: (table, column, its declaration); a
+#: database of an older version gets each missing column when it is next opened for writing
+#: (the tables are created by :data:`SCHEMA`)
+MIGRATIONS = {
+    2: [("runs", "sweep_id", "INTEGER REFERENCES sweeps(id)")],  # sweeps: the runs of one `bench sweep`
+}
 READ_ONLY = "the results database is read-only (inferplan runs can still read it)"
 
 
@@ -96,10 +115,23 @@ def _writable(path: Path, must: bool) -> Opened:
     return Opened(_read_only(path), True, 0)
 
 
+def has_column(db: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add what later schema versions added (each step checked, so it is never applied twice)."""
+    for version in sorted(MIGRATIONS):
+        for table, column, declaration in MIGRATIONS[version]:
+            if not has_column(db, table, column):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
 def _setup(path: Path, db: sqlite3.Connection) -> int:
     db.execute("PRAGMA journal_mode=WAL")
     with db:
         db.executescript(SCHEMA)
+        _migrate(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     spill = spill_path(path)
     return replay_spill(db, spill) if spill.exists() else 0

@@ -4,7 +4,7 @@ network can show a benchmark client, on demand.
 
 It speaks just enough HTTP/1.1 (keep-alive, chunked transfer) for ``/v1/completions``,
 ``/v1/chat/completions`` (in the OpenAI stream formats, :mod:`inferplan.bench.openai_stream`),
-``/tokenize``, ``/metrics`` and ``/health``; behaviour per request comes from
+``/tokenize``, ``/metrics``, ``/health``, ``/v1/models`` and ``/version``; behaviour per request comes from
 ``plan(request_number) -> Behaviour``, behaviour of ``/metrics`` and ``/tokenize`` from the
 server's ``metrics`` and ``tokenize`` modes. Its ``/metrics`` also counts prefix-cache queries and
 hits as vLLM does, over blocks of :data:`CACHE_BLOCK_WORDS` words (each request's prompt words, its
@@ -24,9 +24,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from inferplan import __version__
 from inferplan.bench.openai_stream import StreamFormat
 
-__all__ = ["CORRUPTIONS", "HTTP_FAULTS", "Behaviour", "LocalServer", "main", "serve"]
+__all__ = ["CORRUPTIONS", "HTTP_FAULTS", "Batching", "Behaviour", "LocalServer", "main", "serve"]
 
 #: payloads of the wrong shape: each replaces the second content chunk
 CORRUPTIONS = {
@@ -119,16 +120,48 @@ class _WordCache:
         self.blocks.update(keys)
 
 
+@dataclass(frozen=True, slots=True)
+class Batching:
+    """A continuous-batching server in miniature, for sweeps that must find a knee: at most
+    ``max_running`` streams decode at once (the rest wait, first come first served); each
+    token, the first included, takes one step of ``step_s + step_per_running_s x running``
+    after the one before, on top of the request's own :class:`Behaviour` delays."""
+
+    max_running: int = 8
+    step_s: float = 0.01
+    step_per_running_s: float = 0.002
+
+    def step_time_s(self, running: int) -> float:
+        """One step with ``running`` streams in the batch."""
+        return self.step_s + self.step_per_running_s * running
+
+    def capacity_per_s(self, output_tokens: int) -> float:
+        """Requests per second at saturation (Little's law): ``max_running`` streams, each
+        ``output_tokens`` steps of a full batch."""
+        return self.max_running / (output_tokens * self.step_time_s(self.max_running))
+
+
+_INFO = {  # who this server is, as vLLM answers it
+    "/v1/models": b'{"object": "list", "data": [{"id": "local", "object": "model", "owned_by": "inferplan"}]}',
+    "/version": json.dumps({"version": __version__}).encode(),
+}
 _HEAD_200 = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 _FOREVER_S = 3600.0
 
 
 class LocalServer:
     """``metrics``: 'ok', 'hang' (never answers) or 'none' (404); ``tokenize``: 'none' (404),
-    'ok' (counts words) or 'hang'."""
+    'ok' (counts words) or 'hang'; ``batching``: a server whose speed depends on its load."""
 
-    def __init__(self, plan: Callable[[int], Behaviour], metrics: str = "ok", tokenize: str = "none") -> None:
-        self.plan, self.metrics, self.tokenize = plan, metrics, tokenize
+    def __init__(
+        self,
+        plan: Callable[[int], Behaviour],
+        metrics: str = "ok",
+        tokenize: str = "none",
+        batching: Batching | None = None,
+    ) -> None:
+        self.plan, self.metrics, self.tokenize, self.batching = plan, metrics, tokenize, batching
+        self._slots = asyncio.Semaphore(batching.max_running) if batching else None
         self.requests = 0
         self.running = 0
         self.server: asyncio.Server | None = None
@@ -187,6 +220,8 @@ class LocalServer:
             return await self._metrics(writer)
         if path == "/tokenize":
             return await self._tokenize(body, writer)
+        if method == "GET" and path in _INFO:
+            return await _plain(writer, 200, _INFO[path])
         if method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
             return await _plain(writer, 404, b'{"error": "not found"}')
         received = time.perf_counter()
@@ -203,11 +238,22 @@ class LocalServer:
         tokens = int(b.max_tokens if b.max_tokens is not None else request.get("max_tokens") or 16)
         fmt = StreamFormat.for_request(path, request, self.requests)
         prompt_tokens = len(str(request.get("prompt") or request.get("messages") or "").split())
-        self.running += 1
-        try:
-            return await self._stream(writer, b, (fmt, tokens, prompt_tokens), received)
-        finally:
-            self.running -= 1
+        async with self._slots or contextlib.nullcontext():
+            self.running += 1
+            try:
+                return await self._stream(writer, b, (fmt, tokens, prompt_tokens), received)
+            finally:
+                self.running -= 1
+
+    def _pace(self, b: Behaviour) -> Callable[[int], float]:
+        """The wait before token ``i``."""
+        batching = self.batching
+
+        def pace(i: int) -> float:
+            own = b.ttft_delay_s if i == 0 else b.token_delay_s
+            return own + (batching.step_time_s(self.running) if batching else 0.0)
+
+        return pace
 
     async def _metrics(self, writer: asyncio.StreamWriter) -> bool:
         if self.metrics == "hang":
@@ -239,7 +285,7 @@ class LocalServer:
         if b.stall_s:
             await writer.drain()
             await asyncio.sleep(b.stall_s)
-        async for event in _events(b, shape, received):
+        async for event in _events(b, shape, received, self._pace(b)):
             if event is None:
                 writer.close()  # cut the stream mid-way
                 return False
@@ -250,20 +296,22 @@ class LocalServer:
         return True
 
 
-async def _events(b: Behaviour, shape: tuple[StreamFormat, int, int], received: float) -> AsyncIterator[bytes | None]:
+async def _events(
+    b: Behaviour, shape: tuple[StreamFormat, int, int], received: float, pace: Callable[[int], float]
+) -> AsyncIterator[bytes | None]:
     fmt, tokens, prompt_tokens = shape
     if fmt.chat and b.role_chunk:
         yield fmt.event(fmt.role())
-    if b.ttft_delay_s:
-        await asyncio.sleep(b.ttft_delay_s)
+    if wait := pace(0):
+        await asyncio.sleep(wait)
     for i in range(tokens):
         if b.close_after is not None and i >= b.close_after:
             yield None
             return
         if i == 1 and b.corrupt is not None:
             yield CORRUPTIONS[b.corrupt]
-        if i and b.token_delay_s:
-            await asyncio.sleep(b.token_delay_s)
+        if i and (wait := pace(i)):
+            await asyncio.sleep(wait)
         if i == 1 and b.stall_after_first_s:
             await asyncio.sleep(b.stall_after_first_s)
         obj = fmt.content(f"t{i} ", "length" if i == tokens - 1 else None)
@@ -318,18 +366,23 @@ async def serve(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve until killed: ``--port`` (0: any free one), ``--token-delay`` seconds."""
+    """Serve until killed: ``--port`` (0: any free one), ``--token-delay`` and ``--ttft-delay``
+    seconds, and with ``--max-running N`` a :class:`Batching` server (``--step``, ``--step-per-running``)."""
     from inferplan.bench.loop import run
 
     parser = argparse.ArgumentParser(description="inferplan's local OpenAI-compatible streaming server")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--ttft-delay", type=float, default=0.0)
+    parser.add_argument("--max-running", type=int, default=0, help="batching: streams decoding at once (0: no limit)")
+    parser.add_argument("--step", type=float, default=0.01, help="batching: seconds per step")
+    parser.add_argument("--step-per-running", type=float, default=0.002, help="batching: seconds per stream per step")
     args = parser.parse_args(argv)
+    batching = Batching(args.max_running, args.step, args.step_per_running) if args.max_running > 0 else None
 
     async def forever() -> None:
         behaviour = Behaviour(ttft_delay_s=args.ttft_delay, token_delay_s=args.token_delay)
-        server = LocalServer(lambda _: behaviour, tokenize="ok")
+        server = LocalServer(lambda _: behaviour, tokenize="ok", batching=batching)
         await server.start(args.port)
         sys.stdout.write(f"{server.url}\n")
         sys.stdout.flush()

@@ -14,6 +14,11 @@ its send lag plus how long after the server sent a chunk the client stamped it; 
 TPOT how much later one chunk was stamped than another. It is reported at p50, p99 and max
 beside both distributions. The first ``concurrency`` requests (opening connections) are left
 out when there are more than twice as many.
+
+What one client process *sustains* (:func:`sustained_chunks_per_s`) is the most content chunks
+per second at a point where its share of ITL at p99 stayed within 10% of the server's gap
+between tokens; ``bench serve`` warns when a load needs more than that from each of its
+workers (:mod:`inferplan.bench.headroom`).
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ import numpy as np
 
 from inferplan.bench.client import BenchConfig, run_load
 from inferplan.bench.deadline import Timeouts
+from inferplan.bench.distortion import SHARE
 from inferplan.bench.localserver import Behaviour, LocalServer
 from inferplan.bench.loop import LoopLag, run
 from inferplan.bench.record import Prompt, RequestRecord
 from inferplan.errors import BenchmarkError
 from inferplan.perf.workload import Arrivals
 
-__all__ = ["METRICS", "SelfCheck", "quantiles", "run_self_check", "self_check_figures"]
+__all__ = ["METRICS", "SelfCheck", "quantiles", "run_self_check", "self_check_figures", "sustained_chunks_per_s"]
 
 METRICS = ("ttft", "itl", "tpot", "e2e")
 
@@ -62,6 +68,20 @@ class SelfCheck:
     send_lag_s: dict[str, float | None]
     loop_lag_s: dict[str, float | None]
     wall_s: float
+    chunks_per_s: float = 0.0  # content chunks the client stamped per second of the run
+
+    def sustained(self, token_delay_s: float) -> bool:
+        """Whether the client kept up: its share of ITL at p99 at most :data:`SHARE` of the
+        server's gap between tokens."""
+        client = self.figures["itl"]["client"]["p99"]
+        return client is not None and client <= SHARE * token_delay_s
+
+
+def sustained_chunks_per_s(points: list[SelfCheck], token_delay_s: float) -> float | None:
+    """What one client process sustains: the most content chunks per second of the points
+    at which it kept up (None when it kept up at none)."""
+    kept_up = [p.chunks_per_s for p in points if p.sustained(token_delay_s)]
+    return max(kept_up) if kept_up else None
 
 
 def _pairs(r: RequestRecord) -> dict[str, tuple[list[float], list[float]]]:
@@ -161,6 +181,7 @@ def run_self_check(
         quantiles([r.sent_s - r.scheduled_s for r in steady]),
         quantiles(lags),
         wall,
+        sum(len(r.chunk_times_s) for r in records if r.ok) / max(wall, 1e-9),
     )
 
 

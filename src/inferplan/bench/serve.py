@@ -6,6 +6,10 @@ Nothing measured is lost: records are written off the event loop as they complet
 cancelled, and every run ends in a final status: ``complete`` (every request succeeded),
 ``partial`` (some failed), ``failed`` (none succeeded) or ``interrupted``. A sweep stops
 early when a point could not reach the server at all.
+
+Who sends the load is a :class:`Sender`: this process (:class:`LocalSender`, the default) or
+Ray workers on other machines (:class:`inferplan.bench.distributed.RaySender`); the run's
+storage, telemetry and summary are the same for both.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import gc
 import math
 import os
 import platform
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from inferplan.bench.cache_counters import cache_counters, counter_increase
@@ -28,9 +32,10 @@ from inferplan.bench.deadline import Timeouts
 from inferplan.bench.distortion import client_lags, distortion_warning
 from inferplan.bench.http import PooledTransport
 from inferplan.bench.loop import LoopLag, loop_name
-from inferplan.bench.multiturn import SessionTraffic, make_sessions, run_sessions
+from inferplan.bench.multiturn import Session, SessionTraffic, make_sessions, run_sessions
 from inferplan.bench.prompts import PROBE_TIMEOUT_S, TokenCounter, dataset_prompts, shared_prefixes, synthetic_prompts
 from inferplan.bench.record import Prompt, RequestRecord
+from inferplan.bench.server_info import probe_server
 from inferplan.bench.store import ResultsStore
 from inferplan.bench.summary import final_status, summarize_records
 from inferplan.bench.telemetry import Scraper
@@ -41,7 +46,16 @@ from inferplan.perf.metrics import Slo
 from inferplan.perf.sessions import TrafficShape
 from inferplan.perf.workload import Arrivals
 
-__all__ = ["PointResult", "ServeSpec", "machine_description", "public_url", "run_sweep"]
+__all__ = [
+    "LocalSender",
+    "PointResult",
+    "Sender",
+    "ServeSpec",
+    "machine_description",
+    "public_url",
+    "run_point",
+    "run_sweep",
+]
 
 UNREACHABLE = frozenset({"connection", "connect_timeout"})
 
@@ -71,6 +85,8 @@ class ServeSpec:
     adapters: tuple[str, ...] = ()
     isolate_cache: bool = False
     tokens_per_word: float = TOKENS_PER_WORD
+    server_gpu: str | None = None  # the server's GPU as the user named it (a label: no server tells it)
+    telemetry: bool = True  # scrape the server's /metrics during the run
 
     @property
     def shaped(self) -> bool:
@@ -128,6 +144,7 @@ class ServeSpec:
             "duration_s": self.duration_s,
             "timeouts": asdict(self.timeouts),
             "headers": sorted({name.lower() for name, _ in self.headers}),
+            "telemetry": self.telemetry,
         }
 
 
@@ -146,6 +163,63 @@ class PointResult:
     def unreachable(self) -> bool:
         s = self.summary
         return s["sent"] > 0 and s["succeeded"] == 0 and set(s["failures"]) <= UNREACHABLE
+
+
+class Sender(Protocol):
+    """Sends one point's requests and hands each finished record to ``on_record``; what it
+    knows of its own delays stays readable after an interruption."""
+
+    async def send(self, cfg: BenchConfig, prompts: list[Prompt], on_record: Callable[[RequestRecord], None]) -> None:
+        """Send every prompt; every sent request reaches ``on_record`` exactly once."""
+
+    def loop_lags_s(self) -> list[float]:
+        """How late the sending event loop(s) ran their timers."""
+
+    def report(self) -> dict[str, Any]:
+        """What the sender adds to the run's summary (e.g. its workers); empty for one process."""
+
+    def incomplete(self) -> bool:
+        """True when part of the load could not be sent or reported (a worker died)."""
+
+
+class LocalSender:
+    """The load from this process, on its own event loop."""
+
+    def __init__(self) -> None:
+        self._lag = LoopLag()
+
+    async def send(self, cfg: BenchConfig, prompts: list[Prompt], on_record: Callable[[RequestRecord], None]) -> None:
+        self._lag.start()
+        try:
+            await run_load(cfg, prompts, on_record)
+        finally:
+            self._lag.stop()
+
+    def loop_lags_s(self) -> list[float]:
+        return self._lag.lags_s()
+
+    def report(self) -> dict[str, Any]:
+        return {}
+
+    def incomplete(self) -> bool:
+        return False
+
+
+class SessionSender(LocalSender):
+    """Issue 13's shaped traffic from this process: sessions whose turns wait for the replies
+    before them, shared prompts, adapters; the prompts were dealt into ``sessions`` already."""
+
+    def __init__(self, traffic: SessionTraffic, sessions: list[Session]) -> None:
+        super().__init__()
+        self._traffic, self._sessions = traffic, sessions
+
+    async def send(self, cfg: BenchConfig, prompts: list[Prompt], on_record: Callable[[RequestRecord], None]) -> None:
+        del prompts  # dealt into the sessions
+        self._lag.start()
+        try:
+            await run_sessions(cfg, self._traffic, self._sessions, on_record)
+        finally:
+            self._lag.stop()
 
 
 def public_url(url: str) -> str:
@@ -187,21 +261,39 @@ async def _traffic(spec: ServeSpec, transport: PooledTransport) -> SessionTraffi
 
 
 async def run_sweep(
-    spec: ServeSpec, store: ResultsStore, progress: Callable[[int, RequestRecord], None] | None = None
+    spec: ServeSpec,
+    store: ResultsStore,
+    progress: Callable[[int, RequestRecord], None] | None = None,
+    sender: Callable[[], Sender] = LocalSender,
 ) -> list[PointResult]:
-    """Run every point of the sweep; records are stored as they complete."""
+    """Run every point of the sweep; records are stored as they complete. ``sender`` makes
+    the sender of each point."""
     store.require_writable()
     results: list[PointResult] = []
     for arrivals in spec.points():
-        results.append(await _run_point(spec, store, arrivals, progress))
+        results.append(await run_point(spec, store, arrivals, progress, Point(sender())))
         if results[-1].unreachable:
             break  # the next points would fail the same way
     return results
 
 
-async def _run_point(
-    spec: ServeSpec, store: ResultsStore, arrivals: Arrivals, progress: Callable[[int, RequestRecord], None] | None
+@dataclass(frozen=True, slots=True)
+class Point:
+    """How one point is sent and where it is filed: its sender, and the sweep it belongs to."""
+
+    sender: Sender = field(default_factory=LocalSender)
+    sweep_id: int | None = None
+
+
+async def run_point(
+    spec: ServeSpec,
+    store: ResultsStore,
+    arrivals: Arrivals,
+    progress: Callable[[int, RequestRecord], None] | None = None,
+    point: Point | None = None,
 ) -> PointResult:
+    """One point at ``arrivals``: warm-up, then a run stored as it goes."""
+    point = point or Point()
     cfg = spec.config(arrivals)
     helper = cfg.transport()
     turns = spec.shape.turns
@@ -219,22 +311,24 @@ async def _run_point(
                 headers=cfg.headers,
             )
             await run_load(warm, prompts[: spec.warmup], lambda _: None)
+        server = await probe_server(helper, cfg.root, spec.timeouts) | {"gpu": spec.server_gpu}
+        machine = machine_description() | {"server": server}
         stored = spec.stored(arrivals, exact)
-        load: Callable[[Callable[[RequestRecord], None]], Awaitable[object]]
+        sender = point.sender
         if spec.shaped:  # issue 13: sessions, shared prompts, adapters
+            if not isinstance(sender, LocalSender):
+                raise InputError(
+                    "--multi-turn, --shared-prefix, --lora-adapters and --isolate-cache send from one process "
+                    "(each turn waits for the reply before it); drop --ray/--workers for such traffic"
+                )
             traffic = await _traffic(spec, helper)
             sessions = make_sessions(traffic, prompts[spec.warmup :], spec.seed)
             stored["traffic"] = traffic.stored(sessions)
-
-            def load(on_record: Callable[[RequestRecord], None]) -> Awaitable[object]:
-                return run_sessions(cfg, traffic, sessions, on_record)
-        else:
-
-            def load(on_record: Callable[[RequestRecord], None]) -> Awaitable[object]:
-                return run_load(cfg, prompts[spec.warmup :], on_record)
-
-        run_id = store.start_run("serve", stored, machine_description(), public_url(spec.url), spec.model)
-        return await _measure(spec, store, (run_id, cfg, helper), load, progress)
+            sender = SessionSender(traffic, sessions)
+        run_id = store.start_run("serve", stored, machine, public_url(spec.url), spec.model)
+        if point.sweep_id is not None:
+            store.add_to_sweep(run_id, point.sweep_id)
+        return await _measure(spec, store, (run_id, cfg, helper, sender), prompts[spec.warmup :], progress)
     finally:
         await helper.aclose()
 
@@ -242,11 +336,11 @@ async def _run_point(
 async def _measure(
     spec: ServeSpec,
     store: ResultsStore,
-    run: tuple[int, BenchConfig, PooledTransport],
-    load: Callable[[Callable[[RequestRecord], None]], Awaitable[object]],
+    run: tuple[int, BenchConfig, PooledTransport, Sender],
+    prompts: list[Prompt],
     progress: Callable[[int, RequestRecord], None] | None,
 ) -> PointResult:
-    run_id, cfg, helper = run
+    run_id, cfg, helper, sender = run
     writer = RecordWriter(store.path, run_id, store.lock_wait_s)
     records: list[RequestRecord] = []
 
@@ -258,27 +352,29 @@ async def _measure(
 
     before = await cache_counters(helper, cfg.root, spec.timeouts)  # issue 13: the server's hit counters
     scraper = Scraper(helper, cfg.root, writer.add_telemetry, spec.timeouts)
+    if not spec.telemetry:
+        scraper.available, scraper.error = False, "not scraped (--no-telemetry)"
     stop = asyncio.Event()
     scraping = asyncio.create_task(scraper.run(stop))
-    lag = LoopLag()
-    lag.start()
     status, after = "interrupted", None
     gc.collect()
     gc.freeze()  # a collection during the run walks only what the run made, not every loaded module
     try:
-        await load(on_record)
+        await sender.send(cfg, prompts, on_record)
         status = final_status(records)
+        if sender.incomplete():  # a worker died: what it had not reported was never measured
+            status = "partial" if any(r.ok for r in records) else "failed"
         after = await cache_counters(helper, cfg.root, spec.timeouts)
     finally:
         gc.unfreeze()
-        lag.stop()
         stop.set()
         scraping.cancel()  # a scrape in flight is dropped, not waited for
         with contextlib.suppress(asyncio.CancelledError):
             await scraping
         storage = writer.close()
         summary = summarize_records(records, spec.slo)
-        summary |= {"client": client_lags(lag.lags_s(), records), "telemetry": scraper.summary()}
+        summary |= {"client": client_lags(sender.loop_lags_s(), records), "telemetry": scraper.summary()}
+        summary |= sender.report()
         summary["prefix_cache"] = counter_increase(before, after)
         summary["warning"] = distortion_warning(summary)
         summary["storage"] = {"written": storage.written, "spilled": storage.spilled, "lost": storage.lost}

@@ -1,9 +1,12 @@
 """The results database: every run and every request in SQLite, written as it happens, so
 a crash or Ctrl-C loses nothing already measured.
 
-Schema version 1 (``PRAGMA user_version``): ``runs`` (one benchmark run or import),
+Schema version 2 (``PRAGMA user_version``): ``runs`` (one benchmark run or import; ``sweep_id``
+when it is a point of a sweep), ``sweeps`` (one ``bench sweep``: its settings and its knee),
 ``requests`` (one row per request, inter-token gaps as JSON), ``telemetry`` (server
-metrics sampled during a run), ``measurements`` (micro-benchmark figures).
+metrics sampled during a run), ``measurements`` (micro-benchmark figures). A version-1
+database gets the ``sweeps`` table and the ``sweep_id`` column when next opened for writing
+(:data:`~inferplan.bench.database.MIGRATIONS`); opened read-only, it reads as having no sweeps.
 
 Opening (:mod:`inferplan.bench.database`) refuses a corrupt database and opens one that
 cannot be written read-only: it can be listed, shown and exported, and every write is
@@ -23,9 +26,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from inferplan.bench.database import LOCK_WAIT_S, READ_ONLY, SCHEMA_VERSION, default_db_path, open_database, refusal
+from inferplan.bench.database import (
+    LOCK_WAIT_S,
+    READ_ONLY,
+    SCHEMA_VERSION,
+    default_db_path,
+    has_column,
+    open_database,
+    refusal,
+)
+from inferplan.bench.imported import Imported
 from inferplan.bench.record import RequestRecord
-from inferplan.bench.vllm_result import read_vllm_result
 from inferplan.bench.writer import (
     FINISH_RUN,
     INSERT_REQUEST,
@@ -37,7 +48,7 @@ from inferplan.bench.writer import (
 )
 from inferplan.errors import ConfigError
 
-__all__ = ["REQUEST_COLUMNS", "SCHEMA_VERSION", "ResultsStore", "RunInfo", "default_db_path"]
+__all__ = ["REQUEST_COLUMNS", "SCHEMA_VERSION", "ResultsStore", "RunInfo", "SweepInfo", "default_db_path"]
 
 T = TypeVar("T")
 
@@ -80,6 +91,24 @@ class RunInfo:
     machine: dict[str, Any]
     summary: dict[str, Any] | None
     num_requests: int
+    sweep_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepInfo:
+    id: int
+    started_at: str
+    finished_at: str | None
+    status: str
+    url: str | None
+    model: str | None
+    config: dict[str, Any]
+    summary: dict[str, Any] | None
+    run_ids: list[int]
+
+
+_RUN_COLUMNS = "r.id, r.kind, r.started_at, r.finished_at, r.status, r.url, r.model, r.config, r.machine, r.summary"
+_COUNT = "(SELECT COUNT(*) FROM requests q WHERE q.run_id = r.id)"
 
 
 class ResultsStore:
@@ -98,6 +127,7 @@ class ResultsStore:
         opened = open_database(self.path, writable, check)
         self.db, self.read_only = opened.db, opened.read_only
         self.recovered = opened.recovered  # spill-file entries written in at opening
+        self._sweeps = self._read(lambda: has_column(self.db, "runs", "sweep_id"))  # False: a version-1 file
 
     def _refuse(self, what: str, exc: BaseException | None = None) -> ConfigError:
         return refusal(self.path, what, exc)
@@ -174,22 +204,60 @@ class ResultsStore:
             return spill
         return None
 
+    def start_sweep(self, config: dict[str, Any], url: str | None, model: str | None) -> int:
+        ids: list[int] = []
+        row = (_now(), "running", url, model, json.dumps(config))
+
+        def insert() -> None:
+            sql = "INSERT INTO sweeps (started_at, status, url, model, config) VALUES (?, ?, ?, ?, ?)"
+            ids.append(int(self.db.execute(sql, row).lastrowid or 0))
+
+        self._write(insert)
+        return ids[-1]
+
+    def add_to_sweep(self, run_id: int, sweep_id: int) -> None:
+        self._write(lambda: self.db.execute("UPDATE runs SET sweep_id = ? WHERE id = ?", (sweep_id, run_id)))
+
+    def finish_sweep(self, sweep_id: int, status: str, summary: dict[str, Any]) -> None:
+        row = (status, _now(), json.dumps(_finite(summary)), sweep_id)
+        sql = "UPDATE sweeps SET status = ?, finished_at = ?, summary = ? WHERE id = ?"
+        self._write(lambda: self.db.execute(sql, row))
+
     # -- reading ---------------------------------------------------------------------------
-    def runs(self) -> list[RunInfo]:
-        rows = self._read(
-            lambda: self.db.execute(
-                "SELECT r.*, (SELECT COUNT(*) FROM requests q WHERE q.run_id = r.id) FROM runs r ORDER BY r.id"
-            ).fetchall()
+    def sweep(self, sweep_id: int) -> SweepInfo:
+        def read() -> tuple[Any, list[Any]]:
+            if not self._sweeps:  # a version-1 file: no sweeps
+                return None, []
+            row = self.db.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+            runs = self.db.execute("SELECT id FROM runs WHERE sweep_id = ? ORDER BY id", (sweep_id,)).fetchall()
+            return row, runs if row else []
+
+        row, runs = self._read(read)
+        if row is None:
+            raise ConfigError(f"no sweep {sweep_id} in {self.path}; 'inferplan runs' lists the sweeps beside the runs")
+        config, summary = _json(row[6], None), _json(row[7], None)
+        return SweepInfo(
+            _int(row[0]),
+            str(row[1]),
+            None if row[2] is None else str(row[2]),
+            str(row[3]),
+            None if row[4] is None else str(row[4]),
+            None if row[5] is None else str(row[5]),
+            config if isinstance(config, dict) else {},
+            summary if isinstance(summary, dict) else None,
+            [_int(r[0]) for r in runs],
         )
+
+    def _select_runs(self, where: str) -> str:
+        sweep = "r.sweep_id" if self._sweeps else "NULL"
+        return f"SELECT {_RUN_COLUMNS}, {_COUNT}, {sweep} FROM runs r {where} ORDER BY r.id"
+
+    def runs(self) -> list[RunInfo]:
+        rows = self._read(lambda: self.db.execute(self._select_runs("")).fetchall())
         return [self._info(row) for row in rows]
 
     def run(self, run_id: int) -> RunInfo:
-        row = self._read(
-            lambda: self.db.execute(
-                "SELECT r.*, (SELECT COUNT(*) FROM requests q WHERE q.run_id = r.id) FROM runs r WHERE r.id = ?",
-                (run_id,),
-            ).fetchone()
-        )
+        row = self._read(lambda: self.db.execute(self._select_runs("WHERE r.id = ?"), (run_id,)).fetchone())
         if row is None:
             known = ", ".join(str(r.id) for r in self.runs()[-10:]) or "none"
             raise ConfigError(f"no run {run_id} in {self.path}; recent runs: {known} (inferplan runs)")
@@ -213,6 +281,7 @@ class ResultsStore:
             machine if isinstance(machine, dict) else {},
             summary if isinstance(summary, dict) else None,
             _int(row[10]),
+            _int(row[11]) if row[11] is not None else None,
         )
 
     def requests(self, run_id: int) -> list[dict[str, Any]]:
@@ -304,14 +373,13 @@ class ResultsStore:
             for row in rows:
                 writer.writerow(row | {"itl_s": json.dumps(row["itl_s"])})
 
-    def import_vllm_result(self, path: Path) -> int:
-        """A ``vllm bench serve --save-result`` JSON file becomes a run (kind 'vllm-bench')."""
-        result = read_vllm_result(path)
+    def add_imported(self, run: Imported) -> int:
+        """A run read from another client's result file (kind vllm-bench, guidellm or aiperf)."""
         self.require_writable()
-        run_id = self.start_run("vllm-bench", result.config, {"source": str(path)}, model=result.model)
-        rows = [request_row(run_id, rec) for rec in result.records]
+        run_id = self.start_run(run.kind, run.config, run.machine, model=run.model)
+        rows = [request_row(run_id, rec) for rec in run.records]
         self._write(lambda: self.db.executemany(INSERT_REQUEST, rows))
-        self.finish_run(run_id, "imported", result.summary)
+        self.finish_run(run_id, "imported", _finite(run.summary))
         return run_id
 
 

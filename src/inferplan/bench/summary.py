@@ -68,6 +68,7 @@ def summarize_records(records: list[RequestRecord], slo: Slo | None = None) -> d
         "total_token_throughput_per_s": (out_tokens + in_tokens) / duration,
         "goodput_requests_per_s": sum(_good(r, slo) for r in ok) / duration,
         "output_tokens_from_usage": all(r.tokens_source == "usage" for r in ok),
+        "content_chunks": sum(len(r.chunk_times_s) for r in records),
         "send_lag_p99_s": float(np.percentile(lags, 99)) if lags.size else 0.0,
         "first_failure": next((f"{r.error}: {r.detail}" for r in failed), None),
         "slo": {"ttft_s": slo.ttft_s, "tpot_s": slo.tpot_s, "e2e_s": slo.e2e_s},

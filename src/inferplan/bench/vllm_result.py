@@ -58,10 +58,15 @@ def _scalar(x: object) -> object:
     return x if isinstance(x, int | float | bool) or x is None else None
 
 
-def _record(i: int, ttft: object, itl: object, lens: tuple[object, object], error: object) -> RequestRecord:
+def _record(
+    i: int, start: float, ttft: object, itl: object, lens_error: tuple[object, object, object]
+) -> RequestRecord:
+    """One request: sent ``start`` seconds after the first, its first token ``ttft`` later,
+    then one content chunk after each gap of ``itl``."""
+    n_in, n_out, error = lens_error
     err = str(error)[:200] if error else ""
     first = _seconds(ttft)
-    times = [first] if first is not None else []
+    times = [start + first] if first is not None else []
     for gap in itl if isinstance(itl, list) and times else []:
         g = _seconds(gap)
         if g is not None:
@@ -69,18 +74,29 @@ def _record(i: int, ttft: object, itl: object, lens: tuple[object, object], erro
     nan = float("nan")
     return RequestRecord(
         i,
-        0.0,
-        0.0,
-        first if first is not None else nan,
+        start,
+        start,
+        times[0] if times else nan,
         times[-1] if times else nan,
         times,
-        _count(lens[0]),
-        _count(lens[1]),
+        _count(n_in),
+        _count(n_out),
         "usage",
         200 if not err else 0,
         "imported_error" if err or first is None else "",
         err or ("" if first is not None else "no time to first token in the file"),
     )
+
+
+def _starts(data: dict[str, Any], n: int) -> list[float]:
+    """Each request's send time after the first (``start_times``, vLLM's perf_counter stamps);
+    all 0 when the file has none."""
+    raw = data.get("start_times")
+    stamps = [_seconds(x) for x in raw[:n]] if isinstance(raw, list) and len(raw) >= n else []
+    if not stamps or any(x is None for x in stamps):
+        return [0.0] * n
+    t0 = min(x for x in stamps if x is not None)
+    return [float(x) - t0 for x in stamps if x is not None]
 
 
 def read_vllm_result(path: Path) -> VllmResult:
@@ -99,11 +115,11 @@ def read_vllm_result(path: Path) -> VllmResult:
             "save with --save-result --save-detailed"
         )
     errors = data.get("errors") if isinstance(data.get("errors"), list) else []
+    rows = list(zip(data["ttfts"], data["itls"], data["input_lens"], data["output_lens"], strict=False))
+    starts = _starts(data, len(rows))
     records = [
-        _record(i, ttft, itl, (n_in, n_out), errors[i] if i < len(errors) else "")
-        for i, (ttft, itl, n_in, n_out) in enumerate(
-            zip(data["ttfts"], data["itls"], data["input_lens"], data["output_lens"], strict=False)
-        )
+        _record(i, starts[i], ttft, itl, (n_in, n_out, errors[i] if i < len(errors) else ""))
+        for i, (ttft, itl, n_in, n_out) in enumerate(rows)
     ]
     return VllmResult(
         {k: _scalar(data.get(k)) for k in (*CONFIG_KEYS, "date")},

@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from inferplan.cli.bench import bench_app
+from inferplan.cli.bench_gpu import bench_gpu
 from inferplan.cli.calibrate import calibrate_cmd
 from inferplan.cli.common import print_error
 from inferplan.cli.deploy import deploy, ui
@@ -26,6 +27,7 @@ from inferplan.cli.perf import predict, validate
 from inferplan.cli.planning import cost, plan, report
 from inferplan.cli.runs import runs_app
 from inferplan.cli.sizing import fit, gpus, models
+from inferplan.cli.sweep import bench_sweep
 
 __all__ = ["app", "main"]
 
@@ -132,6 +134,8 @@ app.command("report")(report)
 app.command()(cost)
 app.command()(deploy)
 app.command()(ui)
+bench_app.command("sweep")(bench_sweep)
+bench_app.command("gpu")(bench_gpu)
 app.add_typer(bench_app, name="bench")
 app.add_typer(runs_app, name="runs")
 app.command("calibrate")(calibrate_cmd)

@@ -10,12 +10,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from inferplan.bench.deadline import Timeouts
+from inferplan.bench.distributed import ray_senders
 from inferplan.bench.loop import loop_name, run
 from inferplan.bench.record import RequestRecord
 from inferplan.bench.selfcheck import run_self_check
-from inferplan.bench.serve import PointResult, ServeSpec, public_url, run_sweep
+from inferplan.bench.serve import LocalSender, PointResult, ServeSpec, public_url, run_sweep
 from inferplan.bench.store import ResultsStore
+from inferplan.cli.bench_load import (
+    RayOpt,
+    ServerGpuOpt,
+    WorkersOpt,
+    load_workers,
+    request_headers,
+    request_timeouts,
+    server_gpu_id,
+    store_self_check,
+    warn_after,
+    warn_before,
+)
 from inferplan.cli.bench_selfcheck import print_self_check, self_check_payload
 from inferplan.cli.common import csv_list, emit_json, handles_errors, print_error
 from inferplan.cli.workload_options import (
@@ -29,9 +41,7 @@ from inferplan.errors import BenchmarkError, InputError
 from inferplan.perf.datasets import TOKENS_PER_WORD
 from inferplan.perf.metrics import Slo
 from inferplan.present.payload_bench import (
-    BenchGpuPayload,
     BenchServePayload,
-    MeasurementRow,
     RunSummary,
     ServePoint,
 )
@@ -92,29 +102,7 @@ def print_summary(s: dict[str, Any], title: str) -> None:
         err.print(f"[yellow]warning:[/yellow] {escape(s['warning'])}")
 
 
-def _headers(api_key: str | None, header: list[str] | None) -> tuple[tuple[str, str], ...]:
-    """``--header 'Name: value'`` items and the API key as a bearer token."""
-    pairs: list[tuple[str, str]] = []
-    for item in header or []:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip() or any(c in name.strip() for c in " \t") or any(c in item for c in "\r\n"):
-            raise InputError(f"--header '{item[:40]}': write 'Name: value', e.g. --header 'X-Team: research'")
-        pairs.append((name.strip(), value.strip()))
-    if api_key is not None:
-        if not api_key.strip() or any(c in api_key for c in "\r\n"):
-            raise InputError("--api-key (or OPENAI_API_KEY) is empty or has a line break")
-        pairs.append(("Authorization", f"Bearer {api_key.strip()}"))
-    return tuple(pairs)
-
-
-def _timeouts(timeout: str, connect: str, first_byte: str | None, idle: str | None) -> Timeouts:
-    def seconds(text: str | None) -> float | None:
-        return parse_duration_s(text) if text else None
-
-    return Timeouts(parse_duration_s(timeout), seconds(connect), seconds(first_byte), seconds(idle))
-
-
-def _report_storage(results: list[PointResult], store: ResultsStore) -> None:
+def report_storage(results: list[PointResult], store: ResultsStore) -> None:
     for r in results:
         lost = r.storage.lost if r.storage else 0
         if r.spill_file is not None:
@@ -134,22 +122,32 @@ def _report_storage(results: list[PointResult], store: ResultsStore) -> None:
 
 def exit_code(results: list[PointResult]) -> int:
     """0 when every request succeeded, 8 when none did (or the server could not be reached),
-    :data:`EXIT_SOME_FAILED` when some failed."""
+    :data:`EXIT_SOME_FAILED` when some failed (or a Ray worker died: what it had not reported
+    was never measured)."""
     sent = sum(r.summary["sent"] for r in results)
     ok = sum(r.summary["succeeded"] for r in results)
     if ok == 0:
         return BenchmarkError.exit_code
-    return 0 if ok == sent else EXIT_SOME_FAILED
+    lost_worker = any(w["status"] != "finished" for r in results for w in r.summary.get("workers") or [])
+    return 0 if ok == sent and not lost_worker else EXIT_SOME_FAILED
 
 
-def _verdict(results: list[PointResult], url: str) -> None:
+def verdict(results: list[PointResult], url: str) -> None:
     code = exit_code(results)
     if code == 0:
         return
     first = next((r.summary["first_failure"] for r in results if r.summary.get("first_failure")), None)
     if code == EXIT_SOME_FAILED:
         failed = sum(r.summary["failed"] for r in results)
-        err.print(f"[yellow]warning:[/yellow] {failed} request(s) failed (exit code {code})", highlight=False)
+        lost = [w for r in results for w in r.summary.get("workers") or [] if w["status"] != "finished"]
+        for w in lost:
+            err.print(
+                f"[yellow]warning:[/yellow] Ray worker {w['worker']} on {escape(w['host'])} {w['status']} after "
+                f"reporting {w['reported']} of its {w['assigned']} requests (kept): {escape(str(w['error']))}",
+                highlight=False,
+            )
+        if failed:
+            err.print(f"[yellow]warning:[/yellow] {failed} request(s) failed (exit code {code})", highlight=False)
     elif results and results[-1].unreachable:
         print_error(f"the server at {url} could not be reached ({first}); is it running, and is --url right?")
     else:
@@ -205,11 +203,17 @@ def bench_serve(
     ttft: Annotated[str | None, typer.Option(help="Goodput target, e.g. 500ms.")] = None,
     tpot: Annotated[str | None, typer.Option(help="Goodput target, e.g. 50ms.")] = None,
     ignore_eos: Annotated[bool, typer.Option(help="Ask for exactly --osl tokens (vLLM/SGLang field).")] = True,
+    telemetry: Annotated[
+        bool, typer.Option(help="Scrape the server's /metrics every second (costs the server a little CPU).")
+    ] = True,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    gpu: ServerGpuOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Benchmark an OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, transformers serve).
-    Exit code 0: every request succeeded; 9: some failed; 8: none did."""
+    Exit code 0: every request succeeded; 9: some failed (or a Ray worker died); 8: none did."""
     concs = tuple(int(c) for c in _floats(concurrency, "concurrency"))
     spec = ServeSpec(
         url=url,
@@ -224,7 +228,7 @@ def bench_serve(
         warmup=warmup,
         seed=seed,
         endpoint=endpoint,
-        timeouts=_timeouts(timeout, connect_timeout, first_byte_timeout, idle_timeout),
+        timeouts=request_timeouts(timeout, connect_timeout, first_byte_timeout, idle_timeout),
         burstiness=burstiness,
         max_concurrency=max_concurrency,
         ignore_eos=ignore_eos,
@@ -232,16 +236,20 @@ def bench_serve(
             parse_duration_s(ttft, default_unit="ms") if ttft else None,
             parse_duration_s(tpot, default_unit="ms") if tpot else None,
         ),
-        headers=_headers(api_key, header),
         traffic=shape_from(multi_turn, think_time, shared_prefix, 0),
         adapters=tuple(csv_list(lora_adapters)),
         isolate_cache=isolate_cache,
         tokens_per_word=tokens_per_word,
+        headers=request_headers(api_key, header),
+        server_gpu=server_gpu_id(gpu),
+        telemetry=telemetry,
     )
     spec.config(spec.points()[0])  # the URL and endpoint are checked before the database is opened
+    n_workers = load_workers(ray, workers)
     store = ResultsStore(db, writable=True, check=True)  # refused here, before any request is sent
     if store.recovered:
         err.print(f"wrote {store.recovered} spilled record(s) from an earlier run into {escape(str(store.path))}")
+    capacity = warn_before(spec, store, n_workers)
     progress = Progress(
         TextColumn("run {task.fields[run]}"),
         BarColumn(),
@@ -262,8 +270,8 @@ def bench_serve(
         progress.update(tasks[run_id], advance=1, failed=failed[run_id])
 
     try:
-        with progress:
-            results = run(run_sweep(spec, store, on_progress))
+        with progress, ray_senders(ray, n_workers) as senders:
+            results = run(run_sweep(spec, store, on_progress, senders or LocalSender))
     except KeyboardInterrupt:
         err.print(
             "interrupted: every request measured so far, and those in flight (as cancelled), is in the "
@@ -272,7 +280,8 @@ def bench_serve(
         raise typer.Exit(130) from None
     finally:
         store.close()
-    _report_storage(results, store)
+    report_storage(results, store)
+    warn_after(results, n_workers, capacity)
     if as_json:
         emit_json(
             BenchServePayload(
@@ -300,7 +309,7 @@ def bench_serve(
             extra = ", server metrics recorded" if r.telemetry else ""
             print_summary(r.summary, f"run {r.run_id} ({r.status}): {load}{extra}")
         out.print(f"Stored in {store.path}.", highlight=False)
-    _verdict(results, public_url(url))
+    verdict(results, public_url(url))
 
 
 @bench_app.command("self-check")
@@ -312,90 +321,40 @@ def bench_self_check(
     ] = None,
     tokens: Annotated[int, typer.Option(min=2, max=4096)] = 16,
     token_delay: Annotated[str, typer.Option(help="Server's gap between tokens.")] = "50ms",
+    db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure what the client itself adds to TTFT, ITL, TPOT and E2E, against a local server
-    that stamps its own send times."""
+    that stamps its own send times, and what one client process sustains (stored: bench serve
+    warns against it)."""
     points = []
     delay_s = parse_duration_s(token_delay, default_unit="ms")
-    for c in (int(x) for x in _floats(concurrency, "concurrency")):
-        if c > 4096:
-            raise InputError("--concurrency values must be at most 4096")
-        n = num_requests or max(50, 8 * c)
-        points.append(run_self_check(c, n, tokens, delay_s))
-    payload = self_check_payload(points, delay_s, loop_name())
+    store = ResultsStore(db, writable=True)
+    try:
+        for c in (int(x) for x in _floats(concurrency, "concurrency")):
+            if c > 4096:
+                raise InputError("--concurrency values must be at most 4096")
+            n = num_requests or max(50, 8 * c)
+            points.append(run_self_check(c, n, tokens, delay_s))
+        sustained = store_self_check(store, points, delay_s)
+    finally:
+        store.close()
+    payload = self_check_payload(points, delay_s, loop_name(), sustained)
     if as_json:
         emit_json(payload)
         return
     print_self_check(payload)
 
 
-__all__ = ["EXIT_SOME_FAILED", "DbOpt", "JsonOpt", "bench_app", "err", "exit_code", "out", "print_summary"]
-
-
-@bench_app.command("gpu")
-@handles_errors
-def bench_gpu(
-    quick: Annotated[bool, typer.Option(help="Small sizes: seconds, not minutes.")] = False,
-    disk_file: Annotated[Path | None, typer.Option(help="Read this file for the disk test (else a temp file).")] = None,
-    world_size: Annotated[
-        int | None, typer.Option(help="Processes for the all-reduce test (default: GPUs, or 2).")
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option(min=1, max=4096, help="CPU threads for torch (default: torch's own choice).")
-    ] = None,
-    save_device: Annotated[
-        Path | None,
-        typer.Option(help="Write the measured device (GEMM, memory) to FILE: use it as --gpu measured:FILE."),
-    ] = None,
-    device_only: Annotated[bool, typer.Option(help="GEMM and memory bandwidth only (skip disk, all-reduce).")] = False,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """GEMM FLOP/s per dtype, memory, host-to-device, all-reduce and disk bandwidth (needs torch);
-    on a CPU, --save-device describes the machine for fit/predict/plan/calibrate."""
-    from inferplan.bench.gpu import run_gpu_benchmarks, set_threads
-    from inferplan.bench.serve import machine_description
-
-    if disk_file is not None and not disk_file.is_file():
-        raise InputError(f"--disk-file {disk_file} is not a file")
-    if threads:
-        set_threads(threads)
-    device, results = run_gpu_benchmarks(
-        quick, disk_file, world_size, None if as_json else err.print, device_only=device_only
-    )
-    saved = None
-    if save_device is not None:
-        from inferplan.bench.device_file import device_entry
-        from inferplan.bench.device_file import save_device as write_device
-
-        saved = write_device(save_device, device_entry(device, results))
-    store = ResultsStore(db)
-    try:
-        run_id = store.start_run("gpu", {"quick": quick, "world_size": world_size}, machine_description() | device)
-        for m in results:
-            store.add_measurement(run_id, m.name, m.value, m.unit, m.params)
-        store.finish_run(run_id, "complete", {"device": device["name"], "measurements": len(results)})
-    finally:
-        store.close()
-    if as_json:
-        emit_json(
-            BenchGpuPayload(
-                run_id=run_id,
-                device=device,
-                measurements=[
-                    MeasurementRow(name=m.name, value=m.value, unit=m.unit, params=m.params) for m in results
-                ],
-            )
-        )
-        return
-    rows = [[m.name, ", ".join(f"{k}={v}" for k, v in m.params.items()), f"{m.value:,.3f}", m.unit] for m in results]
-    out.print(
-        table(
-            f"Micro-benchmarks on {device['name']} ({device['device']}), run {run_id}",
-            ["measurement", "parameters", "value", "unit"],
-            rows,
-        )
-    )
-    if saved is not None:
-        out.print(f"device saved to {saved}: use --gpu measured:{saved}", markup=False, highlight=False)
+__all__ = [
+    "EXIT_SOME_FAILED",
+    "DbOpt",
+    "JsonOpt",
+    "bench_app",
+    "err",
+    "exit_code",
+    "out",
+    "print_summary",
+    "report_storage",
+    "verdict",
+]

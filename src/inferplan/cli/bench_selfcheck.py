@@ -13,10 +13,13 @@ __all__ = ["print_self_check", "self_check_payload"]
 QUANTILES = ("p50", "p99", "max")
 
 
-def self_check_payload(points: list[SelfCheck], token_delay_s: float, event_loop: str) -> SelfCheckPayload:
+def self_check_payload(
+    points: list[SelfCheck], token_delay_s: float, event_loop: str, sustained: float | None = None
+) -> SelfCheckPayload:
     return SelfCheckPayload(
         event_loop=event_loop,
         token_delay_s=token_delay_s,
+        sustained_chunks_per_s=sustained,
         points=[
             SelfCheckPoint(
                 concurrency=p.concurrency,
@@ -37,6 +40,8 @@ def self_check_payload(points: list[SelfCheck], token_delay_s: float, event_loop
                 send_lag_s=LagQuantiles.model_validate(p.send_lag_s),
                 loop_lag_s=LagQuantiles.model_validate(p.loop_lag_s),
                 wall_s=p.wall_s,
+                chunks_per_s=p.chunks_per_s,
+                kept_up=p.sustained(token_delay_s),
             )
             for p in points
         ],
@@ -68,7 +73,17 @@ def print_self_check(payload: SelfCheckPayload) -> None:
         out.print(
             f"{p.concurrency} streams: {p.succeeded}/{p.requests} requests; chunk receive delay p50 / p99 / max "
             f"{delay} ms; "
-            f"event-loop lag p99 {ms(p.loop_lag_s.p99, 3)} ms; send lag p99 {ms(p.send_lag_s.p99, 3)} ms",
+            f"event-loop lag p99 {ms(p.loop_lag_s.p99, 3)} ms; send lag p99 {ms(p.send_lag_s.p99, 3)} ms; "
+            f"{p.chunks_per_s:,.0f} chunks/s" + ("" if p.kept_up else " (client ITL p99 over 10% of the gap)"),
             highlight=False,
         )
     out.print("client = measured - server, per request (per gap for ITL); percentiles of those differences.")
+    gap = f"{payload.token_delay_s * 1e3:g} ms"
+    if payload.sustained_chunks_per_s is None:
+        out.print(f"One client process kept up at none of these points (client ITL p99 over 10% of {gap}).")
+    else:
+        out.print(
+            f"One client process sustains {payload.sustained_chunks_per_s:,.0f} chunks/s with its ITL p99 share "
+            f"within 10% of {gap}; bench serve warns when each of its processes (--ray --workers) needs more.",
+            highlight=False,
+        )

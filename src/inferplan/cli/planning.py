@@ -11,7 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from inferplan.bench.compare import Comparison, compare
 from inferplan.bench.runs import compare_runs, load_stored_runs, parse_runs_on, runs_deployment
+from inferplan.bench.store import ResultsStore
+from inferplan.bench.sweep import SweepView, load_sweep
 from inferplan.cli.common import JsonOpt, csv_list, duration_ms, emit_json, err, handles_errors, out, parse_settings
 from inferplan.cli.serving_options import (
     KvLinkOpt,
@@ -46,6 +49,7 @@ from inferplan.plan.service import answer
 from inferplan.present.payload import to_json_dict
 from inferplan.present.payload_plan import cost_command_payload, plan_payload
 from inferplan.present.report_html import check_output_path, write_report
+from inferplan.present.report_measured import Measured
 from inferplan.present.text_plan import plan_markdown, print_cost, print_plan
 from inferplan.specs.prices import read_price_file
 from inferplan.units import parse_budget_usd_per_hour, parse_duration_s
@@ -117,7 +121,15 @@ def plan(
         str | None,
         typer.Option(help="Where those runs were measured: gpu=ID,tp=N,pp=N,dtype=X (default: the recommendation)."),
     ] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Results database holding --runs.")] = None,
+    sweep: Annotated[
+        int | None, typer.Option(help="A sweep (bench sweep) to draw with the predicted curve of --runs-on.")
+    ] = None,
+    compare_runs_: Annotated[
+        str | None, typer.Option("--compare", help="Runs or sweeps to draw side by side: 3,7,s2.")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Results database holding --runs, --sweep and --compare.")
+    ] = None,
     spec: SpecOpt = None,
     spec_tokens: SpecTokensOpt = None,
     spec_acceptance: SpecAcceptanceOpt = None,
@@ -150,6 +162,7 @@ def plan(
         check_output_path(output)
     runs_where = parse_runs_on(runs_on)
     stored_runs = load_stored_runs(csv_list(runs), db) if runs else []
+    measured_sweep, compared = read_measured(db, sweep, csv_list(compare_runs_))
     question = _question(
         model=model,
         isl=isl,
@@ -209,9 +222,26 @@ def plan(
     else:
         print_plan(out, payload)
     if output is not None:
-        comparisons = compare_runs(stored_runs, runs_deployment(runs_where, result)) if stored_runs else None
-        path = write_report(output, result, payload, comparisons)
+        where = runs_deployment(runs_where, result)
+        measured = Measured(
+            compare_runs(stored_runs, where) if stored_runs else None,
+            measured_sweep,
+            where if measured_sweep else None,
+            compared,
+        )
+        path = write_report(output, result, payload, measured)
         (err if as_json or markdown else out).print(f"Wrote the report to {path}.", markup=False, highlight=False)
+
+
+def read_measured(db: Path | None, sweep: int | None, refs: list[str]) -> tuple[SweepView | None, Comparison | None]:
+    """The sweep and the runs to compare, read (and every reference checked) before any planning."""
+    if sweep is None and not refs:
+        return None, None
+    store = ResultsStore(db, writable=False)
+    try:
+        return (load_sweep(store, sweep) if sweep is not None else None), (compare(store, refs) if refs else None)
+    finally:
+        store.close()
 
 
 def report(**kwargs: Any) -> None:

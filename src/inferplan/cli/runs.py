@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 
+from inferplan.bench.compare import compare, run_figures
+from inferplan.bench.import_formats import import_result_file
 from inferplan.bench.store import ResultsStore, RunInfo
-from inferplan.bench.summary import summarize_records
 from inferplan.cli.bench import DbOpt, JsonOpt, out, print_summary
 from inferplan.cli.common import emit_json, handles_errors
+from inferplan.cli.runs_compare import compare_payload, print_comparison
 from inferplan.errors import InputError
 from inferplan.present.payload_bench import RunRow, RunsPayload, RunSummary, RunSummaryPayload
 from inferplan.present.text import ms, table
@@ -35,6 +37,7 @@ def _run_rows(runs: list[RunInfo]) -> list[list[str]]:
                 r.model or "-",
                 str(r.num_requests),
                 ms(ttft) if isinstance(ttft, float) else "-",
+                f"sweep {r.sweep_id}" if r.sweep_id is not None else "-",
             ]
         )
     return rows
@@ -63,6 +66,7 @@ def runs_list(ctx: typer.Context, db: DbOpt = None, as_json: JsonOpt = False) ->
                         model=r.model,
                         url=r.url,
                         num_requests=r.num_requests,
+                        sweep_id=r.sweep_id,
                     )
                     for r in runs
                 ]
@@ -72,10 +76,13 @@ def runs_list(ctx: typer.Context, db: DbOpt = None, as_json: JsonOpt = False) ->
     out.print(
         table(
             f"Runs in {store.path}",
-            ["id", "kind", "status", "started", "model", "requests", "TTFT p90 ms"],
+            ["id", "kind", "status", "started", "model", "requests", "TTFT p90 ms", "in"],
             _run_rows(runs),
         )
     )
+    for sweep_id in sorted({r.sweep_id for r in runs if r.sweep_id is not None}):
+        ids = [r.id for r in runs if r.sweep_id == sweep_id]
+        out.print(f"sweep {sweep_id}: runs {', '.join(map(str, ids))} (inferplan runs compare s{sweep_id})")
 
 
 @runs_app.command("show")
@@ -85,7 +92,7 @@ def runs_show(run_id: int, db: DbOpt = None, as_json: JsonOpt = False) -> None:
     store = ResultsStore(db, writable=False)
     try:
         info = store.run(run_id)
-        summary = summarize_records(store.records(run_id))
+        summary = run_figures(store, info)
         telemetry = store.telemetry(run_id)
     finally:
         store.close()
@@ -97,7 +104,7 @@ def runs_show(run_id: int, db: DbOpt = None, as_json: JsonOpt = False) -> None:
                 status=info.status,
                 config=info.config,
                 machine=info.machine,
-                summary=RunSummary.model_validate(summary),
+                summary=RunSummary.model_validate({k: v for k, v in summary.items() if k in RunSummary.model_fields}),
                 stored_summary=info.summary,
                 telemetry_samples=len(telemetry),
             )
@@ -137,10 +144,36 @@ def runs_export(
 @runs_app.command("import")
 @handles_errors
 def runs_import(path: Path, db: DbOpt = None) -> None:
-    """Import a 'vllm bench serve --save-result --save-detailed' JSON file as a run."""
+    """Import another client's result file as runs: vllm bench serve --save-result (best with
+    --save-detailed), GuideLLM's benchmarks.json, AIPerf's profile_export_aiperf.json or
+    profile_export.jsonl; the format is detected."""
     store = ResultsStore(db, writable=True)
     try:
-        run_id = store.import_vllm_result(path)
+        run_ids = import_result_file(store, path)
+        kind = store.run(run_ids[0]).kind
     finally:
         store.close()
-    out.print(f"imported {path} as run {run_id}")
+    ids = ", ".join(str(i) for i in run_ids)
+    out.print(f"imported {path} ({kind}) as run{'s' if len(run_ids) > 1 else ''} {ids}", highlight=False)
+
+
+@runs_app.command("compare")
+@handles_errors
+def runs_compare(
+    refs: Annotated[list[str], typer.Argument(help="Run ids, or sweeps as s3 (their knee): 3 7 s2.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The same figures of several runs side by side, labelled by engine, version, model, GPU and
+    load, with each one's difference from the first (imported vllm bench serve, GuideLLM and
+    AIPerf runs too)."""
+    store = ResultsStore(db, writable=False)
+    try:
+        found = compare(store, refs)
+    finally:
+        store.close()
+    payload = compare_payload(found)
+    if as_json:
+        emit_json(payload)
+        return
+    print_comparison(payload)

@@ -20,6 +20,7 @@ from inferplan.present.payload_bench import (
 from inferplan.present.payload_perf import PredictPayload, ValidatePayload
 from inferplan.present.payload_plan import CostCommandPayload, PlanPayload
 from inferplan.present.payload_sizing import FitPayload, GpusPayload, ModelsPayload
+from inferplan.present.payload_sweep import BenchSweepPayload, RunsComparePayload
 
 __all__ = ["PAYLOADS", "render_json_docs"]
 
@@ -33,10 +34,12 @@ PAYLOADS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("inferplan plan (and POST /api/plan's `plan`)", PlanPayload),
     ("inferplan cost", CostCommandPayload),
     ("inferplan bench serve", BenchServePayload),
+    ("inferplan bench sweep", BenchSweepPayload),
     ("inferplan bench self-check", SelfCheckPayload),
     ("inferplan bench gpu", BenchGpuPayload),
     ("inferplan runs", RunsPayload),
     ("inferplan runs show", RunSummaryPayload),
+    ("inferplan runs compare", RunsComparePayload),
     ("inferplan calibrate", CalibrationPayload),
     ("inferplan calibrate --auto", AutoCalibrationPayload),
 )

@@ -79,6 +79,21 @@ class PrefixCacheCounters(Strict):
     """Hits in a KV connector's tier (vLLM's host-memory offloading)."""
 
 
+class WorkerSummary(Strict):
+    """One Ray worker of a distributed run."""
+
+    worker: int
+    host: str
+    assigned: int
+    """Requests of the schedule given to it."""
+    reported: int
+    """Records it handed back (sent requests; the rest were never sent, or were in flight when it died)."""
+    status: str
+    """finished, stopped (interrupted), failed (its load raised), died (its process or node), killed
+    (no answer after being stopped)."""
+    error: str | None
+
+
 class RunSummary(Strict):
     """What a run measured: every sent request counted once, as succeeded, failed or cancelled."""
 
@@ -101,6 +116,8 @@ class RunSummary(Strict):
     total_token_throughput_per_s: float | None
     goodput_requests_per_s: float | None
     output_tokens_from_usage: bool
+    content_chunks: int = 0
+    """Content chunks received (one or more tokens each), over every sent request."""
     send_lag_p99_s: float | None
     first_failure: str | None
     slo: dict[str, float | None]
@@ -111,6 +128,8 @@ class RunSummary(Strict):
     storage: StorageSummary | None = None
     prefix_cache: PrefixCacheCounters | None = None
     """Issue 13: the hit rate the server reported for this run (null: it exposes no such counters)."""
+    workers: list[WorkerSummary] | None = None
+    """With --ray: each Ray worker's share and how it ended."""
 
 
 class ServePoint(Strict):
@@ -158,6 +177,10 @@ class SelfCheckPoint(Strict):
     send_lag_s: LagQuantiles
     loop_lag_s: LagQuantiles
     wall_s: float | None
+    chunks_per_s: float | None = None
+    """Content chunks the client stamped per second of the point."""
+    kept_up: bool | None = None
+    """Whether the client's share of ITL at p99 stayed within 10% of the server's gap between tokens."""
 
 
 class SelfCheckPayload(Payload):
@@ -165,6 +188,9 @@ class SelfCheckPayload(Payload):
     event_loop: str
     token_delay_s: float
     """The local server's gap between tokens."""
+    sustained_chunks_per_s: float | None = None
+    """What one client process sustains: the most chunks/s of the points at which it kept up
+    (None: at none). Stored in the results database; bench serve warns against it."""
     points: list[SelfCheckPoint]
 
 
@@ -176,6 +202,8 @@ class RunRow(Strict):
     model: str | None
     url: str | None
     num_requests: int
+    sweep_id: int | None = None
+    """The sweep (bench sweep) this run is a point of."""
 
 
 class RunsPayload(Payload):

@@ -17,6 +17,7 @@ from inferplan.errors import InputError
 from inferplan.plan.planner import Plan
 from inferplan.present.charts import Chart
 from inferplan.present.report_charts import report_charts
+from inferplan.present.report_measured import Measured, measured_charts, measured_html
 from inferplan.present.text_plan import COST_COLUMNS, RANK_COLUMNS, cost_notes, cost_rows, ranked_rows
 from inferplan.specs.cost_assumptions import ASSUMPTIONS
 
@@ -125,8 +126,10 @@ def render_report_html(
     charts: list[Chart],
     comparisons: list[RunComparison] | None = None,
     generated_at: datetime | None = None,
+    measured_sections: list[str] | None = None,
 ) -> str:
-    """The whole report page for a ``plan_dict`` payload and its charts."""
+    """The whole report page for a ``plan_dict`` payload and its charts (``measured_sections``:
+    HTML of a sweep and of runs compared, :mod:`inferplan.present.report_measured`)."""
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     body = [_header(payload), "<h2>Recommendation</h2>", recommendation_html(payload)]
     body += ["<h2>Charts</h2>", *[chart_figure(c) for c in charts]]
@@ -138,6 +141,7 @@ def render_report_html(
     ]
     if comparisons:
         body += ["<h2>Measured against predicted</h2>", measured_table(comparisons)]
+    body += measured_sections or []
     env = payload["environment"]
     body += [
         "<h2>Assumptions</h2>",
@@ -176,12 +180,12 @@ def check_output_path(path: Path) -> None:
         raise InputError(f"cannot write the report to {path}: folder {path.parent} does not exist")
 
 
-def write_report(
-    path: Path, plan: Plan, payload: dict[str, Any], comparisons: list[RunComparison] | None = None
-) -> Path:
+def write_report(path: Path, plan: Plan, payload: dict[str, Any], measured: Measured | None = None) -> Path:
     """Compute the charts and write the report page to ``path``."""
     check_output_path(path)
-    page = render_report_html(payload, report_charts(plan, comparisons), comparisons)
+    m = measured or Measured()
+    charts = report_charts(plan, m.replays) + measured_charts(m)
+    page = render_report_html(payload, charts, m.replays, None, measured_html(m))
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:
