@@ -57,9 +57,9 @@ def test_calibration_lowers_the_error_on_unseen_runs(tmp_path: Path, monkeypatch
         args += [str(model_dir / "config.json"), "--gpu", f"measured:{device}", "--dtype", "fp32"]
         result = CliRunner().invoke(app, [*args, "--db", str(db), "--json"])
         assert result.exit_code == 0, result.output
-        # the loop itself: both sets taken turn about (the machine's speed drifts with other jobs)
+        # the loop itself: both sets taken turn about, twice (the machine's speed drifts with other jobs)
         store = ResultsStore(db)
-        measured = measure_points(url, "tiny", interleaved(CALIBRATION_SET, SHORT_UNSEEN, 1), store)
+        measured = measure_points(url, "tiny", interleaved(CALIBRATION_SET, SHORT_UNSEEN, 2), store)
         store.close()
     payload = json.loads(result.stdout)
     assert len(payload["run_ids"]) == 2 and payload["profile"]["error_after"] < payload["profile"]["error_before"]
