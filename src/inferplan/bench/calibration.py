@@ -35,6 +35,7 @@ __all__ = [
     "fit_parameters",
     "observation_from_records",
     "replay_observation",
+    "residual_pct",
 ]
 
 
@@ -55,6 +56,7 @@ BOUNDS = {
     "weight_only_bandwidth": (0.3, 1.0),
     "step_overhead_s": (1e-6, 0.1),
     "layer_overhead_s": (1e-8, 1e-3),
+    "sequence_overhead_s": (1e-7, 0.01),
 }
 
 
@@ -107,9 +109,11 @@ class Observation:
     ttft_mean_s: float
     tpot_mean_s: float
     output_tokens_per_s: float
+    concurrency: int | None = None  # a closed loop of this many streams (None: replay the arrivals)
+    statistic: str = "mean"  # of TTFT and TPOT: 'mean', or 'p50' (robust to a few disturbed requests)
 
 
-def observation_from_records(label: str, records: list[RequestRecord]) -> Observation:
+def observation_from_records(label: str, records: list[RequestRecord], statistic: str = "mean") -> Observation:
     ok = [r for r in records if r.ok]
     if len(ok) < 2:
         raise InputError(f"run {label} has fewer than two successful requests; nothing to calibrate on")
@@ -120,13 +124,17 @@ def observation_from_records(label: str, records: list[RequestRecord]) -> Observ
         np.array([max(r.input_tokens, 1) for r in ok]),
         np.array([max(r.output_tokens, 1) for r in ok]),
     )
-    return Observation(label, reqs, s["ttft_s"]["mean"], s["tpot_s"]["mean"], s["output_token_throughput_per_s"])
+    ttft, tpot = s["ttft_s"][statistic], s["tpot_s"][statistic]
+    return Observation(label, reqs, ttft, tpot, s["output_token_throughput_per_s"], statistic=statistic)
 
 
 def replay_observation(obs: Observation, dep: Deployment) -> tuple[float, float, float]:
-    """Replay the run's exact requests on one replica of ``dep``: (TTFT mean s, TPOT mean s,
-    output tok/s)."""
-    m = serving_metrics(simulate(build_replica(dep), obs.requests))
+    """Replay the run's exact requests on one replica of ``dep``: (TTFT, TPOT in s, the
+    observation's statistic; output tok/s). A closed loop is replayed as one (each completion releases the next
+    request), so that a slower prediction does not queue requests the real loop never sent."""
+    m = serving_metrics(simulate(build_replica(dep), obs.requests, concurrency=obs.concurrency))
+    if obs.statistic == "p50":
+        return m.ttft_s.p50, m.tpot_s.p50, m.output_token_throughput_per_s
     return m.ttft_s.mean, m.tpot_s.mean, m.output_token_throughput_per_s
 
 
@@ -138,6 +146,24 @@ def _error(observations: list[Observation], predictor: Callable[[Observation], t
             if m > 0 and p > 0 and math.isfinite(p) and math.isfinite(m):
                 errs.append(abs(math.log(p / m)))
     return statistics.mean(errs) if errs else math.inf
+
+
+#: The kinds of figure a calibration's residuals are kept for (the error bands' kinds).
+RESIDUAL_KINDS = ("ttft", "tpot", "throughput")
+
+
+def residual_pct(observations: list[Observation], dep: Deployment) -> dict[str, list[float]]:
+    """|predicted - measured| / measured in percent, per kind of figure, of every run replayed on
+    ``dep``: what the error bands of a calibrated deployment are drawn from."""
+    out: dict[str, list[float]] = {k: [] for k in RESIDUAL_KINDS}
+    for obs in observations:
+        pred = replay_observation(obs, dep)
+        for kind, p, m in zip(
+            RESIDUAL_KINDS, pred, (obs.ttft_mean_s, obs.tpot_mean_s, obs.output_tokens_per_s), strict=True
+        ):
+            if m > 0 and math.isfinite(p):
+                out[kind].append(round(abs(p - m) / m * 100.0, 2))
+    return out
 
 
 DEFAULT_FIELDS = ("step_overhead_s", "mem_efficiency", "gemm_efficiency", "layer_overhead_s")
@@ -168,6 +194,7 @@ def calibrate(
     start = {k: float(getattr(engine.kernels, k) if k in KERNEL_FIELDS else getattr(engine, k)) for k in fields}
     before = objective(start)
     fitted, after = fit_parameters(objective, start, {k: BOUNDS[k] for k in fields}, log=log)
+    residuals = residual_pct(observations, replace(one, engine=engine_with(engine, fitted)))
     return CalibrationProfile(
         name=name,
         engine=engine.name,
@@ -177,5 +204,6 @@ def calibrate(
         fitted_on=[o.label for o in observations],
         error_before=before,
         error_after=after,
+        residual_pct=residuals,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )

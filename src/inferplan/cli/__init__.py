@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from inferplan.cli.bench import bench_app
+from inferplan.cli.bench_gpu import bench_gpu
 from inferplan.cli.calibrate import calibrate_cmd
 from inferplan.cli.common import print_error
 from inferplan.cli.deploy import deploy, ui
@@ -134,6 +135,7 @@ app.command()(cost)
 app.command()(deploy)
 app.command()(ui)
 bench_app.command("sweep")(bench_sweep)
+bench_app.command("gpu")(bench_gpu)
 app.add_typer(bench_app, name="bench")
 app.add_typer(runs_app, name="runs")
 app.command("calibrate")(calibrate_cmd)

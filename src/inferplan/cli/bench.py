@@ -41,9 +41,7 @@ from inferplan.errors import BenchmarkError, InputError
 from inferplan.perf.datasets import TOKENS_PER_WORD
 from inferplan.perf.metrics import Slo
 from inferplan.present.payload_bench import (
-    BenchGpuPayload,
     BenchServePayload,
-    MeasurementRow,
     RunSummary,
     ServePoint,
 )
@@ -360,50 +358,3 @@ __all__ = [
     "report_storage",
     "verdict",
 ]
-
-
-@bench_app.command("gpu")
-@handles_errors
-def bench_gpu(
-    quick: Annotated[bool, typer.Option(help="Small sizes: seconds, not minutes.")] = False,
-    disk_file: Annotated[Path | None, typer.Option(help="Read this file for the disk test (else a temp file).")] = None,
-    world_size: Annotated[
-        int | None, typer.Option(help="Processes for the all-reduce test (default: GPUs, or 2).")
-    ] = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """GEMM FLOP/s per dtype, memory, host-to-device, all-reduce and disk bandwidth (needs torch)."""
-    from inferplan.bench.gpu import run_gpu_benchmarks
-    from inferplan.bench.serve import machine_description
-
-    if disk_file is not None and not disk_file.is_file():
-        raise InputError(f"--disk-file {disk_file} is not a file")
-    device, results = run_gpu_benchmarks(quick, disk_file, world_size, None if as_json else err.print)
-    store = ResultsStore(db)
-    try:
-        run_id = store.start_run("gpu", {"quick": quick, "world_size": world_size}, machine_description() | device)
-        for m in results:
-            store.add_measurement(run_id, m.name, m.value, m.unit, m.params)
-        store.finish_run(run_id, "complete", {"device": device["name"], "measurements": len(results)})
-    finally:
-        store.close()
-    if as_json:
-        emit_json(
-            BenchGpuPayload(
-                run_id=run_id,
-                device=device,
-                measurements=[
-                    MeasurementRow(name=m.name, value=m.value, unit=m.unit, params=m.params) for m in results
-                ],
-            )
-        )
-        return
-    rows = [[m.name, ", ".join(f"{k}={v}" for k, v in m.params.items()), f"{m.value:,.3f}", m.unit] for m in results]
-    out.print(
-        table(
-            f"Micro-benchmarks on {device['name']} ({device['device']}), run {run_id}",
-            ["measurement", "parameters", "value", "unit"],
-            rows,
-        )
-    )

@@ -11,7 +11,9 @@ import typer
 from inferplan.bench.calibration import calibrate, observation_from_records
 from inferplan.bench.store import ResultsStore
 from inferplan.cli.bench import DbOpt, JsonOpt, err, out
+from inferplan.cli.calibrate_auto import auto_cmd
 from inferplan.cli.common import emit_json, handles_errors
+from inferplan.errors import InputError
 from inferplan.present.payload_bench import CalibrationPayload
 from inferplan.specs.calibration_profile import CalibrationProfile, save_profile
 from inferplan.specs.deployment import Choices, resolve_deployment
@@ -23,10 +25,17 @@ __all__ = ["calibrate_cmd"]
 
 @handles_errors
 def calibrate_cmd(
-    run_ids: Annotated[list[int], typer.Argument(metavar="RUN...", help="Serving runs and/or 'bench gpu' runs.")],
     name: Annotated[str, typer.Option(help="Profile name, used as --calibration NAME later.")],
     model: Annotated[str, typer.Option(help="The model the server ran (catalog name, config.json or folder).")],
-    gpu: Annotated[str, typer.Option(help="The GPU it ran on.")],
+    gpu: Annotated[str, typer.Option(help="The GPU (or CPU, or measured:FILE) it ran on.")],
+    run_ids: Annotated[
+        list[int] | None, typer.Argument(metavar="[RUN...]", help="Serving runs and/or 'bench gpu' runs.")
+    ] = None,
+    auto: Annotated[
+        str | None,
+        typer.Option(help="Measure the calibration set against this live server URL first (about a minute)."),
+    ] = None,
+    served_model: Annotated[str | None, typer.Option(help="The model name the server serves (--auto).")] = None,
     tp: Annotated[int, typer.Option(min=1, max=64)] = 1,
     pp: Annotated[int, typer.Option(min=1, max=64)] = 1,
     dtype: Annotated[str, typer.Option()] = "auto",
@@ -36,8 +45,16 @@ def calibrate_cmd(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit the performance model to measured runs and save a calibration profile."""
+    """Fit the performance model to measured runs and save a calibration profile; with --auto URL,
+    measure the calibration set on that server first (stored as runs), then fit and report."""
     dep = resolve_deployment(load_model(model), Choices(gpu, dtype, kv_dtype, tp=tp, pp=pp), get_engine(engine))
+    if auto is not None:
+        if run_ids:
+            raise InputError("give either --auto URL or stored RUN ids, not both")
+        auto_cmd(auto, served_model or model, dep, name, db, as_json)
+        return
+    if not run_ids:
+        raise InputError("give the stored runs to fit (RUN...), or --auto URL to measure them now")
     store = ResultsStore(db)
     try:
         serving = [store.run(i) for i in run_ids]

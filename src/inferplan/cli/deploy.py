@@ -59,7 +59,7 @@ __all__ = ["deploy", "ui"]
 def deploy(
     model: Annotated[str, typer.Argument(help="Catalog name, config.json path or model folder.")],
     gpu: GpuOpt,
-    engine: Annotated[str, typer.Option(help="vllm or sglang.")] = "vllm",
+    engine: Annotated[str, typer.Option(help="vllm, sglang or vllm-cpu (vllm on a CPU).")] = "vllm",
     fmt: Annotated[
         str,
         typer.Option(
@@ -113,8 +113,8 @@ def deploy(
 ) -> None:
     """Launch command or manifests for vLLM / SGLang, memory settings matching the plan; with
     --prefill-replicas / --decode-replicas, disaggregated pools and their router (shell or k8s)."""
-    if engine not in ("vllm", "sglang"):
-        raise InputError("--engine must be vllm or sglang")
+    if engine not in ("vllm", "sglang", "vllm-cpu"):
+        raise InputError("--engine must be vllm, sglang or vllm-cpu")
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     base = get_engine(engine)

@@ -92,6 +92,10 @@ def fit(
     max_num_seqs: Annotated[int | None, typer.Option(help="Sequences per step (logits buffer).")] = None,
     block_size: Annotated[int | None, typer.Option(help="Tokens per KV block.")] = None,
     non_torch: Annotated[str | None, typer.Option(help="Override CUDA context + NCCL memory, e.g. 1.5GiB.")] = None,
+    kv_cache_space: Annotated[
+        int | None,
+        typer.Option(min=1, max=100_000, help="vLLM-CPU: VLLM_CPU_KVCACHE_SPACE in GiB (else its auto rule)."),
+    ] = None,
     spec: SpecOpt = None,
     spec_tokens: SpecTokensOpt = None,
     spec_acceptance: SpecAcceptanceOpt = None,
@@ -133,6 +137,8 @@ def fit(
         engine_version,
         "serve" if entry_point == "serve" else "llm",
     )
+    if kv_cache_space is not None and base.memory_mode != "vllm-cpu":
+        raise InputError("--kv-cache-space is vLLM-CPU's setting: give a CPU as --gpu (or --engine vllm-cpu)")
     eng = replace(
         base,
         mem_fraction_static=_given(mem_fraction_static, base.mem_fraction_static),
@@ -141,6 +147,7 @@ def fit(
         max_num_seqs=_given(max_num_seqs, base.max_num_seqs),
         block_size=_given(block_size, base.block_size),
         non_torch_bytes=_given(non_torch_bytes, base.non_torch_bytes),
+        kv_cache_space_gib=_given(kv_cache_space, base.kv_cache_space_gib),
     )
     target = load_model(model)
     dep = resolve_deployment(target, par_choice, eng)

@@ -9,6 +9,7 @@ format writes them from there, as flags or as keyword arguments.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -21,6 +22,7 @@ from inferplan.specs.deployment import Deployment
 from inferplan.specs.hardware import gpus_per_server
 from inferplan.specs.model import count_params
 from inferplan.specs.precision import Precision
+from inferplan.units import GIB
 
 __all__ = [
     "IMAGES",
@@ -41,6 +43,8 @@ KV_MARGIN = 1.05
 MAX_UTILIZATION = 0.95
 #: The container image of each engine the manifests launch.
 IMAGES = {"vllm": "vllm/vllm-openai:latest", "sglang": "lmsysorg/sglang:latest"}
+#: vLLM's CPU build (its docs: docker/Dockerfile.cpu; release images on AWS ECR).
+CPU_IMAGE = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:latest"
 #: vLLM settings whose value is JSON text on the command line (an object as keyword arguments).
 JSON_SETTINGS = ("speculative_config", "kv_transfer_config")
 
@@ -74,7 +78,9 @@ class DeploySpec:
 
     @property
     def engine(self) -> str:
-        return self.deployment.engine.name
+        """The program launched: vLLM's CPU backend is vLLM too."""
+        name = self.deployment.engine.name
+        return "vllm" if name == "vllm-cpu" else name
 
     @property
     def model_id(self) -> str:
@@ -122,7 +128,7 @@ class DeploySpec:
 
     @property
     def image(self) -> str:
-        return IMAGES[self.engine]
+        return CPU_IMAGE if self.deployment.gpu.is_cpu else IMAGES[self.engine]
 
     @property
     def checkpoint_bytes(self) -> float:
@@ -141,7 +147,7 @@ def checkpoint_bytes(dep: Deployment) -> float:
 def settings_for(dep: Deployment, target: ServeTarget) -> DeploySpec:
     """The smallest memory fraction whose KV cache holds ``target.concurrency`` x
     ``target.context_tokens`` tokens (with a 5% margin)."""
-    if dep.engine.name not in IMAGES:
+    if dep.engine.name not in (*IMAGES, "vllm-cpu"):
         raise InputError("--engine must be vllm or sglang")
     model = dep.model
     if target.context_tokens > model.max_position_embeddings:
@@ -151,6 +157,8 @@ def settings_for(dep: Deployment, target: ServeTarget) -> DeploySpec:
     sized = replace(dep, engine=replace(dep.engine, max_num_seqs=target.concurrency))
     base = plan_memory(sized)
     need = base.sequence_bytes(target.context_tokens) * target.concurrency * KV_MARGIN
+    if dep.engine.memory_mode == "vllm-cpu":
+        return _cpu_settings(sized, target, base.used_bytes, need)
     fraction = (base.used_bytes + need) / base.visible_bytes
     if fraction > MAX_UTILIZATION:
         par = dep.parallelism
@@ -163,13 +171,27 @@ def settings_for(dep: Deployment, target: ServeTarget) -> DeploySpec:
     return DeploySpec(sized, target, fraction, final.kv_tokens)
 
 
+def _cpu_settings(dep: Deployment, target: ServeTarget, used_bytes: float, need_bytes: float) -> DeploySpec:
+    """vLLM-CPU: the KV cache is VLLM_CPU_KVCACHE_SPACE whole GiB (rounded up from the need),
+    beside the weights and runtime within the engine's share of the socket's memory."""
+    space = max(math.ceil(need_bytes / GIB), 1)
+    room = dep.gpu.visible_memory_bytes * dep.engine.gpu_memory_utilization - used_bytes
+    if space * GIB > room:
+        raise DoesNotFitError(
+            f"{target.concurrency} x {target.context_tokens} tokens need {space} GiB of KV cache on {dep.gpu.id}, "
+            f"{room / GIB:.1f} GiB is left beside the weights; lower the concurrency or context (inferplan fit)"
+        )
+    sized = replace(dep, engine=replace(dep.engine, kv_cache_space_gib=space))
+    return DeploySpec(sized, target, dep.engine.gpu_memory_utilization, plan_memory(sized).kv_tokens)
+
+
 def _dtype(p: Precision) -> str:
-    return "float16" if p.name == "fp16" else "bfloat16"
+    return {"fp16": "float16", "fp32": "float32"}.get(p.name, "bfloat16")
 
 
 def _quantization(spec: DeploySpec) -> str | None:
     """Online quantisation the engine can do itself; pre-quantised checkpoints are detected."""
-    if spec.deployment.model.quantization is not None or spec.deployment.precision.name in ("bf16", "fp16"):
+    if spec.deployment.model.quantization is not None or spec.deployment.precision.name in ("bf16", "fp16", "fp32"):
         return None
     if spec.deployment.precision.name == "fp8":
         return "fp8"
@@ -240,6 +262,9 @@ def require_vllm(spec: DeploySpec, fmt: str) -> None:
 def engine_env(spec: DeploySpec) -> dict[str, str]:
     """The engine's environment: NCCL warnings only, and for a replica spanning servers, NCCL and
     Gloo over InfiniBand / RoCE between the pipeline stages."""
+    space = spec.deployment.engine.kv_cache_space_gib
+    if space is not None:  # vLLM-CPU: the planned KV cache, in whole GiB
+        return {"VLLM_CPU_KVCACHE_SPACE": str(space)}
     env = {"NCCL_DEBUG": "WARN"}
     if spec.nodes_per_replica > 1:
         env |= {

@@ -166,6 +166,7 @@ class StepCostModel:
         self.ep_link: LinkSpec = self.tp_link if par.ep <= max(self.tp_link.max_gpus, par.tp) else dep.pp_link
         self.layer_overhead = dep.engine.layer_overhead_s
         self.step_overhead = dep.engine.step_overhead_s
+        self.sequence_overhead = dep.engine.sequence_overhead_s  # per sampled sequence a step (vLLM-CPU)
         self._init_gemms(dep)
         self._init_moe(dep)
         self._init_attention(dep)
@@ -208,7 +209,10 @@ class StepCostModel:
 
     def _init_attention(self, dep: Deployment) -> None:
         g, k, tp, attn = dep.gpu, dep.engine.kernels, dep.parallelism.tp, dep.model.attention
-        self.attn_flops_per_s = g.flops_for("bf16" if g.supports("bf16") else "fp16") * k.attention_efficiency
+        # attention runs in the activations' dtype: FP32 when the model does (vLLM-CPU), else BF16
+        native = gemm_dtype(dep.precision, g)[0]
+        half = "bf16" if g.supports("bf16") else "fp16"
+        self.attn_flops_per_s = g.flops_for("fp32" if native == "fp32" else half) * k.attention_efficiency
         self.attn_decode_bw = g.mem_bw_bytes_per_s * k.mem_efficiency * k.attention_decode_efficiency
         # pre-XQA decode kernels (2023) read each K/V head once per query head of its group
         self.kv_read_factor = 1.0 if k.gqa_kv_reuse or attn.kv_lora_rank else attn.num_heads / attn.num_kv_heads
@@ -324,7 +328,7 @@ class StepCostModel:
                 "engine_overhead",
                 0.0,
                 0.0,
-                self.step_overhead + n * self.layer_overhead,
+                self.step_overhead + n * self.layer_overhead + shape.num_sampled * self.sequence_overhead,
                 "overhead",
             )
         )
@@ -336,6 +340,7 @@ class StepCostModel:
         n = self.layers_per_stage * self.pp
         _, _, head = self._gemm(float(shape.num_sampled), self.lm_head_params, 2.0)
         total = n * (layer + self.layer_overhead) + head + self.step_overhead
+        total += shape.num_sampled * self.sequence_overhead
         if self.pp > 1:
             msg = shape.num_tokens * self.hidden * ACTIVATION_BYTES
             total += (self.pp - 1) * (self.pp_link.latency_s + msg / self.pp_link.bw_bytes_per_s)

@@ -79,7 +79,7 @@ def candidates(
     out = []
     for gpu in _pool(space, env):
         usable = usable_bytes(gpu, engine.gpu_memory_utilization)
-        for precision in space.precisions:
+        for precision in (p for p in space.precisions if gpu.runs_weights(p.name)):
             last: tuple[int, int] = (0, 0)
             for par in _splits(model, gpu, space):
                 if (par.tp, par.ep) == last or weight_bytes_per_gpu(model, precision, par) > usable:
@@ -92,5 +92,6 @@ def candidates(
                     .with_speculation(space.speculation)
                     .with_features(space.features)
                     for kv in kvs
+                    if gpu.holds_kv(kv)
                 ]
     return out

@@ -21,6 +21,8 @@ from inferplan.plan.question import Demand, PlanQuestion
 from inferplan.plan.workload_question import Traffic
 from inferplan.specs.calibration_profile import apply_profile, load_profile
 from inferplan.specs.cost_assumptions import with_edits
+from inferplan.specs.cpus import MEASURED_PREFIX
+from inferplan.specs.engine_defaults import engine_for
 from inferplan.specs.engines import get_engine
 from inferplan.specs.environment import get_environment
 from inferplan.specs.features import resolve_features
@@ -77,8 +79,12 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
     applied to the engine and the GPUs, the price file added to the price catalog."""
     model = _model(q, files)
     profile = load_profile(q.calibration, allow_paths=files) if q.calibration else None
+    if not files and any(g.startswith(MEASURED_PREFIX) for g in q.gpus):
+        raise InputError("a measured device is a file: name catalog GPUs or CPUs here (files are read by the CLI only)")
     pool = [get_gpu(g) for g in q.gpus] or list(gpu_catalog().values())
     engine = get_engine(q.engine)
+    if all(g.is_cpu for g in pool):  # vLLM on CPUs is vLLM-CPU (its KV cache, its limits)
+        engine = engine_for(engine, pool[0])[0]
     gpus = [apply_profile(engine, g, profile)[1] for g in pool]
     engine = apply_profile(engine, pool[0], profile)[0]
     user = parse_price_text(q.prices_yaml, q.prices_origin) if q.prices_yaml is not None else PriceBook()

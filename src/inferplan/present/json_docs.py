@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from inferplan.plan.question import OPTION_NAMES, PlanQuestion
 from inferplan.present.payload_bench import (
+    AutoCalibrationPayload,
     BenchGpuPayload,
     BenchServePayload,
     CalibrationPayload,
@@ -40,6 +41,7 @@ PAYLOADS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("inferplan runs show", RunSummaryPayload),
     ("inferplan runs compare", RunsComparePayload),
     ("inferplan calibrate", CalibrationPayload),
+    ("inferplan calibrate --auto", AutoCalibrationPayload),
 )
 
 _INTRO = """# JSON output

@@ -10,10 +10,12 @@ from pydantic import Field
 from inferplan.present.payload import Payload, Strict
 
 __all__ = [
+    "AutoCalibrationPayload",
     "BenchGpuPayload",
     "BenchServePayload",
     "CalibrationPayload",
     "MeasurementRow",
+    "PredictionRowPayload",
     "RunRow",
     "RunSummary",
     "RunSummaryPayload",
@@ -250,3 +252,25 @@ class CalibrationPayload(Payload):
     fitted_on: list[str]
     error_before: float | None
     error_after: float | None
+
+
+class PredictionRowPayload(Payload):
+    """One metric of one measured run, predicted before and after calibration."""
+
+    run: str = Field(description="The load point: concurrency or request rate, prompt/output tokens.")
+    metric: str = Field(description="ttft_s, tpot_s (medians, seconds) or output_tok_s (output tokens per second).")
+    measured: float = Field(description="What the server did.")
+    uncalibrated: float = Field(description="The prediction with the catalog's parameters.")
+    calibrated: float = Field(description="The prediction with the fitted parameters.")
+
+
+class AutoCalibrationPayload(Payload):
+    """``calibrate --auto``: the runs measured, the profile fitted, what changed, what remains."""
+
+    schema_id: Literal["inferplan.auto-calibration/1"] = Field(
+        default="inferplan.auto-calibration/1", serialization_alias="schema"
+    )
+    profile: CalibrationPayload = Field(description="The saved profile.")
+    run_ids: list[int] = Field(description="The serving runs measured and stored for the fit.")
+    before: dict[str, float] = Field(description="Each fitted parameter's value before calibration.")
+    rows: list[PredictionRowPayload] = Field(description="Each measured run's metrics, predicted before and after.")

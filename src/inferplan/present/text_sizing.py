@@ -38,14 +38,18 @@ def print_fit(out: Console, p: dict[str, Any]) -> None:
     else:
         budget = f"x gpu_memory_utilization {e['gpu_memory_utilization']}"
         reserve = f"activation peak ({e['max_num_batched_tokens']} batched tokens)"
+    cpu = e["name"] == "vllm-cpu"
     rows = [
-        ["GPU memory visible to CUDA", gib(g["visible_bytes"])],
+        ["socket memory (assumed population)" if cpu else "GPU memory visible to CUDA", gib(g["visible_bytes"])],
         [budget, gib(g["budget_bytes"])],
         [f"weights ({p['precision']})", gib(g["weights_bytes"])],
         *_feature_rows(p),
         [reserve, gib(g["activation_peak_bytes"])],
         [f"logits buffer ({p['engine']['max_num_seqs']} seqs, fp32)", gib(g["logits_bytes"])],
-        ["CUDA context + communication buffers", gib(g["non_torch_bytes"])],
+        [
+            "runtime (Python, torch, oneDNN)" if cpu else "CUDA context + communication buffers",
+            gib(g["non_torch_bytes"]),
+        ],
         [f"KV cache ({p['kv_dtype']})", gib(g["kv_cache_bytes"])],
     ]
     title = f"{p['model']} on {par['num_gpus']} x {p['gpu']} (TP {par['tp']}, PP {par['pp']}): memory per GPU"

@@ -1,12 +1,14 @@
 """Answers built on the memory model: does it fit, how many sequences, how long a context,
 how many GPUs at least. :func:`plan_memory` returns a :class:`MemoryPlan` per GPU.
 
-Three engine memory modes:
+Four engine memory modes:
 
 * vLLM: ``KV = visible x gpu_memory_utilization - weights - activations - logits - non_torch``;
 * TensorRT-LLM: ``KV = kv_free_fraction x (visible - weights - activations - non_torch)``;
 * SGLang: ``KV = (total - weights) - total x (1 - mem_fraction_static)`` with ``total`` the
   memory left after CUDA and NCCL set-up (the reserve holds activations and CUDA graphs).
+* vLLM-CPU: ``KV = VLLM_CPU_KVCACHE_SPACE GiB`` when the engine sets it (no KV when weights,
+  activations and runtime do not fit beside it in the socket's memory), else the vLLM rule.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from inferplan.specs.engine_defaults import sglang_defaults
 from inferplan.specs.hardware import GpuSpec, gpus_per_server
 from inferplan.specs.model import ModelSpec, count_params
 from inferplan.specs.parallelism import Parallelism
+from inferplan.units import GIB
 
 __all__ = [
     "MemoryPlan",
     "check_divisibility",
+    "explicit_kv_bytes",
     "max_context_tokens",
     "min_gpus",
     "plan_memory",
@@ -51,6 +55,13 @@ def usable_bytes(gpu: GpuSpec, utilization: float) -> float:
     """Memory one engine may use on ``gpu``: visible memory x gpu_memory_utilization.
     The one home of the usable memory fraction (it is the engine's setting)."""
     return gpu.visible_memory_bytes * utilization
+
+
+def explicit_kv_bytes(space_gib: int, room_bytes: float) -> float:
+    """vLLM-CPU's KV cache with VLLM_CPU_KVCACHE_SPACE set: exactly ``space_gib`` GiB, or none
+    (vLLM refuses to start) when that exceeds the memory left beside weights and runtime."""
+    wanted = space_gib * GIB
+    return wanted if wanted <= room_bytes else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +164,8 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         budget = total * fraction
         kv_bytes = sglang_kv_pool_bytes(total, weights, fraction)
         activation, logits = total * (1.0 - fraction), 0.0  # what the reserve is for
+    elif engine.memory_mode == "vllm-cpu" and engine.kv_cache_space_gib is not None:
+        kv_bytes = explicit_kv_bytes(engine.kv_cache_space_gib, budget - weights - activation - logits - non_torch)
     else:
         kv_bytes = budget - weights - activation - logits - non_torch
     layout = kv_layout(model, dep.kv_dtype, par, engine.block_size)

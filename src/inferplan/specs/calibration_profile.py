@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 KERNEL_FIELDS = ("gemm_efficiency", "gemm_m_half", "mem_efficiency", "attention_efficiency", "weight_only_bandwidth")
-ENGINE_FIELDS = ("step_overhead_s", "layer_overhead_s")
+ENGINE_FIELDS = ("step_overhead_s", "layer_overhead_s", "sequence_overhead_s")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -50,6 +50,8 @@ class CalibrationProfile:
     fitted_on: list[str] = field(default_factory=list)
     error_before: float | None = None
     error_after: float | None = None
+    # |predicted - measured| / measured, percent, per kind (ttft, tpot, throughput), on the runs fitted
+    residual_pct: dict[str, list[float]] = field(default_factory=dict)
     created_at: str = ""
 
 
@@ -61,6 +63,7 @@ def engine_with(engine: EngineProfile, values: dict[str, float]) -> EngineProfil
         kernels=kernels,
         step_overhead_s=values.get("step_overhead_s", engine.step_overhead_s),
         layer_overhead_s=values.get("layer_overhead_s", engine.layer_overhead_s),
+        sequence_overhead_s=values.get("sequence_overhead_s", engine.sequence_overhead_s),
     )
 
 

@@ -30,7 +30,7 @@ from inferplan.specs.parallelism import Parallelism
 from inferplan.specs.precision import KvDtype, Precision, resolve_kv_dtype, resolve_precision
 from inferplan.specs.speculation import Speculation
 
-__all__ = ["Choices", "Deployment", "resolve_deployment", "resolve_parallelism"]
+__all__ = ["Choices", "Deployment", "engine_for", "resolve_deployment", "resolve_parallelism"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +185,16 @@ def resolve_deployment(
     precision = resolve_precision(model, choices.dtype)
     par = resolve_parallelism(gpu, choices)
     engine = engine_for(engine or get_engine("vllm"), gpu, par.tp, choices.engine_version)[0]
+    kv = resolve_kv_dtype(choices.kv_dtype, precision)
+    if not gpu.runs_weights(precision.name):
+        raise InputError(f"{gpu.id} is a CPU: vLLM-CPU runs no {precision.name} weights; use --dtype bf16 or fp32")
+    if not gpu.holds_kv(kv.name):
+        raise InputError(f"{gpu.id} has no AVX-512 or AMX: vLLM-CPU keeps no FP8 KV cache there; use --kv-dtype auto")
     return Deployment(
         model,
         gpu,
         precision,
-        resolve_kv_dtype(choices.kv_dtype, precision),
+        kv,
         par,
         engine,
         environment,

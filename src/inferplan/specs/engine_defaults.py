@@ -170,6 +170,8 @@ def engine_for(
     """The engine with the defaults it picks on ``gpu`` (vLLM's token budget, sequence limit and
     utilisation; SGLang's chunked-prefill size), and those defaults. Only the catalog profile
     takes them: an engine whose settings were edited keeps them."""
+    if gpu.is_cpu and engine.name == "vllm":  # vLLM on a CPU is its CPU backend: its KV cache, its limits
+        return ENGINES["vllm-cpu"], None
     if ENGINES.get(engine.name) != engine:
         return engine, None
     if engine.name == "vllm":

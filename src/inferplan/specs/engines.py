@@ -15,6 +15,7 @@ from typing import Any
 
 from inferplan.errors import InputError
 from inferplan.specs.names import resolve_engine_name
+from inferplan.units import GIB
 
 __all__ = ["ENGINES", "EngineProfile", "KernelParams", "get_engine", "resolve_engine"]
 
@@ -80,15 +81,22 @@ class EngineProfile:
         sampling, detokenisation, Python), paid once per step.
     layer_overhead_s: launch cost per transformer layer per step (about ten kernels; small
         with CUDA graphs).
+    sequence_overhead_s: CPU time per sequence sampled in a step (sampling, stop checks,
+        output processing in the engine loop); 0 where the data never separated it from
+        ``step_overhead_s`` (GPU engines), fitted by ``calibrate`` on vLLM-CPU.
     allreduce_latency_s: fixed cost of one small all-reduce in this engine's collective
         implementation (custom one-shot kernels in TensorRT-LLM/vLLM, NCCL through
         torch.distributed in gpt-fast); added to the link's bandwidth term.
     sliding_window_kv: whether the KV cache drops tokens outside a layer's window.
     memory_mode: 'vllm' (KV = total x utilisation - everything else), 'trtllm'
         (KV = kv_free_fraction x memory left after weights and activations) or 'sglang'
-        (KV = memory left after weights - total x (1 - mem_fraction_static)).
+        (KV = memory left after weights - total x (1 - mem_fraction_static)) or 'vllm-cpu'
+        (KV = ``kv_cache_space_gib`` when set, vLLM-CPU's VLLM_CPU_KVCACHE_SPACE, else the
+        'vllm' rule on the socket's memory).
     mem_fraction_static: SGLang's (weights + KV pool) / GPU memory; None: SGLang's default
         formula for the GPU and parallelism (:func:`inferplan.specs.engine_defaults.sglang_defaults`).
+    kv_cache_space_gib: whole GiB of KV cache per rank (VLLM_CPU_KVCACHE_SPACE, read with
+        int()); None: vLLM-CPU sizes it itself (node memory x utilisation - resident memory).
     gpu_memory_utilization: share of visible memory the engine may use (vLLM's flag).
     block_size: tokens per paged KV block.
     non_torch_bytes: measured CUDA context + communication buffers per GPU (None: the
@@ -102,6 +110,7 @@ class EngineProfile:
     name: str
     step_overhead_s: float
     layer_overhead_s: float
+    sequence_overhead_s: float = 0.0
     allreduce_latency_s: float = 10e-6
     sliding_window_kv: bool = True
     max_num_seqs: int = 256
@@ -115,6 +124,7 @@ class EngineProfile:
     non_torch_bytes: float | None = None
     mem_fraction_static: float | None = None
     request_overhead_s: float = 0.0
+    kv_cache_space_gib: int | None = None
     kernels: KernelParams = field(default_factory=KernelParams)
     description: str = ""
 
@@ -131,6 +141,8 @@ class EngineProfile:
             raise InputError(f"mem_fraction_static must be in [0.05, 1.0], got {self.mem_fraction_static}")
         if self.non_torch_bytes is not None and not 0 <= self.non_torch_bytes < 1e13:
             raise InputError("non-torch memory must be between 0 and 10 TB")
+        if self.kv_cache_space_gib is not None and not 1 <= self.kv_cache_space_gib <= 100_000:
+            raise InputError("the KV cache space must be between 1 and 100,000 GiB (VLLM_CPU_KVCACHE_SPACE)")
 
     def with_kernels(self, **changes: float) -> EngineProfile:
         fields: dict[str, Any] = dict(changes)
@@ -234,6 +246,26 @@ ENGINES: dict[str, EngineProfile] = {
             gpu_memory_utilization=0.95,
             description="llama.cpp's llama-server on CUDA (4 slots, logical batch 2048); not fitted: no "
             "llama.cpp rows in the development set",
+        ),
+        EngineProfile(
+            "vllm-cpu",
+            step_overhead_s=5e-3,
+            layer_overhead_s=100e-6,
+            allreduce_latency_s=50e-6,
+            max_num_seqs=128,
+            max_num_batched_tokens=2048,
+            memory_mode="vllm-cpu",
+            gpu_memory_utilization=0.92,
+            block_size=128,
+            non_torch_bytes=1.0 * GIB,
+            kernels=KernelParams(
+                mem_efficiency=0.5, attention_efficiency=0.3, default_matmul_fraction=0.7, gemm_m_half=4.0
+            ),
+            description="vLLM's CPU backend (vllm-cpu 0.32, OpenAI server): block 128, 128 sequences and 2048 "
+            "batched tokens per rank, KV cache = VLLM_CPU_KVCACHE_SPACE GiB (else 92% of the NUMA node's memory "
+            "less resident memory); a priori overheads of an eager Python step, CPU efficiencies from published "
+            "CPU decode rates (achieved/theoretical DRAM bandwidth 0.25-0.75); CPU GEMM microkernels block 4-8 "
+            "rows of M in registers (not 64-128-row tensor-core tiles), so half efficiency near M = 4",
         ),
         EngineProfile(
             "gpt-fast",

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from inferplan.errors import ConfigError, InputError
+from inferplan.errors import ConfigError, InputError, UnknownGpuError
 from inferplan.specs.names import GpuName, resolve_gpu_name
 from inferplan.units import GB, GIB, MIB
 
@@ -127,9 +127,24 @@ class GpuSpec:
     reported_memory_bytes: float | None = None  # nvidia-smi's memory.total, where published
 
     @property
+    def is_cpu(self) -> bool:
+        """A CPU socket (specs/cpus.py): KV cache in host memory, no tensor cores."""
+        return self.form_factor == "cpu"
+
+    @property
     def card_id(self) -> str:
         """The id of the physical card (a MIG slice's parent)."""
         return self.base_id or self.id
+
+    def runs_weights(self, precision: str) -> bool:
+        """Whether the engine runs weights of ``precision`` here: FP8 and FP4 weights are GPU
+        tensor-core formats, which vLLM's CPU backend does not run."""
+        return not (self.is_cpu and precision in ("fp8", "mxfp4", "nvfp4"))
+
+    def holds_kv(self, kv_dtype: str) -> bool:
+        """Whether the engine keeps a KV cache of ``kv_dtype`` here: vLLM-CPU's FP8 KV needs
+        AVX-512 or AMX, which the CPU catalog marks by an INT8 (VNNI/AMX) rate."""
+        return not (self.is_cpu and kv_dtype == "fp8" and "int8" not in self.peak_flops)
 
     def supports(self, dtype: str) -> bool:
         """Whether the tensor cores run ``dtype`` natively (e.g. FP8 on Hopper, not Ampere)."""
@@ -253,15 +268,28 @@ def _gpu_names() -> tuple[GpuName, ...]:
 def resolve_gpu(name: str) -> tuple[GpuSpec, str]:
     """A catalog GPU from any way of writing it (ids, nvidia-smi/rocm-smi names, 'H100 SXM5 80GB';
     see :mod:`inferplan.specs.names`), and the resolver's note when it chose a default.
-    'h100-sxm:3g.40gb' names a MIG slice."""
+    'h100-sxm:3g.40gb' names a MIG slice. CPUs resolve too ('AMD EPYC 9654', 'measured:FILE';
+    :mod:`inferplan.specs.cpus`)."""
+    from inferplan.specs.cpus import cpu_catalog, find_cpu  # cpus.py builds on GpuSpec
+
+    cpu = find_cpu(name)  # a CPU by the names people and lscpu write, or 'measured:FILE'
+    if cpu is not None:
+        return cpu, ""
     base, _, profile = name.partition(":")
-    found = resolve_gpu_name(base, _gpu_names())
+    try:
+        found = resolve_gpu_name(base, _gpu_names())
+    except UnknownGpuError:
+        if re.search(r"epyc|xeon|\bcpu\b", name, re.IGNORECASE):  # a CPU the catalog lacks: suggest CPUs
+            raise UnknownGpuError(
+                name, cpu_catalog(), "(CPUs: 'inferplan bench gpu --save-device' measures yours)"
+            ) from None
+        raise
     gpu = gpu_catalog()[found.key]
     return (mig_slice(gpu, profile.strip()) if profile else gpu), found.note
 
 
 def get_gpu(name: str) -> GpuSpec:
-    """A catalog GPU by id or any name :func:`resolve_gpu` reads."""
+    """A catalog GPU or CPU by id or any name :func:`resolve_gpu` reads."""
     return resolve_gpu(name)[0]
 
 
@@ -310,6 +338,8 @@ def mig_slice(gpu: GpuSpec, profile: str) -> GpuSpec:
 def gpus_per_server(gpu: GpuSpec) -> int:
     """GPUs of this kind in one server: the GPU's NVLink/XGMI domain up to 8, else 8 PCIe cards.
     The one rule for how far tensor parallelism reaches before pipeline stages cross servers."""
+    if gpu.is_cpu:
+        return gpu.max_scale_up_gpus  # sockets: one vLLM-CPU rank per NUMA node
     if gpu.mig_profile:
         return 1  # a MIG slice is alone: slices of one card share no fast link
     if gpu.scale_up:

@@ -328,7 +328,7 @@ def resolve_precision_name(text: str) -> Resolved | None:
                 return Resolved("int8", "INT8 taken as weight-only (W8A16); say W8A8 for INT8 activations too")
             return Resolved(name, note)
     if norm in ("float32", "fp32", "f32"):
-        return Resolved("bf16", "FP32 weights are served in BF16 by the engines modelled")
+        return Resolved("fp32")
     return None
 
 
@@ -343,6 +343,7 @@ def resolve_kv_name(text: str) -> Resolved | None:
         (r"\bint8\b", "int8"),
         (r"\bbf16\b|\bbfloat16\b", "bf16"),
         (r"\bfp16\b|\bfloat16\b|\bhalf\b", "fp16"),
+        (r"\bfp32\b|\bfloat32\b", "fp32"),
     ):
         if re.search(pattern, norm):
             return Resolved(name)

@@ -64,6 +64,7 @@ PRECISIONS: dict[str, Precision] = {
     for p in (
         Precision("bf16", 16, "bf16", description="BF16 weights and activations"),
         Precision("fp16", 16, "fp16", description="FP16 weights and activations"),
+        Precision("fp32", 32, "fp32", description="FP32 weights and activations (CPUs without native BF16)"),
         Precision(
             "fp8",
             8,
@@ -137,6 +138,7 @@ KV_DTYPES: dict[str, KvDtype] = {
     "int8": KvDtype("int8", 1.0),
     # NVFP4 KV (TensorRT-LLM on Blackwell): 4-bit values plus one FP8 scale per 16
     "nvfp4": KvDtype("nvfp4", 0.5 + 1.0 / 16),
+    "fp32": KvDtype("fp32", 4.0),
 }
 
 
@@ -153,8 +155,8 @@ def get_precision(name: str) -> Precision:
 
 
 def get_kv_dtype(name: str) -> KvDtype:
-    """A KV-cache dtype (bf16, fp16, fp8 as e4m3 or e5m2, int8, nvfp4; 'auto' is resolved by
-    the caller)."""
+    """A KV-cache dtype (bf16, fp16, fp32, fp8 as e4m3 or e5m2, int8,
+    nvfp4; 'auto' is resolved by the caller)."""
     key = name.strip().lower()
     found = KV_DTYPES.get(key)
     if found is None:
@@ -166,9 +168,9 @@ def get_kv_dtype(name: str) -> KvDtype:
 
 
 def default_kv_dtype(precision: Precision) -> KvDtype:
-    """What 'auto' means for the KV cache: 16-bit, FP16 with FP16 weights, else BF16
-    (vLLM's and SGLang's default, FP8 weights included). The one home of this rule."""
-    return KV_DTYPES["fp16" if precision.name == "fp16" else "bf16"]
+    """What 'auto' means for the KV cache: the model dtype for FP16 and FP32 (vLLM-CPU in FP32),
+    else BF16 (vLLM's and SGLang's default, FP8 weights included). The one home of this rule."""
+    return KV_DTYPES[precision.name if precision.name in ("fp16", "fp32") else "bf16"]
 
 
 def resolve_precision(model: ModelSpec, name: str | None) -> Precision:
