@@ -154,3 +154,39 @@ def test_calibrate_cli_from_stored_runs(tmp_path: Path, monkeypatch: pytest.Monk
     assert predicted.exit_code == 0, predicted.output
     missing = runner.invoke(app, ["predict", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--calibration", "nope"])
     assert missing.exit_code == 2 and "no calibration profile" in missing.stderr
+
+
+def test_error_bands_come_from_the_calibration_residuals(tmp_path: Path) -> None:
+    """Issue 17: after calibration the bands printed with each figure are the profile's own
+    residuals for that deployment, not the public table's; junk in a profile file is ignored."""
+    from inferplan.perf.accuracy import calibrated_bands, error_band
+    from inferplan.plan.question import PlanQuestion
+    from inferplan.plan.service import answer
+    from inferplan.present.payload_plan import plan_payload
+    from inferplan.specs.calibration_profile import CalibrationProfile, save_profile
+
+    residuals: dict[str, list[float]] = {"ttft": [2.0, 4.0, 6.0, 40.0], "tpot": [1.0, 3.0, float("nan")]}
+    profile = CalibrationProfile(name="tight", engine="vllm", residual_pct=residuals)
+    table = error_band("ttft")
+    assert table is not None and "public" in table.text()
+    mine = calibrated_bands(profile)
+    assert mine["ttft"].median_pct == pytest.approx(5.0) and mine["ttft"].rows == 4
+    assert mine["tpot"].median_pct == pytest.approx(2.0) and mine["tpot"].rows == 2  # NaN dropped
+    assert mine["e2e"].median_pct == pytest.approx(2.0)  # follows TPOT
+    assert mine["throughput"] == calibrated_bands(None)["throughput"]  # not measured: the table's
+    path = save_profile(profile, tmp_path)
+    q = PlanQuestion.model_validate(
+        {
+            "model": "llama-3.1-8b",
+            "isl": 1000,
+            "osl": 200,
+            "rate_per_s": 2.0,
+            "gpus": ["h100-sxm"],
+            "calibration": str(path),
+        }
+    )
+    payload = plan_payload(answer(q, files=True), 5)
+    assert payload.error_bands["ttft"].median_ape_pct == pytest.approx(5.0)
+    assert payload.error_bands["ttft"].basis == "calibration profile tight"
+    check = next(line for line in payload.headline if line.startswith("Simulated check"))
+    assert "calibration run(s) of this deployment (calibration profile tight)" in check

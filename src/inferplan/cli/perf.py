@@ -189,7 +189,8 @@ def predict(
     choices = Choices(gpu, dtype, kv_dtype, count, tp, pp, dp, ep)
     spec_model_ = load_model(model)
     dep = resolve_deployment(spec_model_, choices, get_engine(engine), environment)
-    dep = calibrated(dep, load_profile(calibration) if calibration else None)
+    profile = load_profile(calibration) if calibration else None
+    dep = calibrated(dep, profile)
     dep = dep.with_speculation(
         speculation_from(spec_model_, spec, spec_tokens, spec_acceptance, spec_model, spec_draft_tp)
     )
@@ -204,7 +205,7 @@ def predict(
         if pools
         else run_prediction(dep, wl, slo=slo, requests=requests)
     )
-    payload = predict_payload(result, wl)
+    payload = predict_payload(result, wl, profile)
     if as_json:
         emit_json(payload)
         return

@@ -27,12 +27,14 @@ import yaml
 
 from inferplan.errors import ConfigError
 from inferplan.perf.validate import Outcome, percentile_90, summarize
+from inferplan.specs.calibration_profile import CalibrationProfile
 
 __all__ = [
     "BAND_CATEGORIES",
     "Band",
     "accuracy_table",
     "bands",
+    "calibrated_bands",
     "error_band",
     "load_accuracy_table",
     "worse_by",
@@ -63,7 +65,13 @@ class Band:
     basis: str  # which measurements, e.g. 'online TTFT and batch-1 TTFT'
 
     def text(self) -> str:
-        """'typically within 18%, 9 in 10 within 40%, on public measurements of this kind'."""
+        """'typically within 18%, 9 in 10 within 40%, on public measurements of this kind'
+        (or '..., on 4 calibration runs of this deployment (profile my-cpu)')."""
+        if self.basis.startswith("calibration"):
+            return (
+                f"typically within {self.median_pct:.0f}%, 9 in 10 within {self.p90_pct:.0f}%, "
+                f"on {self.rows} calibration run(s) of this deployment ({self.basis})"
+            )
         return (
             f"typically within {self.median_pct:.0f}%, 9 in 10 within {self.p90_pct:.0f}%, "
             f"on public measurements of this kind{'' if self.basis == 'this kind' else ' (' + self.basis + ')'}"
@@ -140,10 +148,30 @@ def bands() -> dict[str, Band]:
     return out
 
 
-def error_band(kind: str) -> Band | None:
+def calibrated_bands(profile: CalibrationProfile | None) -> dict[str, Band]:
+    """The bands of a deployment: with a calibration profile, its own runs' residuals per kind
+    (median and 90th percentile of |predicted - measured| / measured after the fit; e2e from
+    the TPOT residuals, as the public table does without end-to-end rows) in place of the public
+    table's; kinds the calibration did not measure keep the table's band."""
+    out = bands()
+    if profile is None:
+        return out
+    residuals = dict(profile.residual_pct) if isinstance(profile.residual_pct, dict) else {}
+    if residuals.get("tpot"):
+        residuals.setdefault("e2e", residuals["tpot"])
+    for kind, raw in residuals.items():
+        items = raw if isinstance(raw, list) else []
+        values = [float(v) for v in items if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0]
+        if values and kind in out:
+            basis = f"calibration profile {profile.name}"
+            out[kind] = Band(kind, statistics.median(values), percentile_90(values), len(values), basis)
+    return out
+
+
+def error_band(kind: str, profile: CalibrationProfile | None = None) -> Band | None:
     """The band of ``kind`` (ttft, tpot, itl, e2e, throughput), or None when nothing of that
-    kind was measured."""
-    return bands().get("tpot" if kind == "itl" else kind)
+    kind was measured; a calibration profile's own residuals when it has them."""
+    return calibrated_bands(profile).get("tpot" if kind == "itl" else kind)
 
 
 def worse_by(kind: str, margin: str) -> float:

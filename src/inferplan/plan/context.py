@@ -15,6 +15,7 @@ from inferplan.plan.offload_plan import offload_variants
 from inferplan.plan.question import Demand, Targets
 from inferplan.plan.search import Evaluated, evaluate, rank
 from inferplan.sizing.capacity import MemoryPlan, min_gpus
+from inferplan.specs.calibration_profile import CalibrationProfile
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.engines import EngineProfile
 from inferplan.specs.environment import EnvironmentProfile
@@ -42,6 +43,7 @@ class PlanSetup:
     costing: Costing = field(default_factory=Costing)
     margin: str = "none"  # the targets above are already tightened by it
     stated_targets: Targets | None = None  # the targets as asked, before the margin
+    calibration: CalibrationProfile | None = None  # its residuals are the figures' error bands
     pools: PoolSetup | None = None  # search prefill/decode splits too (issue 14)
 
 

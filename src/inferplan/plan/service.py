@@ -114,6 +114,7 @@ def resolve_question(q: PlanQuestion, *, files: bool) -> PlanSetup:
         costing=Costing(q.hours_fraction, q.peak_to_mean, assumptions, prices.api),
         margin=q.margin,
         stated_targets=q.targets(),
+        calibration=profile,
         pools=PoolSetup(q.kv_link, q.kv_overlap) if q.disaggregation else None,
     )
 

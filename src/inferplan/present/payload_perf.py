@@ -16,6 +16,7 @@ from inferplan.present.payload_metrics import ErrorBandPayload, MetricsPayload, 
 from inferplan.present.payload_sizing import ParallelismPayload
 from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
 from inferplan.present.payload_workload import WorkloadFeaturesPayload, workload_features_payload
+from inferplan.specs.calibration_profile import CalibrationProfile
 
 __all__ = ["PredictPayload", "ValidatePayload", "op_rows", "predict_payload", "validate_payload"]
 
@@ -103,7 +104,7 @@ def _step(b: StepBreakdown) -> StepPayload:
     return StepPayload(batch=b.tokens, context_tokens=b.context_tokens, time_s=b.time_s, operators=op_rows(b.ops))
 
 
-def predict_payload(p: Prediction, wl: Workload) -> PredictPayload:
+def predict_payload(p: Prediction, wl: Workload, profile: CalibrationProfile | None = None) -> PredictPayload:
     dep = p.deployment
     par = dep.parallelism
     sched = p.replica.scheduler
@@ -129,7 +130,7 @@ def predict_payload(p: Prediction, wl: Workload) -> PredictPayload:
         prefill_step=_step(p.prefill),
         decode_step=_step(p.decode),
         assumptions=dep.environment.assumptions(),
-        error_bands=error_bands_payload(),
+        error_bands=error_bands_payload(profile),
         notes=list(dep.notes),
         speculation=speculation_payload(dep.speculation, p.replica.memory.drafter_weights_bytes, p.crossover),
         disaggregation=(

@@ -206,8 +206,8 @@ def headline(p: Plan) -> list[str]:
         m = v.metrics
         lines.append(
             f"Simulated check at {v.replicas} replicas ({v.num_requests:,} requests, {v.window_s:,.0f} s measured "
-            f"after {v.warmup_s:,.0f} s of warm-up): TTFT p90 {_ms(finite(m.ttft_s.p90))}{_band('ttft')}, TPOT p90 "
-            f"{_ms(finite(m.tpot_s.p90), 1)}{_band('tpot')}; {v.note}. The ranking's figures are steady-state "
+            f"after {v.warmup_s:,.0f} s of warm-up): TTFT p90 {_ms(finite(m.ttft_s.p90))}{_band('ttft', p)}, TPOT p90 "
+            f"{_ms(finite(m.tpot_s.p90), 1)}{_band('tpot', p)}; {v.note}. The ranking's figures are steady-state "
             "estimates."
         )
     if p.setup.margin != "none":
@@ -220,9 +220,9 @@ def headline(p: Plan) -> list[str]:
     return disagg_headline(p.disaggregation, lines, e.meets) if p.disaggregation else lines
 
 
-def _band(kind: str) -> str:
+def _band(kind: str, p: Plan) -> str:
     """' (typically within 18%, 9 in 10 within 40%, on public measurements of this kind)'."""
-    band = error_band(kind)
+    band = error_band(kind, p.setup.calibration)
     return f" ({band.text()})" if band else ""
 
 
@@ -293,7 +293,7 @@ def plan_payload(p: Plan, top: int) -> PlanPayload:
         targets=TargetsPayload(**asdict(p.setup.stated_targets or t)),
         margin=p.setup.margin,
         planned_targets=TargetsPayload(**asdict(t)),
-        error_bands=error_bands_payload(),
+        error_bands=error_bands_payload(p.setup.calibration),
         headline=headline(p),
         recommendation=_candidate(p.chosen, tokens),
         verified_by_simulation=_simulation(p.verification) if p.verification else None,
