@@ -143,8 +143,10 @@ def test_a_worker_that_dies_is_reported_and_its_records_kept(local_ray: Any, tmp
         args = ["--rate", "10", "--num-requests", "80", "--ray", "local", "--workers", "2"]
         thread = threading.Thread(target=lambda: outcome.update(_serve(url, db, *args)))
         thread.start()
-        _kill_worker_after(local_ray, db, stored=5)
-        thread.join(180)
+        try:
+            _kill_worker_after(local_ray, db, stored=5)
+        finally:  # never leave the run's thread to outlive this test
+            thread.join(180)
     assert not thread.is_alive()
     s = outcome["summary"]
     assert outcome["exit"] == 9 and outcome["status"] == "partial"
@@ -164,16 +166,27 @@ def _kill_worker_after(ray: Any, db: Path, stored: int) -> None:
     end = time.monotonic() + 120
     while time.monotonic() < end:
         names = [n for n in ray.util.list_named_actors() if n.startswith(prefix) and n.endswith("-w1")]
-        count = 0
-        if db.exists():
-            with sqlite3.connect(db) as conn:
-                count = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+        count = _stored_requests(db)
         if names and count >= stored:
             newest = max(names, key=lambda n: int(n.removeprefix(prefix).split("-")[0]))
             ray.kill(ray.get_actor(newest))
             return
         time.sleep(0.05)
     raise AssertionError(f"worker 1 was not running with {stored} requests stored within 120 s")
+
+
+def _stored_requests(db: Path) -> int:
+    """Requests in the database so far; 0 before the run has made it or its tables (the file
+    exists a moment before its schema does)."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+    except sqlite3.OperationalError:  # no table yet, or locked by the writer: ask again
+        return 0
+    finally:
+        conn.close()
 
 
 @pytest.mark.slow
