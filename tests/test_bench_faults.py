@@ -219,9 +219,11 @@ def test_server_killed(tmp_path: Path) -> None:
 
         worker = threading.Thread(target=bench)
         worker.start()
-        _wait_for_requests(db, 3)
-        proc.kill()
-        worker.join(60)
+        try:
+            _wait_for_requests(db, 3)
+        finally:  # the run's thread never outlives this test
+            proc.kill()
+            worker.join(60)
     result = outcome["result"]
     assert result.exit_code == 9, result.output
     s = json.loads(result.stdout)["points"][0]["summary"]

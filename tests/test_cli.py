@@ -115,6 +115,33 @@ def test_models_and_gpus(runner: CliRunner) -> None:
     assert "mi300x" in runner.invoke(app, ["gpus"]).output
 
 
+@pytest.mark.parametrize(
+    ("search", "ids"),
+    [
+        ("H100 SXM", {"h100-sxm"}),  # as people write it, not only the id's substring
+        ("NVIDIA H100 80GB HBM3", {"h100-sxm"}),  # nvidia-smi's name, through the resolver
+        ("Xeon Platinum 8480+", {"xeon-8480plus"}),  # a CPU socket by its name
+    ],
+)
+def test_gpus_finds_devices_by_the_names_people_write(runner: CliRunner, search: str, ids: set[str]) -> None:
+    result = runner.invoke(app, ["gpus", search, "--json"])
+    assert result.exit_code == 0, result.output
+    assert {g["id"] for g in json.loads(result.stdout)["gpus"]} == ids
+
+
+def test_gpus_lists_cpu_sockets_on_request(runner: CliRunner) -> None:
+    plain = json.loads(runner.invoke(app, ["gpus", "--json"]).stdout)["gpus"]
+    assert plain and {g["device"] for g in plain} == {"gpu"}
+    every = json.loads(runner.invoke(app, ["gpus", "--cpus", "--json"]).stdout)["gpus"]
+    cpus = {g["id"] for g in every if g["device"] == "cpu"}
+    assert {"xeon-8480plus", "epyc-9654"} <= cpus and len(every) == len(plain) + len(cpus)
+    table = runner.invoke(app, ["gpus", "epyc"]).output
+    assert "CPU sockets" in table and "epyc-9654" in table and "GPU catalog" not in table
+    missing = runner.invoke(app, ["gpus", "no-such-device"])
+    assert missing.exit_code != 0 and "no catalog device matches 'no-such-device'" in missing.output
+    assert "Traceback" not in missing.output
+
+
 ENTRY_POINT = Path(sys.executable).with_name("inferplan")
 
 

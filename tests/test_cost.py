@@ -118,7 +118,7 @@ def test_cloud_options_by_hand() -> None:
     assert by["cloud_spot"].usd_per_month == pytest.approx(2 * 0.8 * HOURS_PER_MONTH * 0.5 + 10)
     assert SPOT_CAVEAT in by["cloud_spot"].note
     assert by["cloud_on_demand"].fleet == "mean" and by["cloud_12m"].fleet == "peak"
-    assert missing == ["no 3-year cloud commitment price for a h100-sxm instance holding a 1-GPU replica"]
+    assert missing == ["no 3-year cloud commitment price for a h100-sxm instance holding a replica of 1 GPU"]
     _, none = cloud_options([], sizes(), 1.0, 0.0)
     assert any("no on-demand cloud price" in m for m in none) and any("spot" in m for m in none)
 

@@ -16,6 +16,7 @@ from inferplan.bench.gpu import Measurement
 from inferplan.cli import app
 from inferplan.deploy.engine_args import KV_MARGIN, ServeTarget, engine_env, settings_for, vllm_settings
 from inferplan.errors import ConfigError, InputError, UnknownGpuError
+from inferplan.perf.accuracy import CPU_BASIS
 from inferplan.perf.roofline import StepCostModel, step_shape
 from inferplan.sizing.capacity import plan_memory
 from inferplan.specs.cpus import cpu_catalog, cpu_peak_flops, memory_bandwidth_bytes_per_s
@@ -120,6 +121,26 @@ def test_fit_and_plan_on_catalog_cpus() -> None:
     plan = CliRunner().invoke(app, [*args, "--gpus", "epyc-9654,epyc-7763", "--json"])
     assert plan.exit_code == 0, plan.output
     assert "vllm-cpu" in plan.stdout and "epyc-7763 TP1 bf16/fp8" not in plan.stdout
+
+
+def test_a_cpu_plan_speaks_of_sockets_and_its_bands_of_gpu_measurements() -> None:
+    """A plan on a CPU counts sockets (never 'GPUs'), sizes host memory, and says its error bands
+    come from GPU measurements until a calibration of the CPU replaces them."""
+    args = ["plan", "llama-3.2-1b", "--isl", "256", "--osl", "64", "--rate", "0.5", "--gpus", "Xeon Platinum 8480+"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    headline = " ".join(plan["headline"])
+    assert "= 1 CPU socket on" in headline and "GPU" not in headline.replace("public GPU measurements", "")
+    assert "1 replica " in headline and "replica(s)" not in headline and "1 replicas" not in headline
+    steps = {s["title"]: s["text"] for s in plan["steps"]}
+    assert set(steps) >= {"1. Memory floor", "2. One CPU socket or several"}
+    assert "no traffic between CPU sockets" in steps["3. Interconnect"]
+    assert "GPU" not in steps["2. One CPU socket or several"] + steps["4. Storage and CPU"]
+    assert {b["basis"] for b in plan["error_bands"].values()} == {CPU_BASIS}
+    assert all("calibrate --auto" in b["text"] for b in plan["error_bands"].values())
+    gpu = CliRunner().invoke(app, ["plan", "llama-3.2-1b", "--isl", "256", "--osl", "64", "--rate", "0.5", "--json"])
+    assert CPU_BASIS not in gpu.stdout and "1. VRAM floor" in gpu.stdout  # GPU plans unchanged
 
 
 def test_error_figures() -> None:

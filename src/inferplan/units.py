@@ -15,6 +15,7 @@ __all__ = [
     "GIB",
     "MIB",
     "TB",
+    "counted",
     "format_bytes",
     "format_duration",
     "parse_budget_usd_per_hour",
@@ -110,3 +111,8 @@ def format_duration(seconds: float) -> str:
     if seconds < 1.0:
         return f"{seconds * 1e3:,.1f} ms"
     return f"{seconds:,.2f} s"
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 replica', '3 replicas', '2 CPU sockets': a count and its noun, plural when not one."""
+    return f"{count:,} {noun if count == 1 else (plural or noun + 's')}"

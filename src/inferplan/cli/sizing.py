@@ -49,15 +49,15 @@ from inferplan.present.payload_sizing import (
 )
 from inferplan.present.payload_workload import fit_offload_payload, lora_payload, offload_payload
 from inferplan.present.text import table
-from inferplan.present.text_sizing import print_fit
+from inferplan.present.text_sizing import print_devices, print_fit
 from inferplan.sizing.capacity import min_gpus, plan_memory
 from inferplan.specs.deployment import Choices, resolve_deployment, resolve_parallelism
 from inferplan.specs.engine_defaults import engine_for
 from inferplan.specs.engines import get_engine
 from inferplan.specs.features import resolve_features
-from inferplan.specs.hardware import gpu_catalog, resolve_gpu
+from inferplan.specs.hardware import list_devices, resolve_gpu
 from inferplan.specs.model_catalog import catalog_models, load_model
-from inferplan.units import GIB, parse_bytes
+from inferplan.units import parse_bytes
 
 __all__ = ["fit", "gpus", "models"]
 
@@ -223,31 +223,20 @@ def models(
 
 @handles_errors
 def gpus(
-    search: Annotated[str, typer.Argument(help="Filter by substring.")] = "",
-    min_memory: Annotated[str | None, typer.Option(help="Only GPUs with at least this memory, e.g. 80GB.")] = None,
+    search: Annotated[
+        str, typer.Argument(help="Filter as people write names: 'H100 SXM', 'mi300', 'xeon', nvidia-smi's name.")
+    ] = "",
+    min_memory: Annotated[str | None, typer.Option(help="Only devices with at least this memory, e.g. 80GB.")] = None,
+    cpus: Annotated[bool, typer.Option("--cpus", help="List the CPU sockets too (a search for one finds it).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the GPU catalog."""
+    """List the GPU catalog (and the CPU sockets with --cpus)."""
     floor = parse_bytes(min_memory) if min_memory else 0.0
-    rows = [gpu_row(g) for g in gpu_catalog().values() if search.lower() in g.id and g.memory_bytes >= floor]
+    rows = [gpu_row(g) for g in list_devices(search, cpus=cpus, min_memory_bytes=floor)]
+    if not rows:
+        what = f"matches {search!r}" + (f" with at least {min_memory} of memory" if min_memory else "")
+        raise InputError(f"no catalog device {what}: run 'inferplan gpus --cpus' to see them all")
     if as_json:
         emit_json(GpusPayload(gpus=rows))
         return
-    out.print(
-        table(
-            "GPU catalog (dense tensor TFLOPS)",
-            ["id", "memory GiB", "HBM TB/s", "BF16", "FP8", "scale-up", "TDP W"],
-            [
-                [
-                    r.id,
-                    f"{r.memory_bytes / GIB:,.0f}",
-                    f"{r.mem_bw_bytes_per_s / 1e12:.2f}",
-                    f"{r.peak_flops.get('bf16', 0) / 1e12:,.0f}",
-                    f"{r.peak_flops['fp8'] / 1e12:,.0f}" if "fp8" in r.peak_flops else "-",
-                    r.scale_up or "PCIe only",
-                    f"{r.tdp_w:.0f}",
-                ]
-                for r in rows
-            ],
-        )
-    )
+    print_devices(out, [r.model_dump() for r in rows], hint_cpus=not (search or cpus))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -31,6 +31,7 @@ from inferplan.specs.calibration_profile import CalibrationProfile
 
 __all__ = [
     "BAND_CATEGORIES",
+    "CPU_BASIS",
     "Band",
     "accuracy_table",
     "bands",
@@ -54,6 +55,10 @@ _HEADER = """# Accuracy of inferplan's predictions on public measurements: the e
 """
 
 
+#: The basis of a band on a CPU device without a calibration: the public table has no CPU rows.
+CPU_BASIS = "public GPU measurements; none of CPUs"
+
+
 @dataclass(frozen=True, slots=True)
 class Band:
     """The measured error of one kind of figure."""
@@ -67,6 +72,11 @@ class Band:
     def text(self) -> str:
         """'typically within 18%, 9 in 10 within 40%, on public measurements of this kind'
         (or '..., on 4 calibration runs of this deployment (profile my-cpu)')."""
+        if self.basis == CPU_BASIS:
+            return (
+                f"typically within {self.median_pct:.0f}%, 9 in 10 within {self.p90_pct:.0f}%, on public GPU "
+                "measurements only, none of CPUs: 'inferplan calibrate --auto' measures yours"
+            )
         if self.basis.startswith("calibration"):
             return (
                 f"typically within {self.median_pct:.0f}%, 9 in 10 within {self.p90_pct:.0f}%, "
@@ -148,12 +158,15 @@ def bands() -> dict[str, Band]:
     return out
 
 
-def calibrated_bands(profile: CalibrationProfile | None) -> dict[str, Band]:
+def calibrated_bands(profile: CalibrationProfile | None, *, on_cpu: bool = False) -> dict[str, Band]:
     """The bands of a deployment: with a calibration profile, its own runs' residuals per kind
     (median and 90th percentile of |predicted - measured| / measured after the fit; e2e from
     the TPOT residuals, as the public table does without end-to-end rows) in place of the public
-    table's; kinds the calibration did not measure keep the table's band."""
+    table's; kinds the calibration did not measure keep the table's band. ``on_cpu``: the public
+    table holds GPUs only, and the bands say so."""
     out = bands()
+    if on_cpu:
+        out = {kind: replace(b, basis=CPU_BASIS) for kind, b in out.items()}
     if profile is None:
         return out
     residuals = dict(profile.residual_pct) if isinstance(profile.residual_pct, dict) else {}
@@ -168,10 +181,10 @@ def calibrated_bands(profile: CalibrationProfile | None) -> dict[str, Band]:
     return out
 
 
-def error_band(kind: str, profile: CalibrationProfile | None = None) -> Band | None:
+def error_band(kind: str, profile: CalibrationProfile | None = None, *, on_cpu: bool = False) -> Band | None:
     """The band of ``kind`` (ttft, tpot, itl, e2e, throughput), or None when nothing of that
     kind was measured; a calibration profile's own residuals when it has them."""
-    return calibrated_bands(profile).get("tpot" if kind == "itl" else kind)
+    return calibrated_bands(profile, on_cpu=on_cpu).get("tpot" if kind == "itl" else kind)
 
 
 def worse_by(kind: str, margin: str) -> float:

@@ -84,7 +84,7 @@ def cloud_options(
     """Every cloud option for the fleet, and in words each kind that has no price. ``egress_usd``
     is the month's outbound traffic at the load's share of hours."""
     pool = offers_for(offers, sizes.gpu.card_id)
-    what = f"{sizes.gpu.card_id} instance holding a {sizes.gpus_per_replica}-GPU replica"
+    what = f"{sizes.gpu.card_id} instance holding a replica of {sizes.gpu.count(sizes.gpus_per_replica)}"
     full = egress_usd / hours_fraction if hours_fraction > 0 else egress_usd
     same = hours_fraction == 1 and sizes.cloud_peak == sizes.cloud_mean
     steady = "the load is steady all month: elastic is always on here" if same else ""

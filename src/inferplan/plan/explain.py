@@ -1,5 +1,5 @@
-"""The recommendation explained in four steps: (1) the VRAM floor, exact and by the rule of
-thumb; (2) one GPU or several, and which parallelism; (3) the interconnect it needs;
+"""The recommendation explained in four steps: (1) the VRAM floor (host memory on a CPU), exact
+and by the rule of thumb; (2) one device or several, and which parallelism; (3) the interconnect it needs;
 (4) storage and CPU. Every figure comes from the plan's memo of evaluations."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from inferplan.sizing.weights import weight_bytes
 from inferplan.specs.hardware import pcie_link
 from inferplan.specs.model import count_params
 from inferplan.specs.precision import get_precision
-from inferplan.units import GB, GIB
+from inferplan.units import GB, GIB, counted
 
 __all__ = ["PlanStep", "StorageAssumptions", "explain"]
 
@@ -74,39 +74,45 @@ def step_vram(ctx: PlanContext, e: Evaluated) -> PlanStep:
     chosen = ctx.floor(dep, dep.precision)
     exact = chosen.deployment.gpus_per_replica if chosen else None
     thumb_gpus = math.ceil(rule_of_thumb_bytes(params, dep.precision.bytes_per_param) / usable)
+    floor_text = gpu.count(exact) if exact is not None else f"more {gpu.unit}s than the search allows"
     text = (
         f"{model.name} has {params / 1e9:,.1f}B parameters; at {dep.precision.name} the weights take "
         f"{weight_bytes(model, dep.precision).total / GB:,.1f} GB. On {gpu.id} "
-        f"({gpu.memory_bytes / GIB:,.0f} GiB) the exact floor is {exact} GPU(s) for one "
+        f"({gpu.memory_bytes / GIB:,.0f} GiB) the exact floor is {floor_text} for one "
         f"{ctx.demand.context_tokens:,}-token sequence; the rule of thumb (params x bytes x 1.2) says "
         f"{thumb_gpus}. One {gpu.id} holds about {max_params['bf16']:,.0f}B parameters "
-        f"at BF16, {max_params['fp8']:,.0f}B at FP8 and {max_params['int4']:,.0f}B at INT4 by that rule: "
-        "'one 80 GB GPU serves up to ~60B parameters' holds only at 8-bit precision."
+        f"at BF16, {max_params['fp8']:,.0f}B at FP8 and {max_params['int4']:,.0f}B at INT4 by that rule"
+        + (
+            ": the KV cache and weights share the socket's host memory."
+            if gpu.is_cpu
+            else ": 'one 80 GB GPU serves up to ~60B parameters' holds only at 8-bit precision."
+        )
     )
-    return PlanStep("1. VRAM floor", text, {"by_precision": rows, "max_params_b_per_gpu": max_params})
+    title = "1. Memory floor" if gpu.is_cpu else "1. VRAM floor"
+    return PlanStep(title, text, {"by_precision": rows, "max_params_b_per_gpu": max_params})
 
 
 def step_parallel(ctx: PlanContext, e: Evaluated) -> PlanStep:
     dep = e.deployment
-    par = dep.parallelism
+    par, gpu = dep.parallelism, dep.gpu
     floor = ctx.floor(dep, dep.precision)
     why = []
     if floor and dep.gpus_per_replica > floor.deployment.gpus_per_replica:
         why.append(
-            f"the weights would fit on {floor.deployment.gpus_per_replica} GPU(s), but TP {par.tp} splits every "
-            f"weight read over {par.tp} GPUs' HBM, cutting per-token latency and raising what one "
-            "replica sustains under the targets"
+            f"the weights would fit on {gpu.count(floor.deployment.gpus_per_replica)}, but TP {par.tp} splits "
+            f"every weight read over {par.tp} {gpu.unit}s' {'memory channels' if gpu.is_cpu else 'HBM'}, cutting "
+            "per-token latency and raising what one replica sustains under the targets"
         )
     elif dep.gpus_per_replica > 1:
-        why.append(f"{dep.gpus_per_replica} GPUs are the memory floor for this precision")
+        why.append(f"{gpu.count(dep.gpus_per_replica)} are the memory floor for this precision")
     else:
-        why.append("one GPU holds the weights and enough KV cache")
+        why.append(f"one {gpu.unit} holds the weights and enough KV cache")
     if par.pp > 1:
         why.append(f"PP {par.pp} spreads the layers over {par.pp} servers")
     per_replica = e.max_rate_per_replica * ctx.demand.osl
     text = (
-        f"{e.replicas} replica(s) of {dep.gpus_per_replica} x {dep.gpu.id} (TP {par.tp}, PP {par.pp}), "
-        f"{dep.precision.name} weights, {dep.kv_dtype.name} KV cache = {e.num_gpus} GPUs. Why: "
+        f"{counted(e.replicas, 'replica')} of {dep.gpus_per_replica} x {gpu.id} (TP {par.tp}, PP {par.pp}), "
+        f"{dep.precision.name} weights, {dep.kv_dtype.name} KV cache = {gpu.count(e.num_gpus)}. Why: "
         + "; ".join(why)
         + f". One replica sustains about {e.max_rate_per_replica:,.2f} req/s "
         f"({per_replica:,.0f} output tok/s) within the targets (steady-state estimate); data parallelism "
@@ -119,17 +125,19 @@ def step_parallel(ctx: PlanContext, e: Evaluated) -> PlanStep:
         "num_gpus": e.num_gpus,
         "max_rate_per_replica": e.max_rate_per_replica,
     }
-    return PlanStep("2. One GPU or several", text, numbers)
+    return PlanStep(f"2. One {gpu.unit} or several", text, numbers)
 
 
 def step_interconnect(ctx: PlanContext, e: Evaluated) -> PlanStep:
     dep, osl = e.deployment, ctx.demand.osl
     par = dep.parallelism
     if par.tp == 1 and par.pp == 1:
+        unit = dep.gpu.unit
+        slots = "any server" if dep.gpu.is_cpu else "any server with one PCIe slot per GPU"
         return PlanStep(
             "3. Interconnect",
-            "Each replica is one GPU: no GPU-to-GPU traffic; any server with one PCIe slot per GPU will "
-            "do, and replicas need only the front-end network.",
+            f"Each replica is one {unit}: no traffic between {unit}s; {slots} will do, and replicas need only "
+            "the front-end network.",
         )
     fast = e.max_rate_per_replica
     pcie = pcie_link(dep.gpu)
@@ -145,7 +153,9 @@ def step_interconnect(ctx: PlanContext, e: Evaluated) -> PlanStep:
         if slow > 0
         else f"over {pcie.name} it cannot meet the targets at any load (the prefill all-reduces alone exceed them). "
     )
-    if dep.tp_link.id == pcie.id:
+    if dep.gpu.is_cpu:
+        text += "Sockets all-reduce through host memory and the socket interconnect (modelled as PCIe-class)."
+    elif dep.tp_link.id == pcie.id:
         text += "This GPU has no NVLink: PCIe is what it has."
     else:
         text += "Keep the NVLink/XGMI server." if slow < 0.9 * fast else "PCIe is enough for this model and load."
@@ -173,14 +183,25 @@ def step_storage(ctx: PlanContext, e: Evaluated) -> PlanStep:
     demand = ctx.demand
     rate = demand.rate_per_s or (e.per_replica.rate_per_s * e.replicas if e.per_replica else 1.0)
     tokens_per_s = rate * demand.context_tokens
-    cores = s.server_cores + s.cores_per_gpu * e.num_gpus + tokens_per_s / s.tokenizer_tokens_per_s_per_core
+    tokenise = f"tokenisation of {tokens_per_s:,.0f} tok/s at {s.tokenizer_tokens_per_s_per_core:,.0f} tok/s per core"
+    if dep.gpu.is_cpu:  # the model's own threads run on the sockets: only the front end needs more
+        cores = s.server_cores + tokens_per_s / s.tokenizer_tokens_per_s_per_core
+        cpu = (
+            f"CPU: the model runs on the sockets' own cores (vLLM-CPU binds one OpenMP thread per core); keep "
+            f"about {math.ceil(cores)} cores outside that binding ({s.server_cores:.0f} for the API server and "
+            f"{tokenise})."
+        )
+    else:
+        cores = s.server_cores + s.cores_per_gpu * e.num_gpus + tokens_per_s / s.tokenizer_tokens_per_s_per_core
+        cpu = (
+            f"CPU: about {math.ceil(cores)} cores ({s.cores_per_gpu:.0f} per GPU worker, {s.server_cores:.0f} for "
+            f"the API server, and {tokenise})."
+        )
     text = (
         f"Loading {weights / GB:,.0f} GB of weights takes about {nvme_s:,.0f} s from a local NVMe drive "
         f"({s.nvme_gb_per_s} GB/s) and {net_s / 60:,.1f} min from network storage at "
         f"{s.network_storage_gb_per_s} GB/s: keep a local copy per server for fast restarts and scaling. "
-        f"CPU: about {math.ceil(cores)} cores ({s.cores_per_gpu:.0f} per GPU worker, {s.server_cores:.0f} for the "
-        f"API server, and tokenisation of {tokens_per_s:,.0f} tok/s at {s.tokenizer_tokens_per_s_per_core:,.0f} "
-        "tok/s per core). Assumptions, not measurements: check them with 'inferplan bench'."
+        f"{cpu} Assumptions, not measurements: check them with 'inferplan bench'."
     )
     return PlanStep(
         "4. Storage and CPU",

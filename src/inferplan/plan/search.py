@@ -19,6 +19,7 @@ from inferplan.plan.question import Demand, Targets
 from inferplan.specs.deployment import Deployment
 from inferplan.specs.prices import Offer
 from inferplan.specs.rentals import Rental, cheapest_rental
+from inferplan.units import counted
 
 __all__ = [
     "RANKINGS",
@@ -64,6 +65,10 @@ class Evaluated:
 
     def label(self) -> str:
         return self.deployment.label()
+
+    def fleet(self) -> str:
+        """'3 replicas = 12 GPUs' ('1 replica = 1 CPU socket')."""
+        return f"{counted(self.replicas, 'replica')} = {self.deployment.gpu.count(self.num_gpus)}"
 
     def usd_per_mtok(self, demand_output_tokens_per_s: float) -> float | None:
         if self.usd_per_hour is None or demand_output_tokens_per_s <= 0:

@@ -42,13 +42,11 @@ def summarize_speculation(ctx: PlanContext, chosen: Evaluated) -> SpeculationSum
 def _comparison(s: SpeculationSummary) -> str:
     e, o = s.with_spec, s.without
     op = e.per_replica or e.best_latency
-    mine = (
-        f"{e.replicas} replica(s) = {e.num_gpus} GPUs, TPOT p90 {op.tpot_p90_s * 1e3:,.1f} ms" if op else "no estimate"
-    )
+    mine = f"{e.fleet()}, TPOT p90 {op.tpot_p90_s * 1e3:,.1f} ms" if op else "no estimate"
     if o is None:
         return f"With speculation: {mine}; without it this configuration does not run."
     oop = o.per_replica or o.best_latency
-    theirs = f"{o.replicas} replica(s) = {o.num_gpus} GPUs" if o.meets else f"it misses the targets ({o.miss})"
+    theirs = o.fleet() if o.meets else f"it misses the targets ({o.miss})"
     tpot = f", TPOT p90 {oop.tpot_p90_s * 1e3:,.1f} ms" if oop and o.meets else ""
     return f"With speculation: {mine}; without it, on the same GPUs: {theirs}{tpot} (steady-state estimates)."
 

@@ -27,7 +27,7 @@ def _fleet(e: Evaluated | None) -> str:
         return "does not run"
     op = e.per_replica or e.best_latency
     lat = f", TTFT p90 {op.ttft_p90_s * 1e3:,.0f} ms, TPOT p90 {op.tpot_p90_s * 1e3:,.1f} ms" if op else ""
-    return f"{e.replicas} replica(s) = {e.num_gpus} GPUs{lat}" if e.meets else f"misses the targets ({e.miss})"
+    return f"{e.fleet()}{lat}" if e.meets else f"misses the targets ({e.miss})"
 
 
 def _traffic_step(ctx: PlanContext) -> PlanStep | None:

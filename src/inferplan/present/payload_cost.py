@@ -13,6 +13,7 @@ from inferplan.plan.cost import CostComparison
 from inferplan.plan.cost_option import CostOption
 from inferplan.present.payload import Strict, finite
 from inferplan.specs.cost_assumptions import ASSUMPTIONS
+from inferplan.units import counted
 
 __all__ = ["CostOptionPayload", "CostPayload", "cost_payload", "cost_story"]
 
@@ -106,14 +107,6 @@ def _usd(x: float) -> str:
     return f"${x:,.0f}"
 
 
-def _reps(n: int) -> str:
-    return f"{n} replica" + ("" if n == 1 else "s")
-
-
-def _gpus(n: int) -> str:
-    return f"{n} GPU" + ("" if n == 1 else "s")
-
-
 def _rate(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:,.3g}"
 
@@ -164,15 +157,16 @@ def _priced_sentence(c: CostComparison, configuration: str) -> str:
 def _fleet_sentence(c: CostComparison) -> str:
     s, g = c.sizes, c.gpus_per_replica
     mean = (
-        f"the mean load needs {_reps(s.bare_mean)} ({_gpus(s.bare_mean * g)}) on bare metal and {s.cloud_mean} "
-        "in a cloud VM"
+        f"the mean load needs {counted(s.bare_mean, 'replica')} ({s.gpu.count(s.bare_mean * g)}) on bare metal and "
+        f"{s.cloud_mean} in a cloud VM"
     )
     if c.peak_to_mean == 1:
         load = f"{mean}; with no peaks, owned, committed and elastic capacity all hold that fleet"
     else:
         load = (
             f"{mean}; the peak ({_rate(c.fleet.requests_per_s * c.peak_to_mean)} requests/s) needs "
-            f"{_reps(s.bare_peak)} ({_gpus(s.bare_peak * g)}) on bare metal and {s.cloud_peak} in a cloud VM. "
+            f"{counted(s.bare_peak, 'replica')} ({s.gpu.count(s.bare_peak * g)}) on bare metal and {s.cloud_peak} in "
+            "a cloud VM. "
             "Owned, committed and always-on capacity is priced for the peak fleet, elastic cloud for the mean "
             "fleet (scaling to the peak), a hosted API per token"
         )

@@ -29,13 +29,18 @@ class ErrorBandPayload(Strict):
     median_ape_pct: float = Field(description="Median absolute percentage error: 'typically within'.")
     p90_ape_pct: float = Field(description="Its 90th percentile: '9 in 10 within'.")
     rows: int = Field(description="Measurements of this kind the band comes from.")
-    basis: str = Field(description="Where the band comes from: the public categories, or 'calibration profile NAME'.")
+    basis: str = Field(
+        description="Where the band comes from: the public categories, 'calibration profile NAME', or, on a CPU "
+        "without one, 'public GPU measurements; none of CPUs'."
+    )
     text: str = Field(description="The band in words, as every output prints it after the figure.")
 
 
-def error_bands_payload(profile: CalibrationProfile | None = None) -> dict[str, ErrorBandPayload]:
+def error_bands_payload(
+    profile: CalibrationProfile | None = None, *, on_cpu: bool = False
+) -> dict[str, ErrorBandPayload]:
     """Every kind's band (the measured error of predictions of that kind): with a calibration
-    profile, its own runs' residuals."""
+    profile, its own runs' residuals; on a CPU, the public GPU bands marked as such."""
     return {
         kind: ErrorBandPayload(
             kind=kind,
@@ -45,7 +50,7 @@ def error_bands_payload(profile: CalibrationProfile | None = None) -> dict[str, 
             basis=b.basis,
             text=b.text(),
         )
-        for kind, b in calibrated_bands(profile).items()
+        for kind, b in calibrated_bands(profile, on_cpu=on_cpu).items()
     }
 
 

@@ -130,7 +130,7 @@ def predict_payload(p: Prediction, wl: Workload, profile: CalibrationProfile | N
         prefill_step=_step(p.prefill),
         decode_step=_step(p.decode),
         assumptions=dep.environment.assumptions(),
-        error_bands=error_bands_payload(profile),
+        error_bands=error_bands_payload(profile, on_cpu=dep.gpu.is_cpu),
         notes=list(dep.notes),
         speculation=speculation_payload(dep.speculation, p.replica.memory.drafter_weights_bytes, p.crossover),
         disaggregation=(

@@ -18,8 +18,8 @@ from inferplan.present.payload_cost import CostPayload, cost_payload
 from inferplan.present.payload_disagg import DisaggPlanPayload, disagg_headline, disagg_plan_payload
 from inferplan.present.payload_metrics import ErrorBandPayload, MetricsPayload, error_bands_payload, metrics_payload
 from inferplan.present.payload_speculation import SpeculationPayload, speculation_payload
-from inferplan.specs.hardware import GpuSpec
 from inferplan.specs.rentals import cards_needed
+from inferplan.units import counted
 
 __all__ = ["CostCommandPayload", "CostPayload", "PlanPayload", "cost_command_payload", "cost_payload", "plan_payload"]
 
@@ -182,7 +182,7 @@ def headline(p: Plan) -> list[str]:
     e, dep, env = p.chosen, p.chosen.deployment, p.environment
     par = dep.parallelism
     tokens = demand_tokens_per_s(p.demand, p.ranked)
-    first = f"Recommendation: {e.replicas} x ({dep.label()}) = {_units(dep.gpu, e.num_gpus)} on {env.name}"
+    first = f"Recommendation: {e.replicas} x ({dep.label()}) = {dep.gpu.count(e.num_gpus)} on {env.name}"
     if dep.gpu.mig_profile:
         first += f", on {cards_needed(dep.gpu, 1, e.replicas)} x {dep.gpu.card_id}"
     elif par.tp > 1 or par.pp > 1:
@@ -205,10 +205,10 @@ def headline(p: Plan) -> list[str]:
     if v is not None:
         m = v.metrics
         lines.append(
-            f"Simulated check at {v.replicas} replicas ({v.num_requests:,} requests, {v.window_s:,.0f} s measured "
-            f"after {v.warmup_s:,.0f} s of warm-up): TTFT p90 {_ms(finite(m.ttft_s.p90))}{_band('ttft', p)}, TPOT p90 "
-            f"{_ms(finite(m.tpot_s.p90), 1)}{_band('tpot', p)}; {v.note}. The ranking's figures are steady-state "
-            "estimates."
+            f"Simulated check at {counted(v.replicas, 'replica')} ({v.num_requests:,} requests, "
+            f"{v.window_s:,.0f} s measured after {v.warmup_s:,.0f} s of warm-up): TTFT p90 "
+            f"{_ms(finite(m.ttft_s.p90))}{_band('ttft', p)}, TPOT p90 {_ms(finite(m.tpot_s.p90), 1)}"
+            f"{_band('tpot', p)}; {v.note}. The ranking's figures are steady-state estimates."
         )
     if p.setup.margin != "none":
         lines.append(
@@ -222,7 +222,7 @@ def headline(p: Plan) -> list[str]:
 
 def _band(kind: str, p: Plan) -> str:
     """' (typically within 18%, 9 in 10 within 40%, on public measurements of this kind)'."""
-    band = error_band(kind, p.setup.calibration)
+    band = error_band(kind, p.setup.calibration, on_cpu=p.chosen.deployment.gpu.is_cpu)
     return f" ({band.text()})" if band else ""
 
 
@@ -241,28 +241,22 @@ def _spare_clause(p: Plan) -> str:
     )
 
 
-def _units(gpu: GpuSpec, count: int) -> str:
-    """'16 GPUs', '1 GPU', or '2 3g.40gb slices' on MIG."""
-    if gpu.mig_profile:
-        return f"{count} {gpu.mig_profile} slice" + ("" if count == 1 else "s")
-    return f"{count} GPU" + ("" if count == 1 else "s")
-
-
 def _cloud_sentence(p: Plan) -> str:
     assert p.cost is not None and p.cloud_replicas is not None
     c, e = p.cost, p.chosen
-    gpus = _units(e.deployment.gpu, c.gpus_per_replica * p.cloud_replicas)
+    gpus = e.deployment.gpu.count(c.gpus_per_replica * p.cloud_replicas)
     hourly = f" at ${c.cloud_hourly_usd:,.2f}/hour" if c.cloud_hourly_usd is not None else ""
     cloud = p.setup.env.cpu_overhead > 0 or p.setup.env.jitter_loss > 0 or p.setup.env.gpu_overhead > 0
     if cloud:
         return (
-            f"On bare metal the same load needs {c.bare_replicas} replica(s); the cost table compares owning them "
-            f"with renting these {p.cloud_replicas}{hourly}."
+            f"On bare metal the same load needs {counted(c.bare_replicas, 'replica')}; the cost table compares "
+            f"owning them with renting these {p.cloud_replicas}{hourly}."
         )
     if p.cloud_replicas == e.replicas:
-        return f"In a cloud VM the same {p.cloud_replicas} replica(s) suffice{hourly}."
+        verb = "suffices" if p.cloud_replicas == 1 else "suffice"
+        return f"In a cloud VM the same {counted(p.cloud_replicas, 'replica')} {verb}{hourly}."
     return (
-        f"In a cloud VM the same load needs {p.cloud_replicas} replicas = {gpus}{hourly} (hypervisor and "
+        f"In a cloud VM the same load needs {counted(p.cloud_replicas, 'replica')} = {gpus}{hourly} (hypervisor and "
         "scheduler overheads, see the assumptions); the cost table prices owned bare metal for "
         f"{c.bare_replicas} and the cloud for {p.cloud_replicas}."
     )
@@ -275,7 +269,7 @@ def _peak_sentence(p: Plan) -> str:
     s = c.sizes
     return (
         f"Peaks of {c.peak_to_mean:g}x the mean ({c.fleet.requests_per_s * c.peak_to_mean:,.3g} requests/s) need "
-        f"{s.bare_peak} replica(s) = {_units(gpu, s.bare_peak * c.gpus_per_replica)} on bare metal and "
+        f"{counted(s.bare_peak, 'replica')} = {gpu.count(s.bare_peak * c.gpus_per_replica)} on bare metal and "
         f"{s.cloud_peak} in a cloud VM: owned and committed capacity is priced for that peak fleet, the elastic "
         "cloud for the mean fleet scaling up to it (the cost table says which fleet each price is for)."
     )
@@ -293,7 +287,7 @@ def plan_payload(p: Plan, top: int) -> PlanPayload:
         targets=TargetsPayload(**asdict(p.setup.stated_targets or t)),
         margin=p.setup.margin,
         planned_targets=TargetsPayload(**asdict(t)),
-        error_bands=error_bands_payload(p.setup.calibration),
+        error_bands=error_bands_payload(p.setup.calibration, on_cpu=p.chosen.deployment.gpu.is_cpu),
         headline=headline(p),
         recommendation=_candidate(p.chosen, tokens),
         verified_by_simulation=_simulation(p.verification) if p.verification else None,

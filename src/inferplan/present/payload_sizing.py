@@ -44,6 +44,7 @@ class ModelsPayload(Payload):
 
 class GpuRow(Strict):
     id: str
+    device: Literal["gpu", "cpu"] = Field(description="A GPU, or a CPU socket serving as the device (vLLM-CPU).")
     name: str
     vendor: str
     memory_bytes: int
@@ -192,6 +193,7 @@ def model_row(model: ModelSpec) -> ModelRow:
 def gpu_row(gpu: GpuSpec) -> GpuRow:
     return GpuRow(
         id=gpu.id,
+        device="cpu" if gpu.is_cpu else "gpu",
         name=gpu.name,
         vendor=gpu.vendor,
         memory_bytes=int(gpu.memory_bytes),

@@ -7,6 +7,7 @@ bandwidth by its memory slices (the GB label over the whole card's).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, replace
 from functools import cache
@@ -18,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inferplan.errors import ConfigError, InputError, UnknownGpuError
-from inferplan.specs.names import GpuName, resolve_gpu_name
-from inferplan.units import GB, GIB, MIB
+from inferplan.specs.names import GpuName, normalize, resolve_gpu_name
+from inferplan.units import GB, GIB, MIB, counted
 
 __all__ = [
     "GpuSpec",
@@ -29,6 +30,7 @@ __all__ = [
     "gpu_catalog",
     "gpus_per_server",
     "link_catalog",
+    "list_devices",
     "load_gpu_file",
     "mig_slice",
     "pcie_link",
@@ -130,6 +132,17 @@ class GpuSpec:
     def is_cpu(self) -> bool:
         """A CPU socket (specs/cpus.py): KV cache in host memory, no tensor cores."""
         return self.form_factor == "cpu"
+
+    @property
+    def unit(self) -> str:
+        """What one device is called in sentences: 'GPU', 'CPU socket', or '3g.40gb slice' on MIG."""
+        if self.is_cpu:
+            return "CPU socket"
+        return f"{self.mig_profile} slice" if self.mig_profile else "GPU"
+
+    def count(self, n: int) -> str:
+        """'1 GPU', '16 GPUs', '2 CPU sockets', '2 3g.40gb slices'."""
+        return counted(n, self.unit)
 
     @property
     def card_id(self) -> str:
@@ -286,6 +299,31 @@ def resolve_gpu(name: str) -> tuple[GpuSpec, str]:
         raise
     gpu = gpu_catalog()[found.key]
     return (mig_slice(gpu, profile.strip()) if profile else gpu), found.note
+
+
+def list_devices(search: str = "", *, cpus: bool = False, min_memory_bytes: float = 0.0) -> list[GpuSpec]:
+    """Catalog devices for ``inferplan gpus``: every GPU whose id, name, product or alias holds
+    ``search`` as people write it ('H100 SXM' finds h100-sxm), CPUs too when ``cpus`` or when the
+    search names one ('xeon'); failing any such match, the one device the resolver reads in the
+    whole text (nvidia-smi's 'NVIDIA H100 80GB HBM3', lscpu's model name). Never raises for a
+    search that matches nothing: the list is empty."""
+    from inferplan.specs.cpus import cpu_catalog  # cpus.py builds on GpuSpec
+
+    key = "".join(normalize(search).split())
+
+    def holds(d: GpuSpec) -> bool:
+        names = (d.id, d.name, d.product, *d.aliases)
+        return any(key in "".join(normalize(n).split()) for n in names)
+
+    every = [*gpu_catalog().values(), *cpu_catalog().values()]
+    if not key:
+        found = [d for d in every if cpus or not d.is_cpu]
+    else:
+        found = [d for d in every if holds(d)]
+        if not found and not search.startswith("measured:"):
+            with contextlib.suppress(UnknownGpuError):
+                found = [resolve_gpu(search)[0]]
+    return [d for d in found if d.memory_bytes >= min_memory_bytes]
 
 
 def get_gpu(name: str) -> GpuSpec:
