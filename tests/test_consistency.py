@@ -59,6 +59,21 @@ def test_cli_web_and_report_agree(args: list[str], body: dict[str, Any], tmp_pat
     assert from_cli["headline"][0].startswith("Recommendation:")
 
 
+def test_a_cpu_plan_is_the_same_in_the_cli_and_the_web() -> None:
+    """CPU sockets are offered by the web form and planned by the one path (vLLM-CPU)."""
+    opts = TestClient(create_app()).get("/api/options").json()
+    assert {"device": "cpu"}.items() <= next(g for g in opts["gpus"] if g["id"] == "xeon-8480plus").items()
+    args = ["plan", "llama-3.2-1b", "--isl", "256", "--osl", "64", "--rate", "0.5", "--gpus", "xeon-8480plus"]
+    cli = CliRunner().invoke(app, [*args, "--json"])
+    assert cli.exit_code == 0, cli.output
+    body = {"model": "llama-3.2-1b", "isl": 256, "osl": 64, "rate_per_s": 0.5, "gpus": ["xeon-8480plus"]}
+    web = TestClient(create_app()).post("/api/plan", json={**body, "charts": False})
+    assert web.status_code == 200, web.text
+    from_cli, from_web = json.loads(cli.stdout), web.json()["plan"]
+    assert _without_timing(from_cli) == _without_timing(from_web)
+    assert from_web["engine"] == "vllm-cpu" and "CPU socket" in from_web["headline"][0]
+
+
 def test_both_entry_points_refuse_alike() -> None:
     cli = CliRunner().invoke(app, ["plan", "llama-3.1-8b", "--isl", "0"])
     web = TestClient(create_app()).post("/api/plan", json={"model": "llama-3.1-8b", "isl": 0})

@@ -46,7 +46,7 @@ from inferplan.present.report_html import (
 from inferplan.present.web_limits import MAX_BODY_BYTES, BodyLimit, BusyError, PlanPool, error_response
 from inferplan.specs.calibration_profile import profile_names
 from inferplan.specs.engines import ENGINES
-from inferplan.specs.hardware import gpu_catalog
+from inferplan.specs.hardware import gpu_catalog, list_devices
 from inferplan.specs.model import count_params
 from inferplan.specs.model_catalog import catalog_models, load_catalog_model
 from inferplan.specs.precision import KV_DTYPES, PRECISIONS
@@ -109,6 +109,7 @@ class GpuChoice(BaseModel):
     id: str
     name: str
     memory_gib: float
+    device: str = "gpu"  # or "cpu": a CPU socket served by vLLM-CPU
 
 
 class Options(BaseModel):
@@ -180,9 +181,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def options() -> Options:
-    """The choices the form offers: GPUs, precisions, KV dtypes, engines, environments, profiles."""
+    """The choices the form offers: GPUs and CPU sockets, precisions, KV dtypes, engines, environments, profiles."""
     return Options(
-        gpus=[GpuChoice(id=g.id, name=g.name, memory_gib=g.memory_bytes / GIB) for g in gpu_catalog().values()],
+        gpus=[
+            GpuChoice(id=g.id, name=g.name, memory_gib=g.memory_bytes / GIB, device="cpu" if g.is_cpu else "gpu")
+            for g in list_devices(cpus=True)
+        ],
         precisions=sorted(PRECISIONS),
         kv_dtypes=["auto", *sorted(KV_DTYPES)],
         engines=sorted(ENGINES),
