@@ -101,6 +101,23 @@ def test_vllm_on_a_cpu_is_vllm_cpu_and_its_kv_cache_is_the_env_var() -> None:
         resolve_deployment(model, Choices("epyc-7763", "bf16", "fp8"))
 
 
+def test_vllm_cpu_scheduler_limits_scale_with_the_world_size() -> None:
+    """vLLM-CPU's defaults are per rank: 2048 batched tokens and 128 sequences behind the server,
+    times TP x PP (4096 and 256 per rank for the offline LLM class)."""
+    model = load_model("llama-3.1-8b")
+    one = resolve_deployment(model, Choices("xeon-8480plus", tp=1)).engine
+    two = resolve_deployment(model, Choices("xeon-8480plus", count=2, tp=2)).engine
+    assert (one.max_num_batched_tokens, one.max_num_seqs) == (2048, 128)
+    assert (two.max_num_batched_tokens, two.max_num_seqs) == (4096, 256)
+    fit = CliRunner().invoke(app, ["fit", "llama-3.1-8b", "--gpu", "xeon-8480plus", "--tp", "2", "--json"])
+    assert fit.exit_code == 0, fit.output
+    engine = json.loads(fit.stdout)["engine"]
+    assert (engine["max_num_batched_tokens"], engine["max_num_seqs"]) == (4096, 256)
+    assert "world size 2" in engine["defaults"]
+    offline = ["fit", "llama-3.1-8b", "--gpu", "xeon-8480plus", "--entry-point", "offline", "--json"]
+    assert json.loads(CliRunner().invoke(app, offline).stdout)["engine"]["max_num_seqs"] == 256
+
+
 def test_sequence_overhead_is_paid_per_sampled_sequence() -> None:
     dep = resolve_deployment(load_model("llama-3.2-1b"), Choices("epyc-9654"))
     slow = dep.with_engine(replace(dep.engine, sequence_overhead_s=1e-3))

@@ -133,7 +133,7 @@ def fit(
     base, found = engine_for(
         get_engine(engine, engine_version),
         gpu_spec,
-        resolve_parallelism(gpu_spec, par_choice).tp,
+        resolve_parallelism(gpu_spec, par_choice),
         engine_version,
         "serve" if entry_point == "serve" else "llm",
     )

@@ -86,7 +86,7 @@ def candidates(
                     continue
                 last = (par.tp, par.ep)
                 kvs = dict.fromkeys(resolve_kv_dtype(k, precision).name for k in space.kv_dtypes)
-                own = engine_for(engine, gpu, par.tp)[0]
+                own = engine_for(engine, gpu, par)[0]
                 out += [
                     Deployment(model, gpu, precision, resolve_kv_dtype(kv, precision), par, own, env)
                     .with_speculation(space.speculation)

