@@ -19,6 +19,7 @@ from inferplan.bench.localserver import Behaviour, LocalServer
 from inferplan.bench.multiturn import Session, SessionTraffic, make_sessions, turn_prompt
 from inferplan.bench.record import Prompt
 from inferplan.bench.store import ResultsStore
+from inferplan.bench.telemetry import parse_prometheus
 from inferplan.cli import app
 from inferplan.perf.sessions import TrafficShape
 from tests.benchserver import threaded_server
@@ -180,6 +181,33 @@ def test_counter_reads_and_their_increase() -> None:
     assert asyncio.run(read("ok")) == {"prefix_queries": 0.0, "prefix_hits": 0.0}
     assert asyncio.run(read("none")) is None
     assert asyncio.run(read("hang")) is None  # bounded: the read gives up
+
+
+def test_sglang_prefix_counters_are_read_over_their_labels() -> None:
+    """SGLang's counters as prometheus_client writes them: per model and data-parallel rank, the
+    cached tokens per cache source (device, host), with the ``_created`` timestamps beside them."""
+    body = """# HELP sglang:prompt_tokens_total Number of prefill tokens processed.
+# TYPE sglang:prompt_tokens_total counter
+sglang:prompt_tokens_total{dp_rank="0",model_name="m"} 1200.0
+sglang:prompt_tokens_total{dp_rank="1",model_name="m"} 800.0
+sglang:prompt_tokens_created{dp_rank="0",model_name="m"} 1.7649e+09
+# HELP sglang:cached_tokens_total Number of cached prompt tokens.
+# TYPE sglang:cached_tokens_total counter
+sglang:cached_tokens_total{cache_source="device",dp_rank="0",model_name="m"} 500.0
+sglang:cached_tokens_total{cache_source="host",dp_rank="0",model_name="m"} 100.0
+sglang:cached_tokens_total{cache_source="device",dp_rank="1",model_name="m"} 300.0
+sglang:cached_tokens_created{cache_source="device",dp_rank="0",model_name="m"} 1.7649e+09
+sglang:cache_hit_rate{model_name="m"} 0.4
+"""
+    after = parse_prometheus(body)
+    assert after == {"prefix_queries": 2000.0, "prefix_hits": 900.0}
+    before = {"prefix_queries": 1000.0, "prefix_hits": 400.0}
+    assert counter_increase(before, after) == {
+        "queried_tokens": 1000.0,
+        "hit_tokens": 500.0,
+        "hit_rate": 0.5,
+        "external_hit_tokens": None,
+    }
 
 
 def test_turn_prompts_count_the_conversation() -> None:
