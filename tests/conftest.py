@@ -45,17 +45,20 @@ def tiny_config_file(tmp_path: Path) -> Path:
     return path
 
 
-def store_simulated_run(store: ResultsStore, reqs: Requests, sim: SimResult) -> int:
+def store_simulated_run(
+    store: ResultsStore, reqs: Requests, sim: SimResult, config: dict[str, Any] | None = None
+) -> int:
     """Store what a client would have measured from a server behaving as simulated
-    (tokens evenly spaced between the first and the last); returns the run id."""
-    run_id = store.start_run("serve", {}, {})
+    (tokens evenly spaced between the first and the last; each request sent when the simulation
+    sent it, a session's later turns included); returns the run id."""
+    run_id = store.start_run("serve", config or {}, {})
     for i in range(len(reqs)):
         gap = (sim.finish_s[i] - sim.first_token_s[i]) / max(reqs.output_tokens[i] - 1, 1)
         times = [float(sim.first_token_s[i] + k * gap) for k in range(int(reqs.output_tokens[i]))]
         record = RequestRecord(
             i,
-            float(reqs.arrival_s[i]),
-            float(reqs.arrival_s[i]),
+            float(sim.arrival_s[i]),
+            float(sim.arrival_s[i]),
             times[0],
             float(sim.finish_s[i]),
             times,

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inferplan.bench.runs import compare_runs, parse_runs_on, runs_deployment
+from inferplan.bench.runs import StoredRun, compare_runs, parse_runs_on, runs_deployment
 from inferplan.bench.store import ResultsStore
 from inferplan.cli import app
+from inferplan.errors import ConfigError
 from inferplan.perf.replica import build_replica
+from inferplan.perf.sessions import TrafficShape
 from inferplan.perf.simulator import simulate
 from inferplan.perf.workload import Arrivals, LengthDist, Workload, make_requests
 from inferplan.plan.planner import Plan
@@ -165,7 +167,7 @@ def test_measured_runs_are_replayed_on_their_deployment(tmp_path: Path) -> None:
     plan = small_plan()
     where = runs_deployment(parse_runs_on("gpu=h100-sxm,tp=1,dtype=bf16,kv_dtype=bf16"), plan)
     store = ResultsStore(db)
-    runs = [(str(i), store.records(i)) for i in (same, slower)]
+    runs = [StoredRun(str(i), store.records(i)) for i in (same, slower)]
     store.close()
     exact, off = compare_runs(runs, where)
     assert all(abs(e) < 0.05 for e in exact.errors().values()), exact.errors()
@@ -176,6 +178,44 @@ def test_measured_runs_are_replayed_on_their_deployment(tmp_path: Path) -> None:
     assert list(figs) == [*PLAN_CHARTS, "measured"]
     check_chart("measured", figs["measured"][1], figs["measured"][2])
     assert "Measured against predicted</h2>" in html
+
+
+def test_a_multi_turn_run_is_replayed_as_sessions(tmp_path: Path) -> None:
+    """Sessions of 4 turns over 2 shared system prompts, measured on a server that behaves as
+    simulated: replayed as sessions (each turn released by the one before, its conversation in the
+    prefix cache) the run is predicted within 5%; as independent requests, the replay recomputes
+    every conversation and overstates TTFT."""
+    shape = TrafficShape(turns=4, think_time_s=0.5, shared_prefixes=2, shared_prefix_tokens=1500)
+    w = Workload(LengthDist(300), LengthDist(120), Arrivals("poisson", rate_per_s=6.0), 160, 5, shape=shape)
+    reqs = make_requests(w)
+    dep = Deployment(load_model("llama-3.1-8b"), get_gpu("h100-sxm"), get_precision("bf16"), get_kv_dtype("bf16"))
+    sim = simulate(build_replica(dep), reqs)
+    assert reqs.links is not None
+    firsts = [segs[0][0] - 1 for i, segs in enumerate(reqs.links.segments) if i % shape.turns == 0]
+    traffic = {
+        "turns": shape.turns,
+        "think_time_s": shape.think_time_s,
+        "shared_prefixes": 2,
+        "shared_prefix_tokens": 1500,
+        "prefix_tokens_counted": [1500, 1500],
+        "prefix_of_session": firsts,
+        "adapters": [],
+        "adapter_of_session": [],
+        "isolate_cache": False,
+    }
+    store = ResultsStore(tmp_path / "r.db")
+    run_id = store_simulated_run(store, reqs, sim, {"traffic": traffic})
+    info = store.run(run_id)
+    records = store.records(run_id)
+    store.close()
+    assert info.traffic == traffic
+    sessions, independent = compare_runs(
+        [StoredRun("s", records, info.traffic), StoredRun("i", records)], replace(dep, engine=get_engine("vllm"))
+    )
+    assert all(abs(e) < 0.05 for e in sessions.errors().values()), sessions.errors()
+    assert independent.errors()["ttft_mean_s"] > 0.3  # no turn reuses its conversation's KV
+    with pytest.raises(ConfigError, match=r"run b: .*turns"):
+        compare_runs([StoredRun("b", records, {**traffic, "turns": "four"})], dep)
 
 
 def test_report_cli_writes_the_page(tmp_path: Path, runner: CliRunner) -> None:

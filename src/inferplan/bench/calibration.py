@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from inferplan.bench.client import RequestRecord
+from inferplan.bench.multiturn import recorded_sessions
 from inferplan.bench.summary import summarize_records
-from inferplan.errors import InputError
+from inferplan.errors import ConfigError, InputError
 from inferplan.perf.metrics import serving_metrics
 from inferplan.perf.replica import build_replica
 from inferplan.perf.simulator import simulate
@@ -113,17 +115,28 @@ class Observation:
     statistic: str = "mean"  # of TTFT and TPOT: 'mean', or 'p50' (robust to a few disturbed requests)
 
 
-def observation_from_records(label: str, records: list[RequestRecord], statistic: str = "mean") -> Observation:
+def observation_from_records(
+    label: str, records: list[RequestRecord], statistic: str = "mean", traffic: Mapping[str, Any] | None = None
+) -> Observation:
+    """A stored run as the simulator replays it: its exact requests at the times they were sent;
+    with the run's stored ``traffic`` (multi-turn sessions, shared prompts, adapters), each turn
+    released by the one before it and sharing its tokens (:func:`inferplan.bench.multiturn.recorded_sessions`)."""
     ok = [r for r in records if r.ok]
     if len(ok) < 2:
         raise InputError(f"run {label} has fewer than two successful requests; nothing to calibrate on")
     s = summarize_records(ok)
     start = min(r.scheduled_s for r in ok)
-    reqs = Requests(
-        np.array([r.scheduled_s - start for r in ok]),
-        np.array([max(r.input_tokens, 1) for r in ok]),
-        np.array([max(r.output_tokens, 1) for r in ok]),
-    )
+    if isinstance(traffic, Mapping):
+        try:
+            reqs = recorded_sessions(ok, traffic)
+        except ConfigError as exc:
+            raise ConfigError(f"run {label}: {exc}") from None
+    else:
+        reqs = Requests(
+            np.array([r.scheduled_s - start for r in ok]),
+            np.array([max(r.input_tokens, 1) for r in ok]),
+            np.array([max(r.output_tokens, 1) for r in ok]),
+        )
     ttft, tpot = s["ttft_s"][statistic], s["tpot_s"][statistic]
     return Observation(label, reqs, ttft, tpot, s["output_token_throughput_per_s"], statistic=statistic)
 

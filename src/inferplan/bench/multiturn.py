@@ -16,18 +16,24 @@ and requests spread over LoRA adapters, the same shapes the simulator models (pe
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from inferplan.bench.client import BenchConfig, send_request
 from inferplan.bench.record import Prompt, RequestRecord
-from inferplan.perf.sessions import TrafficShape
-from inferplan.perf.workload import Arrivals
+from inferplan.errors import ConfigError
+from inferplan.perf.prompt_paths import RequestLinks, Segments
+from inferplan.perf.sessions import MAX_TURNS, TrafficShape
+from inferplan.perf.workload import Arrivals, Requests
 
-__all__ = ["Session", "SessionTraffic", "make_sessions", "run_sessions", "turn_prompt"]
+__all__ = ["Session", "SessionTraffic", "make_sessions", "recorded_sessions", "run_sessions", "turn_prompt"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +162,69 @@ async def run_sessions(
     finally:
         await client.aclose()
     return sent
+
+
+def _ints(stored: Mapping[str, Any], key: str) -> list[int]:
+    raw = stored.get(key) or []
+    if not isinstance(raw, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+        raise ConfigError(f"the run's stored traffic has no readable {key}: it cannot be replayed as sessions")
+    return raw
+
+
+def recorded_sessions(records: list[RequestRecord], stored: Mapping[str, Any]) -> Requests:
+    """The requests a multi-turn run sent, as the simulator replays them: each session's first turn
+    at the time it was sent, each later turn released by the one before it plus the think time,
+    every prompt made of the segments it shares (the session's system prompt, the earlier
+    messages and replies) so that a prefix cache hits what the server's could. ``records``: the
+    run's successful requests (record ``s x turns + k`` is session ``s``'s turn ``k``);
+    ``stored``: what :meth:`SessionTraffic.stored` kept. A request's new message is its prompt
+    less the conversation before it (the chat template's tokens fall in it)."""
+    turns, think = stored.get("turns"), stored.get("think_time_s")
+    if (
+        not isinstance(turns, int)
+        or not 1 <= turns <= MAX_TURNS
+        or not isinstance(think, int | float)
+        or not 0 <= think < math.inf
+    ):
+        raise ConfigError("the run's stored traffic has no readable turns or think time: it cannot be replayed")
+    prefix_of, prefix_tokens = _ints(stored, "prefix_of_session"), _ints(stored, "prefix_tokens_counted")
+    names = [x for x in stored.get("adapters") or [] if isinstance(x, str)]
+    raw_chosen = stored.get("adapter_of_session")
+    chosen: list[Any] = raw_chosen if isinstance(raw_chosen, list) else []
+    isolate = bool(stored.get("isolate_cache"))
+    ok = sorted(records, key=lambda r: r.index)
+    if not ok:
+        raise ConfigError("the run has no successful request to replay")
+    by_index = {r.index: i for i, r in enumerate(ok)}
+    start = min(r.scheduled_s for r in ok)
+    n = len(ok)
+    arrival, inputs = np.full(n, np.inf), np.zeros(n, dtype=np.int64)
+    follows, session = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    adapter = np.full(n, -1, dtype=np.int64)
+    segs: list[Segments] = []
+    next_id = len(prefix_tokens) + 1  # ids 1..N name the shared prompts
+    for i, r in enumerate(ok):
+        s, k = divmod(r.index, turns)
+        session[i] = s
+        before = by_index.get(r.index - 1) if k else None
+        p = prefix_of[s] if s < len(prefix_of) else -1
+        if before is not None:
+            follows[i] = before
+        else:
+            arrival[i] = r.scheduled_s - start
+        if isolate:  # its own cache salt: it shares no tokens with anything
+            prompt: Segments = ((next_id, max(r.input_tokens, 1)),)
+        else:
+            shared = ((p + 1, prefix_tokens[p]),) if 0 <= p < len(prefix_tokens) else ()
+            history = segs[before] if before is not None else shared
+            known = sum(t for _, t in history)
+            prompt = (*history, (next_id, max(r.input_tokens - known, 1)))
+        inputs[i] = sum(t for _, t in prompt)
+        segs.append((*prompt, (next_id + 1, max(r.output_tokens, 1))))
+        next_id += 2
+        if s < len(chosen) and isinstance(chosen[s], str) and chosen[s] in names:
+            adapter[i] = names.index(chosen[s])
+    think_s = np.where(follows >= 0, float(think), 0.0)
+    outputs = np.array([max(r.output_tokens, 1) for r in ok], dtype=np.int64)
+    links = RequestLinks(tuple(segs), follows, think_s, session)
+    return Requests(arrival, inputs, outputs, None, links, adapter if (adapter >= 0).any() else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from inferplan.bench.calibration import observation_from_records, replay_observation
 from inferplan.bench.client import RequestRecord
@@ -19,6 +20,7 @@ from inferplan.specs.precision import resolve_kv_dtype, resolve_precision
 __all__ = [
     "RUN_FIGURES",
     "RunComparison",
+    "StoredRun",
     "compare_runs",
     "load_stored_runs",
     "parse_runs_on",
@@ -46,12 +48,24 @@ class RunComparison:
         return {k: self.predicted[k] / m - 1.0 for k, m in self.measured.items() if m > 0}
 
 
-def compare_runs(runs: list[tuple[str, list[RequestRecord]]], dep: Deployment) -> list[RunComparison]:
-    """Replay each measured run's exact requests on one replica of ``dep`` and pair the
-    simulator's figures with the measured ones."""
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """A serving run from the results database: its records and, for shaped traffic (sessions,
+    shared prompts, adapters), what it kept to replay them."""
+
+    label: str
+    records: list[RequestRecord]
+    traffic: dict[str, Any] | None = None
+
+
+def compare_runs(runs: list[StoredRun], dep: Deployment) -> list[RunComparison]:
+    """Replay each measured run's exact requests on one replica of ``dep`` (a multi-turn run's
+    turns each released by the one before, sharing its tokens) and pair the simulator's figures
+    with the measured ones."""
     out = []
-    for label, records in runs:
-        obs = observation_from_records(label, records)
+    for run in runs:
+        label, records = run.label, run.records
+        obs = observation_from_records(label, records, traffic=run.traffic)
         ttft, tpot, tput = replay_observation(obs, dep)
         out.append(
             RunComparison(
@@ -93,7 +107,7 @@ def runs_deployment(fields: dict[str, str], plan: Plan) -> Deployment:
     return replace(c, gpu=gpu, precision=precision, kv_dtype=kv, parallelism=par)
 
 
-def load_stored_runs(run_ids: list[str], db: Path | None) -> list[tuple[str, list[RequestRecord]]]:
+def load_stored_runs(run_ids: list[str], db: Path | None) -> list[StoredRun]:
     """The request records of serving runs in the results database, by id."""
     ids = []
     for r in run_ids:
@@ -102,6 +116,7 @@ def load_stored_runs(run_ids: list[str], db: Path | None) -> list[tuple[str, lis
         ids.append(int(r))
     store = ResultsStore(db)
     try:
-        return [(str(i), store.records(store.run(i).id)) for i in ids]
+        runs = [store.run(i) for i in ids]
+        return [StoredRun(str(r.id), store.records(r.id), r.traffic) for r in runs]
     finally:
         store.close()

@@ -93,6 +93,13 @@ class RunInfo:
     num_requests: int
     sweep_id: int | None = None
 
+    @property
+    def traffic(self) -> dict[str, Any] | None:
+        """The shaped traffic the run sent (multi-turn sessions, shared prompts, adapters; what
+        :meth:`inferplan.bench.multiturn.SessionTraffic.stored` kept), or None."""
+        found = self.config.get("traffic") if isinstance(self.config, dict) else None
+        return found if isinstance(found, dict) else None
+
 
 @dataclass(frozen=True, slots=True)
 class SweepInfo:

@@ -58,7 +58,11 @@ def calibrate_cmd(
     store = ResultsStore(db)
     try:
         serving = [store.run(i) for i in run_ids]
-        observations = [observation_from_records(str(r.id), store.records(r.id)) for r in serving if r.kind != "gpu"]
+        observations = [
+            observation_from_records(str(r.id), store.records(r.id), traffic=r.traffic)
+            for r in serving
+            if r.kind != "gpu"
+        ]
         measured = [m for r in serving if r.kind == "gpu" for m in store.measurements(r.id)]
     finally:
         store.close()
