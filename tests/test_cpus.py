@@ -158,6 +158,13 @@ def test_a_cpu_plan_speaks_of_sockets_and_its_bands_of_gpu_measurements() -> Non
     assert all("calibrate --auto" in b["text"] for b in plan["error_bands"].values())
     gpu = CliRunner().invoke(app, ["plan", "llama-3.2-1b", "--isl", "256", "--osl", "64", "--rate", "0.5", "--json"])
     assert CPU_BASIS not in gpu.stdout and "1. VRAM floor" in gpu.stdout  # GPU plans unchanged
+    big = ["plan", "llama-3.1-70b", "--gpus", "EPYC 9654", "--dtypes", "bf16", "--isl", "512", "--osl", "128"]
+    two = CliRunner().invoke(app, [*big, "--rate", "0.05", "--tpot", "500ms", "--verify", "0", "--json"])
+    assert two.exit_code == 0, two.output
+    tp2 = json.loads(two.stdout)
+    assert "TP2" in tp2["recommendation"]["label"]
+    link = next(s["text"] for s in tp2["steps"] if s["title"] == "3. Interconnect")
+    assert "between the sockets" in link and "NVLink" not in link and "+0%" not in link
 
 
 def test_error_figures() -> None:

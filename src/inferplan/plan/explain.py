@@ -140,6 +140,15 @@ def step_interconnect(ctx: PlanContext, e: Evaluated) -> PlanStep:
             "the front-end network.",
         )
     fast = e.max_rate_per_replica
+    if dep.gpu.is_cpu:  # sockets: one link between them, nothing faster to compare with
+        socket_link = dep.tp_link
+        return PlanStep(
+            "3. Interconnect",
+            f"TP {par.tp} all-reduces twice per layer between the sockets, through host memory and the socket "
+            f"interconnect (modelled as {socket_link.name}); one replica sustains {fast * osl:,.0f} output tok/s "
+            "within the targets. Keep a replica's sockets in one server.",
+            {"rate_fast_link": fast, "tp_link": socket_link.id},
+        )
     pcie = pcie_link(dep.gpu)
     over_pcie = ctx.evaluate(replace(dep, tp_link_id=pcie.id))
     slow = over_pcie.max_rate_per_replica if over_pcie else 0.0
@@ -153,9 +162,7 @@ def step_interconnect(ctx: PlanContext, e: Evaluated) -> PlanStep:
         if slow > 0
         else f"over {pcie.name} it cannot meet the targets at any load (the prefill all-reduces alone exceed them). "
     )
-    if dep.gpu.is_cpu:
-        text += "Sockets all-reduce through host memory and the socket interconnect (modelled as PCIe-class)."
-    elif dep.tp_link.id == pcie.id:
+    if dep.tp_link.id == pcie.id:
         text += "This GPU has no NVLink: PCIe is what it has."
     else:
         text += "Keep the NVLink/XGMI server." if slow < 0.9 * fast else "PCIe is enough for this model and load."
