@@ -150,6 +150,9 @@ def test_a_cpu_plan_speaks_of_sockets_and_its_bands_of_gpu_measurements() -> Non
     headline = " ".join(plan["headline"])
     assert "= 1 CPU socket on" in headline and "GPU" not in headline.replace("public GPU measurements", "")
     assert "1 replica " in headline and "replica(s)" not in headline and "1 replicas" not in headline
+    assert {r["device"] for r in plan["ranked"]} == {"cpu"}
+    table = CliRunner().invoke(app, args).output
+    assert " sockets " in table and " GPUs " not in table  # the ranking counts sockets
     steps = {s["title"]: s["text"] for s in plan["steps"]}
     assert set(steps) >= {"1. Memory floor", "2. One CPU socket or several"}
     assert "no traffic between CPU sockets" in steps["3. Interconnect"]

@@ -29,6 +29,7 @@ class CandidatePayload(Strict):
 
     label: str
     gpu: str
+    device: Literal["gpu", "cpu"] = Field(description="A GPU, or a CPU socket (then num_gpus counts sockets).")
     tp: int
     pp: int
     replicas: int
@@ -139,6 +140,7 @@ def _candidate(e: Evaluated, demand_tokens: float) -> CandidatePayload:
     return CandidatePayload(
         label=dep.label(),
         gpu=dep.gpu.id,
+        device="cpu" if dep.gpu.is_cpu else "gpu",
         tp=par.tp,
         pp=par.pp,
         replicas=e.replicas,

@@ -20,10 +20,10 @@ from inferplan.present.report_charts import report_charts
 from inferplan.present.report_measured import Measured, measured_charts, measured_html
 from inferplan.present.text_plan import (
     COST_COLUMNS,
-    RANK_COLUMNS,
     bands_caption,
     cost_notes,
     cost_rows,
+    rank_columns,
     ranked_rows,
 )
 from inferplan.specs.cost_assumptions import ASSUMPTIONS
@@ -79,7 +79,7 @@ def recommendation_html(d: dict[str, Any]) -> str:
 
 def ranked_table(d: dict[str, Any]) -> str:
     caption = bands_caption(d)
-    return _table(RANK_COLUMNS, ranked_rows(d)) + (f'<p class="bands">{escape(caption)}</p>' if caption else "")
+    return _table(rank_columns(d), ranked_rows(d)) + (f'<p class="bands">{escape(caption)}</p>' if caption else "")
 
 
 def cost_table(c: dict[str, Any]) -> str:

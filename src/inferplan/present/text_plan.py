@@ -20,6 +20,7 @@ __all__ = [
     "plan_markdown",
     "print_cost",
     "print_plan",
+    "rank_columns",
     "ranked_rows",
 ]
 
@@ -55,6 +56,14 @@ def split_rows(d: dict[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def rank_columns(d: dict[str, Any]) -> list[str]:
+    """The ranking's columns: the device count says 'sockets' when every row is a CPU socket."""
+    rows = d.get("ranked") or []
+    if rows and all(r.get("device") == "cpu" for r in rows):
+        return ["sockets" if c == "GPUs" else c for c in RANK_COLUMNS]
+    return RANK_COLUMNS
 
 
 def ranked_rows(d: dict[str, Any]) -> list[list[str]]:
@@ -145,7 +154,7 @@ def print_plan(out: Console, d: dict[str, Any]) -> None:
     out.print(
         table(
             f"Top {len(d['ranked'])} of {d['num_candidates']} configurations (steady-state estimates)",
-            RANK_COLUMNS,
+            rank_columns(d),
             ranked_rows(d),
         )
     )
@@ -180,7 +189,7 @@ def plan_markdown(d: dict[str, Any]) -> str:
     lines += [
         "## Ranked configurations (steady-state estimates)",
         "",
-        "| " + " | ".join(RANK_COLUMNS) + " |",
+        "| " + " | ".join(rank_columns(d)) + " |",
         "|" + "---|" * len(RANK_COLUMNS),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in ranked_rows(d)]
