@@ -17,8 +17,16 @@ from inferplan.bench.selfcheck import run_self_check
 from inferplan.bench.serve import LocalSender, PointResult, ServeSpec, public_url, run_sweep
 from inferplan.bench.store import ResultsStore
 from inferplan.cli.bench_load import (
+    ApiKeyOpt,
+    ConnectTimeoutOpt,
+    EndpointOpt,
+    HeaderOpt,
+    IgnoreEosOpt,
     RayOpt,
+    SeedOpt,
     ServerGpuOpt,
+    TimeoutOpt,
+    WarmupOpt,
     WorkersOpt,
     load_workers,
     request_headers,
@@ -180,29 +188,24 @@ def bench_serve(
     ] = False,
     num_requests: Annotated[int, typer.Option(min=1, max=1_000_000)] = 200,
     duration: Annotated[str | None, typer.Option(help="Stop sending after this long, e.g. 60s.")] = None,
-    warmup: Annotated[int, typer.Option(min=0, max=10_000)] = 0,
-    seed: Annotated[int, typer.Option()] = 0,
-    endpoint: Annotated[str, typer.Option(help="completions or chat.")] = "completions",
-    timeout: Annotated[str, typer.Option(help="Whole-request limit.")] = "120s",
-    connect_timeout: Annotated[str, typer.Option(help="Limit on opening a connection.")] = "10s",
+    warmup: WarmupOpt = 0,
+    seed: SeedOpt = 0,
+    endpoint: EndpointOpt = "completions",
+    timeout: TimeoutOpt = "120s",
+    connect_timeout: ConnectTimeoutOpt = "10s",
     first_byte_timeout: Annotated[
         str | None, typer.Option(help="Limit from sending to the response's first byte (default: --timeout).")
     ] = None,
     idle_timeout: Annotated[
         str | None, typer.Option(help="Limit on silence inside a response (default: --timeout).")
     ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(envvar="OPENAI_API_KEY", show_default=False, help="Sent as a bearer token; never stored."),
-    ] = None,
-    header: Annotated[
-        list[str] | None, typer.Option(help="Extra request header 'Name: value' (repeatable); values never stored.")
-    ] = None,
+    api_key: ApiKeyOpt = None,
+    header: HeaderOpt = None,
     burstiness: Annotated[float, typer.Option(min=0.01, max=100.0, help="Gap CV; 1 = Poisson.")] = 1.0,
     max_concurrency: Annotated[int | None, typer.Option(help="Cap on streams in an open-loop run.")] = None,
     ttft: Annotated[str | None, typer.Option(help="Goodput target, e.g. 500ms.")] = None,
     tpot: Annotated[str | None, typer.Option(help="Goodput target, e.g. 50ms.")] = None,
-    ignore_eos: Annotated[bool, typer.Option(help="Ask for exactly --osl tokens (vLLM/SGLang field).")] = True,
+    ignore_eos: IgnoreEosOpt = True,
     telemetry: Annotated[
         bool, typer.Option(help="Scrape the server's /metrics every second (costs the server a little CPU).")
     ] = True,

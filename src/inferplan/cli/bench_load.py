@@ -1,5 +1,5 @@
 """Who sends a benchmark's load, and whether it can: the request headers and timeouts, the
-``--ray``/``--workers``/``--gpu`` options shared by ``bench serve`` and ``bench sweep``, and the
+``--ray``/``--workers``/``--gpu`` and request options shared by ``bench serve`` and ``bench sweep``, and the
 warnings when the load needs more than the client processes sustain (:mod:`inferplan.bench.headroom`)."""
 
 from __future__ import annotations
@@ -26,8 +26,16 @@ from inferplan.specs.hardware import get_gpu
 from inferplan.units import parse_duration_s
 
 __all__ = [
+    "ApiKeyOpt",
+    "ConnectTimeoutOpt",
+    "EndpointOpt",
+    "HeaderOpt",
+    "IgnoreEosOpt",
     "RayOpt",
+    "SeedOpt",
     "ServerGpuOpt",
+    "TimeoutOpt",
+    "WarmupOpt",
     "WorkersOpt",
     "load_workers",
     "request_headers",
@@ -52,6 +60,20 @@ WorkersOpt = Annotated[
 ServerGpuOpt = Annotated[
     str | None, typer.Option("--gpu", help="The server's GPU, stored as a label for comparisons, e.g. H100.")
 ]
+# The request options ``bench serve`` and ``bench sweep`` share, defined once.
+WarmupOpt = Annotated[int, typer.Option(min=0, max=10_000)]
+SeedOpt = Annotated[int, typer.Option()]
+EndpointOpt = Annotated[str, typer.Option(help="completions or chat.")]
+TimeoutOpt = Annotated[str, typer.Option(help="Whole-request limit.")]
+ConnectTimeoutOpt = Annotated[str, typer.Option(help="Limit on opening a connection.")]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(envvar="OPENAI_API_KEY", show_default=False, help="Sent as a bearer token; never stored."),
+]
+HeaderOpt = Annotated[
+    list[str] | None, typer.Option(help="Extra request header 'Name: value' (repeatable); values never stored.")
+]
+IgnoreEosOpt = Annotated[bool, typer.Option(help="Ask for exactly --osl tokens (vLLM/SGLang field).")]
 
 
 def load_workers(ray: str | None, workers: int | None) -> int:
