@@ -125,13 +125,13 @@ def observation_from_records(
     if len(ok) < 2:
         raise InputError(f"run {label} has fewer than two successful requests; nothing to calibrate on")
     s = summarize_records(ok)
-    start = min(r.scheduled_s for r in ok)
     if isinstance(traffic, Mapping):
         try:
             reqs = recorded_sessions(ok, traffic)
         except ConfigError as exc:
             raise ConfigError(f"run {label}: {exc}") from None
     else:
+        start = min(r.scheduled_s for r in ok)
         reqs = Requests(
             np.array([r.scheduled_s - start for r in ok]),
             np.array([max(r.input_tokens, 1) for r in ok]),
